@@ -1,0 +1,54 @@
+import type { Protocol } from './types.js';
+
+/** A logged-in upstream session, held while the login waits, then spliced or closed. */
+export interface VerifiedUpstream {
+  /** Ends the upstream session (politely when it can). Safe to call more than once. */
+  close(): void;
+}
+
+/** What the upstream server said of the password. */
+export type VerifyResult<S extends VerifiedUpstream> =
+  | { kind: 'ok'; session: S }
+  /** The upstream refused the credentials; `reply` is its own refusal text, when it gave one. */
+  | { kind: 'bad-password'; reply?: string }
+  /** The upstream could not be reached or answered something mailotp cannot interpret. */
+  | { kind: 'unavailable'; reason: string };
+
+export interface ClientInfo {
+  ip: string;
+  port: number;
+  /** The client's own name when it told one (IMAP ID "name", SMTP EHLO). */
+  name?: string;
+}
+
+export interface LoginAttempt<S extends VerifiedUpstream> {
+  protocol: Protocol;
+  user: string;
+  password: string;
+  clientIp: string;
+  clientName?: string;
+  /** Checks the password against the upstream server; the adapter binds it to its upstream. */
+  verify(): Promise<VerifyResult<S>>;
+  /** Called once, when the login starts waiting for a tap on the phone. */
+  onHold?(): void;
+  /** Aborted when the client goes away; the wait ends with 'aborted'. */
+  signal?: AbortSignal;
+}
+
+/** The one answer the core gives a protocol adapter. Each protocol maps every kind to a reply. */
+export type LoginResult<S extends VerifiedUpstream> =
+  | { kind: 'approved'; session: S; reason: 'disabled' | 'not-required' | 'approval' | 'tap' }
+  /** No tap within holdTime; the request stays answerable and a retry may get in. */
+  | { kind: 'pending-timeout'; requestId: string }
+  | { kind: 'denied'; requestId: string }
+  | { kind: 'bad-password'; reply?: string }
+  /** Two-factor is required for this user but no device is bound. */
+  | { kind: 'no-device' }
+  /** Too many failed logins, or too many pushes for this user. */
+  | { kind: 'rate-limited'; limit: 'user' | 'ip' | 'push' }
+  /** mailotp cannot decide (store or upstream unreachable): temporary refusal. */
+  | { kind: 'unavailable'; reason: string }
+  /** The client went away while waiting. */
+  | { kind: 'aborted' };
+
+export type AuthorizeLogin = <S extends VerifiedUpstream>(attempt: LoginAttempt<S>) => Promise<LoginResult<S>>;

@@ -1,0 +1,58 @@
+/** Shared domain types. Times are milliseconds since the epoch unless a name says otherwise. */
+
+export type Protocol = 'imap' | 'pop3' | 'smtp';
+export const PROTOCOLS: readonly Protocol[] = ['imap', 'pop3', 'smtp'];
+
+export interface UserRecord {
+  user: string;
+  /** The user's "two-factor required for send/receive" switch. */
+  daemonOtp: boolean;
+  updatedAt: number;
+}
+
+export interface DeviceRecord {
+  deviceId: string;
+  user: string;
+  name: string;
+  /** SHA-256 of the device token, hex. The token itself is never stored. */
+  tokenHash: string;
+  createdAt: number;
+  pushToken?: string;
+  pushPlatform?: 'android' | 'ios';
+}
+
+export interface ApprovalRecord {
+  user: string;
+  /** The client IP this approval covers, or '*' when daemonOtp.bindTo is 'user'. */
+  scope: string;
+  /** The IP the approved login came from (for listing). */
+  clientIp: string;
+  approvedAt: number;
+  expiresAt: number;
+  requestId?: string;
+}
+
+export type RequestType = 'connection' | 'login';
+export type RequestStatus = 'pending' | 'approved' | 'denied';
+
+export interface RequestRecord {
+  id: string;
+  type: RequestType;
+  user: string;
+  deviceId: string;
+  protocol: Protocol | 'web';
+  clientIp: string;
+  clientName?: string;
+  createdAt: number;
+  /** After this the request can no longer be answered. */
+  expiresAt: number;
+  status: RequestStatus;
+  decidedAt?: number;
+  /** Number-matching choices shown on the device, when used. */
+  choices?: number[];
+}
+
+/** What the store publishes to every instance. */
+export type StoreEvent =
+  | { type: 'request.opened'; request: RequestRecord }
+  | { type: 'request.decided'; request: RequestRecord };

@@ -1,0 +1,77 @@
+import pino, { type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Keys whose values never reach a log line, wherever they sit in the logged object. */
+export const REDACT_PATHS = [
+  'password',
+  'pass',
+  'token',
+  'secret',
+  'authorization',
+  'pushToken',
+  'tokenHash',
+  '*.password',
+  '*.pass',
+  '*.token',
+  '*.secret',
+  '*.authorization',
+  '*.pushToken',
+  '*.tokenHash',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+];
+
+/** Fixed names of audit events (the `event` field). */
+export type AuditEvent =
+  | 'login.approved'
+  | 'login.bad-password'
+  | 'login.pending-timeout'
+  | 'login.denied'
+  | 'login.no-device'
+  | 'login.rate-limited'
+  | 'login.unavailable'
+  | 'login.aborted'
+  | 'request.opened'
+  | 'request.joined'
+  | 'request.pushed'
+  | 'request.push-failed'
+  | 'request.approved'
+  | 'request.denied'
+  | 'approval.created'
+  | 'approval.revoked'
+  | 'device.bound'
+  | 'device.removed'
+  | 'device.push-token'
+  | 'device.auth-failed'
+  | 'user.daemon-otp';
+
+export interface LoggerSettings {
+  level: string;
+  /** Pretty output for humans; defaults to whether stdout is a TTY. */
+  pretty?: boolean;
+  /** Where lines go instead of stdout (tests). */
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger(settings: LoggerSettings): Logger {
+  const options: LoggerOptions = {
+    level: settings.level,
+    base: { name: 'mailotp' },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (settings.destination) return pino(options, settings.destination);
+  const pretty = settings.pretty ?? process.stdout.isTTY === true;
+  if (pretty) {
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  }
+  return pino(options);
+}
+
+/** A logger that drops everything (tests, CLI). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,74 @@
+import type {
+  ApprovalRecord,
+  DeviceRecord,
+  RequestRecord,
+  StoreEvent,
+  UserRecord,
+} from '../core/types.js';
+
+export type Unsubscribe = () => void;
+
+export type CreateRequestResult =
+  | { created: true; request: RequestRecord }
+  /** A pending, unexpired request for the same user and client IP already exists: join it. */
+  | { created: false; request: RequestRecord };
+
+export type DecideResult =
+  | { status: 'ok'; request: RequestRecord }
+  | { status: 'not-found' }
+  | { status: 'already-decided'; request: RequestRecord };
+
+/**
+ * The one storage contract. Every method that can fail because the backend is unreachable
+ * rejects with MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE'); callers fail closed on it.
+ * `now` is passed in (from the injected clock) wherever expiry matters, so that records are
+ * filtered by their own expiresAt and not by the backend's clock; backend TTLs only collect garbage.
+ */
+export interface Store {
+  // users
+  getUser(user: string): Promise<UserRecord | null>;
+  setDaemonOtp(user: string, on: boolean, now: number): Promise<void>;
+
+  // devices: at most one per user
+  getDevice(deviceId: string): Promise<DeviceRecord | null>;
+  getDeviceByUser(user: string): Promise<DeviceRecord | null>;
+  /** Binds a device. Returns 'exists' (and changes nothing) when the user has one and replace is false.
+   * With replace, the old device and its pending requests are removed. */
+  putDevice(device: DeviceRecord, replace: boolean): Promise<'created' | 'exists'>;
+  /** Clears the user's device and the pending requests addressed to it. Returns the removed device. */
+  removeDevice(user: string): Promise<DeviceRecord | null>;
+  setPushToken(deviceId: string, token: string | null, platform: 'android' | 'ios' | null): Promise<void>;
+
+  // approvals
+  putApproval(approval: ApprovalRecord, now: number): Promise<void>;
+  getApproval(user: string, scope: string, now: number): Promise<ApprovalRecord | null>;
+  /** Unexpired approvals, of one user or of all, ordered by approvedAt. */
+  listApprovals(user: string | null, now: number): Promise<ApprovalRecord[]>;
+  /** Deletes the user's approvals (only those for clientIp when given). Returns how many. */
+  deleteApprovals(user: string, clientIp?: string): Promise<number>;
+
+  // requests
+  /** Atomically creates the request unless a pending, unexpired one exists for (user, clientIp, type). */
+  createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult>;
+  /** The request, decided or not, or null when unknown or expired. */
+  getRequest(id: string, now: number): Promise<RequestRecord | null>;
+  /** Pending, unexpired requests addressed to the device, oldest first. */
+  listPendingRequests(deviceId: string, now: number): Promise<RequestRecord[]>;
+  /** Compare-and-set pending → approved|denied. */
+  decideRequest(id: string, status: 'approved' | 'denied', now: number): Promise<DecideResult>;
+
+  // fixed-window counters for rate limits
+  /** Adds one to the counter for the window that `now` falls in and returns the new count. */
+  hit(key: string, windowMs: number, now: number): Promise<number>;
+  /** The count of the current window. */
+  count(key: string, windowMs: number, now: number): Promise<number>;
+  clear(key: string, windowMs: number, now: number): Promise<void>;
+
+  // events to every instance (Redis pub/sub; in-process for SQLite)
+  publish(event: StoreEvent): Promise<void>;
+  subscribe(handler: (event: StoreEvent) => void): Unsubscribe;
+
+  /** Rejects with MAILOTP_ERR_STORE_UNAVAILABLE when the backend cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
