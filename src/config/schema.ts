@@ -1,0 +1,168 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** A duration string ("30s") turned into milliseconds. */
+const duration = (min = 0) =>
+  z.string({ error: 'expected a duration like "24h"' }).transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration like "24h"' });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${min}ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const port = z.number({ error: 'expected a port number' }).int().min(0).max(65535);
+const host = z.string().min(1);
+const tlsMode = z.enum(['implicit', 'starttls', 'none']);
+
+const listener = z
+  .object({
+    protocol: z.enum(['imap', 'pop3', 'smtp']),
+    port,
+    tls: tlsMode,
+    host: host.default('0.0.0.0'),
+    allowInsecure: z.boolean().default(false),
+    proxyProtocol: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((l, ctx) => {
+    if (l.tls === 'none' && !l.allowInsecure) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'tls: none sends passwords in clear; set allowInsecure: true to accept that',
+      });
+    }
+  });
+
+const upstreamEndpoint = z
+  .object({
+    host,
+    port,
+    tls: tlsMode,
+    verify: z.boolean().default(true),
+    ca: z.string().min(1).optional(),
+    servername: z.string().min(1).optional(),
+    /** How long to wait for the upstream's TCP/TLS handshake and greeting. */
+    connectTimeout: duration(1).prefault('10s'),
+  })
+  .strict();
+
+const limits = z
+  .object({
+    /** Longest command line accepted before login, in bytes. */
+    maxLineLength: z.number().int().min(512).max(1_048_576).default(8192),
+    /** Largest literal ({n}) accepted before login, in bytes. */
+    maxLiteralSize: z.number().int().min(64).max(1_048_576).default(8192),
+    maxCommandsBeforeLogin: z.number().int().min(1).default(50),
+    maxFailedLoginsPerConnection: z.number().int().min(1).default(3),
+    preLoginIdleTimeout: duration(1000).prefault('60s'),
+    failedLoginsPerUser: z.number().int().min(1).default(10),
+    failedLoginsPerIp: z.number().int().min(1).default(30),
+    failedLoginWindow: duration(1000).prefault('15m'),
+    pushesPerUserPerHour: z.number().int().min(1).default(10),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listeners: z
+      .array(listener)
+      .min(1, 'at least one listener is needed')
+      .superRefine((ls, ctx) => {
+        const seen = new Set<string>();
+        ls.forEach((l, i) => {
+          const key = `${l.host}:${l.port}`;
+          if (l.port !== 0 && seen.has(key)) ctx.addIssue({ code: 'custom', path: [i, 'port'], message: `port ${l.port} is used twice` });
+          seen.add(key);
+        });
+      }),
+    tls: z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict().optional(),
+    upstream: z
+      .object({ imap: upstreamEndpoint.optional(), pop3: upstreamEndpoint.optional(), smtp: upstreamEndpoint.optional() })
+      .strict(),
+    store: z
+      .object({
+        driver: z.enum(['sqlite', 'redis']).default('sqlite'),
+        path: z.string().min(1).default('data/mailotp.db'),
+        url: z.string().min(1).optional(),
+        keyPrefix: z.string().default('mailotp:'),
+      })
+      .strict()
+      .prefault({})
+      .superRefine((s, ctx) => {
+        if (s.driver === 'redis' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when driver is redis' });
+        if (s.url && !/^rediss?:\/\//.test(s.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'expected redis://HOST:PORT/DB' });
+      }),
+    daemonOtp: z
+      .object({
+        enabled: z.boolean().default(true),
+        enforce: z.enum(['optional', 'bound', 'all']).default('optional'),
+        approvalTtl: duration(1000).prefault('24h'),
+        holdTime: duration(100).prefault('30s'),
+        bindTo: z.enum(['client-ip', 'user']).default('client-ip'),
+        /** How long a request stays answerable on the phone; longer than holdTime so a late tap counts. */
+        requestTtl: duration(1000).prefault('5m'),
+        /** Interval of the IMAP "* OK Waiting for approval" lines while a login is held. */
+        progressInterval: duration(100).prefault('10s'),
+      })
+      .strict()
+      .prefault({})
+      .superRefine((d, ctx) => {
+        if (d.requestTtl < d.holdTime) ctx.addIssue({ code: 'custom', path: ['requestTtl'], message: 'must be at least holdTime' });
+      }),
+    portal: z
+      .object({
+        host: host.default('0.0.0.0'),
+        port: port.default(8443),
+        tls: z.boolean().default(true),
+        publicUrl: z.url({ error: 'expected a URL like https://mail.example.com:8443' }).optional(),
+        enabled: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    push: z
+      .object({
+        fcm: z.object({ serviceAccountFile: z.string().min(1) }).strict().optional(),
+        webhook: z
+          .object({
+            url: z.url({ error: 'expected an http(s) URL' }),
+            secret: z.string().min(16, 'use a secret of at least 16 characters'),
+            timeout: duration(100).prefault('5s'),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    limits: limits.prefault({}),
+    shutdown: z
+      .object({ drainTimeout: duration(0).prefault('30s') })
+      .strict()
+      .prefault({}),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const needsTls = c.listeners.some((l) => l.tls !== 'none') || c.portal.tls;
+    if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls.cert and tls.key are required by TLS listeners and the HTTPS portal' });
+    c.listeners.forEach((l, i) => {
+      if (!c.upstream[l.protocol]) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'protocol'], message: `no upstream.${l.protocol} is configured for this listener` });
+      }
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ListenerConfig = Config['listeners'][number];
+export type UpstreamEndpoint = NonNullable<Config['upstream']['imap']>;
+export type LimitsConfig = Config['limits'];
+export type DaemonOtpConfig = Config['daemonOtp'];
+export type StoreConfig = Config['store'];
+export type PortalConfig = Config['portal'];
+export type PushConfig = Config['push'];
