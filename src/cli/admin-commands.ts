@@ -1,0 +1,140 @@
+import { Command, Option } from 'commander';
+import { CliError, iso, print, withCore } from './context.js';
+
+const USER_RE = /^[^\x00-\x20\x7f]{1,255}$/;
+
+function checkUser(user: string): string {
+  if (!USER_RE.test(user)) throw new CliError(`invalid user name: ${JSON.stringify(user)}`);
+  return user;
+}
+
+function configOption(): Option {
+  return new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)');
+}
+
+export function deviceCommand(): Command {
+  const device = new Command('device').description("bind or clear a user's one device");
+  device
+    .command('add')
+    .description('bind a device for USER and print its token (shown once)')
+    .argument('<user>')
+    .addOption(configOption())
+    .option('--name <name>', 'a name the user recognises', 'Phone')
+    .option('--replace', 'replace the device already bound (its token stops working)', false)
+    .option('--json', 'print one JSON document', false)
+    .action(async (user: string, o: { config?: string; name: string; replace: boolean; json: boolean }) => {
+      await withCore(o.config, async (core) => {
+        const r = await core.devices.bind(checkUser(user), o.name, o.replace);
+        if (r.status === 'exists') {
+          throw new CliError(`${user} already has a bound device (${r.device.name}, ${r.device.deviceId}); use --replace to replace it`);
+        }
+        print(
+          o.json,
+          { user, deviceId: r.device.deviceId, token: r.token },
+          `Bound device "${r.device.name}" for ${user}\n  deviceId: ${r.device.deviceId}\n  token:    ${r.token}\nThe token is shown only once; give it to the device (Authorization: Bearer TOKEN).`,
+        );
+      });
+    });
+  device
+    .command('remove')
+    .description("clear USER's bound device and the requests addressed to it")
+    .argument('<user>')
+    .addOption(configOption())
+    .option('--json', 'print one JSON document', false)
+    .action(async (user: string, o: { config?: string; json: boolean }) => {
+      await withCore(o.config, async (core) => {
+        const removed = await core.devices.remove(checkUser(user));
+        if (!removed) throw new CliError(`${user} has no bound device`);
+        print(o.json, { user, deviceId: removed.deviceId, removed: true }, `Removed device ${removed.deviceId} of ${user}`);
+      });
+    });
+  return device;
+}
+
+export function userCommand(): Command {
+  const userCmd = new Command('user').description("a user's two-factor settings");
+  userCmd
+    .command('set')
+    .description('change USER\'s "two-factor required for send/receive" switch')
+    .argument('<user>')
+    .addOption(configOption())
+    .addOption(new Option('--daemon-otp <state>', 'two-factor required for send/receive').choices(['on', 'off']).makeOptionMandatory())
+    .option('--json', 'print one JSON document', false)
+    .action(async (user: string, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
+      await withCore(o.config, async (core) => {
+        await core.store.setDaemonOtp(checkUser(user), o.daemonOtp === 'on', core.clock.now());
+        print(o.json, { user, daemonOtp: o.daemonOtp === 'on' }, `daemon OTP for ${user}: ${o.daemonOtp}`);
+      });
+    });
+  userCmd
+    .command('show')
+    .description("USER's methods, bound device (no secrets), daemon-OTP switch and approvals")
+    .argument('<user>')
+    .addOption(configOption())
+    .option('--json', 'print one JSON document', false)
+    .action(async (user: string, o: { config?: string; json: boolean }) => {
+      await withCore(o.config, async (core, config) => {
+        checkUser(user);
+        const [rec, device, approvals] = await Promise.all([
+          core.store.getUser(user),
+          core.store.getDeviceByUser(user),
+          core.approvals.list(user),
+        ]);
+        const daemonOtp = rec?.daemonOtp ?? false;
+        const required =
+          config.daemonOtp.enabled &&
+          (config.daemonOtp.enforce === 'all' || daemonOtp || (config.daemonOtp.enforce === 'bound' && device !== null));
+        const doc = {
+          user,
+          daemonOtp,
+          daemonOtpRequired: required,
+          methods: device ? ['push'] : [],
+          device: device
+            ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken) }
+            : null,
+          approvals: approvals.map((a) => ({ clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt) })),
+        };
+        const lines = [
+          `user:        ${user}`,
+          `daemon OTP:  ${daemonOtp ? 'on' : 'off'} (required now: ${required ? 'yes' : 'no'})`,
+          `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}` : 'none'}`,
+          `approvals:   ${approvals.length === 0 ? 'none' : ''}`,
+          ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}`),
+        ];
+        print(o.json, doc, lines.join('\n'));
+      });
+    });
+  return userCmd;
+}
+
+export function approvalsCommand(): Command {
+  const approvals = new Command('approvals').description('the approval windows that let clients in');
+  approvals
+    .command('list')
+    .description('list unexpired approvals')
+    .addOption(configOption())
+    .option('--user <user>', 'only this user')
+    .option('--json', 'print one JSON document', false)
+    .action(async (o: { config?: string; user?: string; json: boolean }) => {
+      await withCore(o.config, async (core) => {
+        const list = await core.approvals.list(o.user ? checkUser(o.user) : null);
+        const doc = { approvals: list.map((a) => ({ user: a.user, clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt) })) };
+        const text = list.length === 0 ? 'no approvals' : doc.approvals.map((a) => `${a.user}  ${a.clientIp}  approved ${a.approvedAt}  expires ${a.expiresAt}`).join('\n');
+        print(o.json, doc, text);
+      });
+    });
+  approvals
+    .command('revoke')
+    .description("end USER's approvals now (only those of --ip when given)")
+    .argument('<user>')
+    .addOption(configOption())
+    .option('--ip <ip>', 'only the approval for this client IP')
+    .option('--json', 'print one JSON document', false)
+    .action(async (user: string, o: { config?: string; ip?: string; json: boolean }) => {
+      await withCore(o.config, async (core) => {
+        const n = await core.approvals.revoke(checkUser(user), o.ip);
+        print(o.json, { user, revoked: n }, `revoked ${n} approval${n === 1 ? '' : 's'} of ${user}`);
+      });
+    });
+  return approvals;
+}

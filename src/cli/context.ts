@@ -1,0 +1,42 @@
+import { loadConfig } from '../config/load-config.js';
+import type { Config } from '../config/schema.js';
+import { systemClock } from '../core/clock.js';
+import { buildCore, type CoreServices } from '../core/services.js';
+import { createLogger } from '../log/logger.js';
+import { createStore } from '../stores/create-store.js';
+
+/** --config, or MAILOTP_CONFIG, or a clear error. */
+export function configPath(opt: string | undefined): string {
+  const file = opt ?? process.env.MAILOTP_CONFIG;
+  if (!file) throw new CliError('no config file: pass --config FILE or set MAILOTP_CONFIG');
+  return file;
+}
+
+export class CliError extends Error {}
+
+/** Opens the store named by the config and builds the core for one admin command, then closes it. */
+export async function withCore<T>(configOpt: string | undefined, fn: (core: CoreServices, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig(configPath(configOpt));
+  // Admin commands log their audit events at warn+ only, to stderr, so --json output stays clean.
+  const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr });
+  const store = createStore(
+    config.store.driver === 'redis'
+      ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
+      : { driver: 'sqlite', path: config.store.path },
+  );
+  try {
+    await store.ping();
+    const core = buildCore(config, { store, clock: systemClock, logger, notifiers: [] });
+    return await fn(core, config);
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export function print(json: boolean, doc: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(doc, null, 2)}\n` : `${text}\n`);
+}

@@ -1,0 +1,54 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from '../config/load-config.js';
+import { isMailotpError } from '../core/errors.js';
+import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
+import { CliError, configPath } from './context.js';
+import { runServer } from './start-command.js';
+
+const VERSION = '0.1.0';
+
+export function buildProgram(): Command {
+  const program = new Command('mailotp')
+    .description('Phone-approved two-factor login in front of IMAP, POP3 and SMTP submission servers')
+    .version(VERSION)
+    .showHelpAfterError();
+
+  program
+    .command('start')
+    .description('run the mail listeners, the portal and the device API')
+    .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
+    .action(async (o: { config?: string }) => {
+      await runServer(configPath(o.config));
+    });
+
+  program
+    .command('check-config')
+    .description('validate the config file; print each problem with its key path')
+    .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
+    .action((o: { config?: string }) => {
+      const file = configPath(o.config);
+      loadConfig(file);
+      process.stdout.write(`${file}: OK\n`);
+    });
+
+  program.addCommand(deviceCommand());
+  program.addCommand(userCommand());
+  program.addCommand(approvalsCommand());
+  return program;
+}
+
+/** Entry point of bin/mailotp. Exit 1 with a readable message on any expected failure. */
+export async function run(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`${p.path ? `${p.path}: ` : ''}${p.message}\n`);
+    } else if (err instanceof CliError || isMailotpError(err)) {
+      process.stderr.write(`mailotp: ${err.message}\n`);
+    } else {
+      process.stderr.write(`mailotp: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}

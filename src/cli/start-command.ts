@@ -1,0 +1,31 @@
+import { loadConfig } from '../config/load-config.js';
+import { createLogger } from '../log/logger.js';
+import { startMailotp } from '../main.js';
+
+/** `mailotp start`: runs until SIGTERM/SIGINT (drain, exit 0); SIGHUP reloads the certificate. */
+export async function runServer(file: string): Promise<void> {
+  const config = loadConfig(file);
+  const logger = createLogger({ level: config.log.level });
+  const running = await startMailotp(config, { logger });
+  logger.info({ config: file, listeners: running.listeners, portal: running.portal }, 'mailotp started');
+
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err: String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      running.reloadTls();
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'TLS reload failed; keeping the old certificate');
+    }
+  });
+}

@@ -1,0 +1,43 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { Notifier } from '../push/notifier.js';
+import type { Store } from '../stores/store.js';
+import { ApprovalService } from './approval-service.js';
+import type { Clock } from './clock.js';
+import { DeviceService } from './device-service.js';
+import { LoginAuthorizer } from './login-authorizer.js';
+import { RateLimiter } from './rate-limiter.js';
+import { RequestService } from './request-service.js';
+
+/** The core, built from its slices of the config; shared by the servers and the admin CLI. */
+export interface CoreServices {
+  store: Store;
+  clock: Clock;
+  devices: DeviceService;
+  approvals: ApprovalService;
+  requests: RequestService;
+  limiter: RateLimiter;
+  authorizer: LoginAuthorizer;
+}
+
+export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[] }): CoreServices {
+  const { store, clock, logger } = deps;
+  const d = config.daemonOtp;
+  const audit = logger.child({ component: 'core' });
+  const devices = new DeviceService(store, clock, audit);
+  const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo });
+  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl });
+  const l = config.limits;
+  const limiter = new RateLimiter(store, clock, {
+    failedLoginsPerUser: l.failedLoginsPerUser,
+    failedLoginsPerIp: l.failedLoginsPerIp,
+    failedLoginWindowMs: l.failedLoginWindow,
+    pushesPerUserPerHour: l.pushesPerUserPerHour,
+  });
+  const authorizer = new LoginAuthorizer(store, approvals, requests, limiter, audit, {
+    enabled: d.enabled,
+    enforce: d.enforce,
+    holdTimeMs: d.holdTime,
+  });
+  return { store, clock, devices, approvals, requests, limiter, authorizer };
+}

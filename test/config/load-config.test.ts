@@ -1,0 +1,77 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load-config.js';
+import { parseDuration } from '../../src/config/duration.js';
+
+const minimal = {
+  listeners: [{ protocol: 'imap', port: 993, tls: 'implicit' }],
+  tls: { cert: 'certs/server.crt', key: 'certs/server.key' },
+  upstream: { imap: { host: 'mail.internal', port: 993, tls: 'implicit' } },
+};
+
+function problems(doc: unknown): string[] {
+  try {
+    parseConfig(doc, '/etc/mailotp');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems.map((p) => `${p.path}: ${p.message}`);
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('parses durations', () => {
+    assert.equal(parseDuration('500ms'), 500);
+    assert.equal(parseDuration('20s'), 20_000);
+    assert.equal(parseDuration('15m'), 900_000);
+    assert.equal(parseDuration('24h'), 86_400_000);
+    assert.equal(parseDuration('30d'), 2_592_000_000);
+    for (const bad of ['', '24', 'h', '-1s', '1 w', '1y', 'soon']) assert.equal(parseDuration(bad), null, bad);
+  });
+
+  it('fills the documented defaults, resolves paths against the file and freezes the result', () => {
+    const c = parseConfig(minimal, '/etc/mailotp');
+    assert.equal(c.store.driver, 'sqlite');
+    assert.equal(c.store.path, '/etc/mailotp/data/mailotp.db');
+    assert.equal(c.tls?.cert, '/etc/mailotp/certs/server.crt');
+    assert.deepEqual(
+      { ...c.daemonOtp },
+      { enabled: true, enforce: 'optional', approvalTtl: 86_400_000, holdTime: 30_000, bindTo: 'client-ip', requestTtl: 300_000, progressInterval: 10_000 },
+    );
+    assert.equal(c.listeners[0]?.host, '0.0.0.0');
+    assert.equal(c.listeners[0]?.allowInsecure, false);
+    assert.equal(c.upstream.imap?.verify, true);
+    assert.equal(c.portal.port, 8443);
+    assert.equal(c.portal.tls, true);
+    assert.equal(c.log.level, 'info');
+    assert.equal(c.limits.maxLineLength, 8192);
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.daemonOtp));
+  });
+
+  it('names the key path of each problem', () => {
+    assert.deepEqual(problems({ ...minimal, daemonOtp: { approvalTtl: 'a day' } }), ['daemonOtp.approvalTtl: expected a duration like "24h"']);
+    assert.deepEqual(problems({ ...minimal, listeners: [{ protocol: 'imap', port: 143, tls: 'none' }] }), [
+      'listeners.0.tls: tls: none sends passwords in clear; set allowInsecure: true to accept that',
+    ]);
+    assert.ok(problems({ ...minimal, listeners: [{ protocol: 'imap', port: 99999, tls: 'implicit' }] })[0]?.startsWith('listeners.0.port:'));
+    assert.ok(problems({ ...minimal, store: { driver: 'redis' } }).includes('store.url: required when driver is redis'));
+    assert.ok(problems({ ...minimal, daemonOtp: { enforce: 'sometimes' } })[0]?.startsWith('daemonOtp.enforce:'));
+    assert.ok(problems({ ...minimal, typo: 1 }).length === 1);
+    assert.ok(problems({ ...minimal, upstream: {} }).some((p) => p.startsWith('listeners.0.protocol: no upstream.imap')));
+    assert.ok(problems({ ...minimal, tls: undefined }).some((p) => p.startsWith('tls:')));
+  });
+
+  it('reads YAML and JSON files and reports unreadable ones', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailotp-config-'));
+    writeFileSync(join(dir, 'a.yaml'), 'listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: c.crt, key: c.key }\nupstream:\n  imap: { host: h, port: 993, tls: implicit }\n');
+    assert.equal(loadConfig(join(dir, 'a.yaml')).tls?.key, join(dir, 'c.key'));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(minimal));
+    assert.equal(loadConfig(join(dir, 'b.json')).upstream.imap?.host, 'mail.internal');
+    assert.throws(() => loadConfig(join(dir, 'missing.yaml')), ConfigError);
+    writeFileSync(join(dir, 'bad.yaml'), 'listeners: [\n');
+    assert.throws(() => loadConfig(join(dir, 'bad.yaml')), /not valid YAML/);
+  });
+});

@@ -1,0 +1,109 @@
+import { ApprovalService, type BindTo } from '../../src/core/approval-service.js';
+import { FakeClock } from '../../src/core/clock.js';
+import { DeviceService } from '../../src/core/device-service.js';
+import { LoginAuthorizer, type DaemonOtpSettings } from '../../src/core/login-authorizer.js';
+import type { LoginAttempt, VerifiedUpstream, VerifyResult } from '../../src/core/login-types.js';
+import { RateLimiter, type RateLimitSettings } from '../../src/core/rate-limiter.js';
+import { RequestService } from '../../src/core/request-service.js';
+import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
+import { silentLogger } from '../../src/log/logger.js';
+import type { Notifier } from '../../src/push/notifier.js';
+import { SqliteStore } from '../../src/stores/sqlite-store.js';
+import type { Store } from '../../src/stores/store.js';
+
+/** An upstream session that records whether it was closed. */
+export class TestSession implements VerifiedUpstream {
+  closed = 0;
+  close(): void {
+    this.closed++;
+  }
+}
+
+/** A notifier that keeps what it was asked to send. */
+export class RecordingNotifier implements Notifier {
+  readonly name = 'recording';
+  opened: RequestRecord[] = [];
+  settled: RequestRecord[] = [];
+  async requestOpened(r: RequestRecord, _d: DeviceRecord): Promise<void> {
+    this.opened.push(r);
+  }
+  async requestSettled(r: RequestRecord): Promise<void> {
+    this.settled.push(r);
+  }
+}
+
+export interface CoreFixture {
+  store: Store;
+  clock: FakeClock;
+  devices: DeviceService;
+  approvals: ApprovalService;
+  requests: RequestService;
+  authorizer: LoginAuthorizer;
+  notifier: RecordingNotifier;
+  /** A login attempt whose upstream says `password === 'right'`. */
+  attempt(user: string, password: string, clientIp?: string, extra?: Partial<LoginAttempt<TestSession>>): LoginAttempt<TestSession> & { session: TestSession; verifyCalls: () => number };
+  close(): Promise<void>;
+}
+
+export function coreFixture(
+  opts: { daemon?: Partial<DaemonOtpSettings>; limits?: Partial<RateLimitSettings>; bindTo?: BindTo; store?: Store } = {},
+): CoreFixture {
+  const store = opts.store ?? new SqliteStore({ path: ':memory:' });
+  const clock = new FakeClock(Date.now());
+  const logger = silentLogger();
+  const notifier = new RecordingNotifier();
+  const devices = new DeviceService(store, clock, logger);
+  const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: opts.bindTo ?? 'client-ip' });
+  const requests = new RequestService(store, clock, approvals, [notifier], logger, { requestTtlMs: 300_000, recheckMs: 50 });
+  const limiter = new RateLimiter(store, clock, {
+    failedLoginsPerUser: 5,
+    failedLoginsPerIp: 20,
+    failedLoginWindowMs: 900_000,
+    pushesPerUserPerHour: 10,
+    ...opts.limits,
+  });
+  const authorizer = new LoginAuthorizer(store, approvals, requests, limiter, logger, {
+    enabled: true,
+    enforce: 'optional',
+    holdTimeMs: 300,
+    ...opts.daemon,
+  });
+  return {
+    store,
+    clock,
+    devices,
+    approvals,
+    requests,
+    authorizer,
+    notifier,
+    attempt(user, password, clientIp = '127.0.0.2', extra = {}) {
+      const session = new TestSession();
+      let calls = 0;
+      return {
+        protocol: 'imap',
+        user,
+        password,
+        clientIp,
+        session,
+        verifyCalls: () => calls,
+        async verify(): Promise<VerifyResult<TestSession>> {
+          calls++;
+          return password === 'right' ? { kind: 'ok', session } : { kind: 'bad-password', reply: '[AUTHENTICATIONFAILED] Authentication failed.' };
+        },
+        ...extra,
+      };
+    },
+    close: () => store.close(),
+  };
+}
+
+/** Waits until fn returns a truthy value (polling), or fails after timeoutMs. */
+export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 3000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
