@@ -26,8 +26,14 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Validates a parsed document; relative paths are resolved against baseDir. Returns a frozen Config. */
+/** A YAML section left with only comments ("push:") parses as null; treat it as absent. */
+function dropNullSections(doc: unknown): unknown {
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return doc;
+  return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== null));
+}
+
 export function parseConfig(doc: unknown, baseDir: string): Config {
-  const parsed = configSchema.safeParse(doc ?? {});
+  const parsed = configSchema.safeParse(dropNullSections(doc ?? {}));
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),

@@ -19,6 +19,9 @@ export interface ClientInfo {
   port: number;
   /** The client's own name when it told one (IMAP ID "name", SMTP EHLO). */
   name?: string;
+  /** mailotp's own address and port the client connected to (forwarded as x-connected-ip). */
+  localIp?: string;
+  localPort?: number;
 }
 
 export interface LoginAttempt<S extends VerifiedUpstream> {

@@ -95,7 +95,8 @@ export class RequestService {
     const current = await this.store.getRequest(id, now);
     if (!current || current.deviceId !== deviceId) return { status: 'not-found' };
     if (current.status !== 'pending') return { status: 'already-decided', request: current };
-    if (decision === 'approve' && current.choices && current.choices.length > 0 && number === undefined) {
+    if (decision === 'approve' && current.choices && current.choices.length > 0 && (number === undefined || number !== current.matchNumber)) {
+      // Number matching: approving with the wrong (or no) number is refused, the request stays open.
       return { status: 'wrong-number' };
     }
     const result = await this.store.decideRequest(id, decision === 'approve' ? 'approved' : 'denied', now);

@@ -50,6 +50,8 @@ export interface RequestRecord {
   decidedAt?: number;
   /** Number-matching choices shown on the device, when used. */
   choices?: number[];
+  /** The number the person sees on the sign-in page; never sent to the device. */
+  matchNumber?: number;
 }
 
 /** What the store publishes to every instance. */

@@ -61,7 +61,12 @@ export class MailListener {
     this.connections.add(socket);
     socket.on('error', () => undefined); // sessions handle errors; this guards the gap before they attach
     const cid = randomBytes(6).toString('base64url');
-    const client: ClientInfo = { ip: clientIpOf(socket), port: socket.remotePort ?? 0 };
+    const local = socket.localAddress;
+    const client: ClientInfo = {
+      ip: clientIpOf(socket),
+      port: socket.remotePort ?? 0,
+      ...(local ? { localIp: local.startsWith('::ffff:') ? local.slice(7) : local, localPort: socket.localPort ?? 0 } : {}),
+    };
     const log = this.logger.child({ cid, protocol: this.config.protocol, clientIp: client.ip });
     log.debug({ tls: this.config.tls, port: this.config.port }, 'connection');
     this.handler(socket, this.config.tls, client, log).then(
@@ -75,7 +80,7 @@ export class MailListener {
 
   /** New TLS connections get the reloaded certificate; running ones keep theirs. */
   reloadTls(): void {
-    if (this.server instanceof tls.Server && this.tlsContext) this.server.setSecureContext(this.tlsContext.serverOptions());
+    if (this.server instanceof tls.Server && this.tlsContext) this.server.setSecureContext(this.tlsContext.secureOptions());
   }
 
   /** Stops accepting; open sessions go on (close's callback would wait for them, so it is not awaited). */

@@ -5,39 +5,44 @@ import tls from 'node:tls';
 export const MIN_TLS_VERSION = 'TLSv1.2' as const;
 
 /**
- * Holds the server certificate and key. `reload()` (SIGHUP) swaps them for new connections
- * while sessions already running keep theirs. SNI-ready: every server asks `serverOptions()`,
- * whose SNICallback always answers with the current context.
+ * Holds the server certificate and key. `reload()` (SIGHUP) re-reads them; servers then call
+ * `setSecureContext(secureOptions())` so new connections get the new pair while sessions already
+ * running keep theirs. SNI-ready: the SNICallback always answers with the current context.
  */
 export class TlsContextProvider {
+  private material: { cert: Buffer; key: Buffer };
   private context: tls.SecureContext;
 
   constructor(private readonly files: { cert: string; key: string }) {
-    this.context = this.load();
+    this.material = this.read();
+    this.context = tls.createSecureContext(this.secureOptions());
   }
 
-  private load(): tls.SecureContext {
-    return tls.createSecureContext({
-      cert: readFileSync(this.files.cert),
-      key: readFileSync(this.files.key),
-      minVersion: MIN_TLS_VERSION,
-    });
+  private read(): { cert: Buffer; key: Buffer } {
+    return { cert: readFileSync(this.files.cert), key: readFileSync(this.files.key) };
   }
 
   /** Re-reads the files; throws (keeping the old pair) when they are unreadable or do not match. */
   reload(): void {
-    this.context = this.load();
+    const material = this.read();
+    const context = tls.createSecureContext({ ...material, minVersion: MIN_TLS_VERSION });
+    this.material = material;
+    this.context = context;
   }
 
   current(): tls.SecureContext {
     return this.context;
   }
 
-  /** Options for tls.createServer / new TLSSocket(..., { isServer: true }). */
+  /** Certificate, key and protocol floor: what tls.Server#setSecureContext takes. */
+  secureOptions(): tls.SecureContextOptions {
+    return { cert: this.material.cert, key: this.material.key, minVersion: MIN_TLS_VERSION };
+  }
+
+  /** Options for tls.createServer, https.createServer and new TLSSocket(..., { isServer: true }). */
   serverOptions(): tls.TlsOptions {
     return {
-      secureContext: this.context,
-      minVersion: MIN_TLS_VERSION,
+      ...this.secureOptions(),
       SNICallback: (_servername, cb) => cb(null, this.context),
     };
   }

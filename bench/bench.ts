@@ -1,0 +1,231 @@
+/**
+ * npm run bench: direct-to-Dovecot vs through mailotp (approved path), upstream over TLS and plain.
+ * Prints one table; compares with bench/baseline.json side by side when it exists.
+ * Options: --logins N (200), --messages N (40), --size BYTES (1 MiB), --idle N (1000), --save-baseline
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { testCerts } from '../test/helpers/certs.js';
+import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
+import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const LOGINS = opt('logins', 200);
+const MESSAGES = opt('messages', 40);
+const SIZE = opt('size', 1024 * 1024);
+const IDLE = opt('idle', 1000);
+const USER = 'bench';
+const PASS = 'bench-pass-1';
+
+/** A minimal IMAP client over TLS: one command at a time, counts bytes, no parsing beyond tags. */
+class RawImap {
+  private buf = Buffer.alloc(0);
+  private waiter: (() => void) | null = null;
+  bytes = 0;
+  private constructor(readonly sock: tls.TLSSocket) {
+    sock.on('data', (d: Buffer) => {
+      this.bytes += d.length;
+      // Keep only the tail: FETCH bodies are large and only the tagged line matters.
+      this.buf = this.buf.length > 65536 ? Buffer.concat([this.buf.subarray(-1024), d]) : Buffer.concat([this.buf, d]);
+      this.waiter?.();
+    });
+  }
+  static async open(port: number, localAddress?: string): Promise<RawImap> {
+    const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) } as tls.ConnectionOptions);
+    const c = new RawImap(sock);
+    await c.until(/^\* OK.*\r\n/m);
+    return c;
+  }
+  until(re: RegExp): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const text = this.buf.toString('latin1');
+        if (re.test(text)) {
+          this.waiter = null;
+          this.buf = Buffer.alloc(0);
+          resolve(text);
+        }
+      };
+      this.sock.once('error', reject);
+      this.waiter = check;
+      check();
+    });
+  }
+  async cmd(tag: string, line: string): Promise<string> {
+    this.sock.write(`${tag} ${line}\r\n`);
+    const out = await this.until(new RegExp(`^${tag} (OK|NO|BAD).*\\r\\n`, 'm'));
+    if (!new RegExp(`^${tag} OK`, 'm').test(out)) throw new Error(`${line.split(' ')[0]} failed: ${out.slice(-200)}`);
+    return out;
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function loginLatency(port: number): Promise<{ p50: number; p99: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < LOGINS; i++) {
+    const t0 = process.hrtime.bigint();
+    const c = await RawImap.open(port);
+    await c.cmd('a', `LOGIN ${USER} ${PASS}`);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    c.sock.write('z LOGOUT\r\n');
+    c.close();
+  }
+  times.sort((a, b) => a - b);
+  return { p50: pct(times, 50), p99: pct(times, 99) };
+}
+
+async function fetchThroughput(port: number): Promise<number> {
+  const c = await RawImap.open(port);
+  await c.cmd('a', `LOGIN ${USER} ${PASS}`);
+  await c.cmd('b', 'EXAMINE INBOX');
+  // Warm Dovecot's cache so both paths read the same way.
+  await c.cmd('w', `FETCH 1:${MESSAGES} BODY.PEEK[]`);
+  const runs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const before = c.bytes;
+    const t0 = process.hrtime.bigint();
+    await c.cmd(`f${i}`, `FETCH 1:${MESSAGES} BODY.PEEK[]`);
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    runs.push((c.bytes - before) / s / 1e6);
+  }
+  c.close();
+  runs.sort((a, b) => a - b);
+  return runs[1]!; // median of three, MB/s
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function idleMemory(m: MailotpProcess): Promise<number> {
+  const pid = m.child.pid!;
+  const conns: RawImap[] = [];
+  // Warm up allocator and JIT with a few sessions before the baseline reading.
+  for (let i = 0; i < 20; i++) {
+    const c = await RawImap.open(m.imaps);
+    await c.cmd('a', `LOGIN ${USER} ${PASS}`);
+    conns.push(c);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = rssKiB(pid);
+  for (let i = 20; i < IDLE; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, IDLE - i) }, async () => {
+        const c = await RawImap.open(m.imaps);
+        await c.cmd('a', `LOGIN ${USER} ${PASS}`);
+        return c;
+      }),
+    );
+    conns.push(...batch);
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = rssKiB(pid);
+  for (const c of conns) c.close();
+  return (after - before) / (conns.length - 20);
+}
+
+function message(i: number): string {
+  const line = `${'x'.repeat(74)}\r\n`;
+  const header = `From: bench@example.com\r\nTo: bench@example.com\r\nSubject: bench ${i}\r\nMessage-ID: <bench-${i}@example.com>\r\n\r\n`;
+  return header + line.repeat(Math.ceil((SIZE - header.length) / line.length));
+}
+
+async function prepare(dovecot: DovecotHandle, upstreamTls: 'implicit' | 'none'): Promise<MailotpProcess> {
+  const m = await startMailotp({ dovecot, upstreamTls, logLevel: 'warn', daemonOtp: { holdTime: '30s' }, limits: { failedLoginsPerUser: 1000 } });
+  // The approved path: two-factor on, and one tap has opened the window for 127.0.0.1.
+  const token = await enrol(m, USER);
+  const first = RawImap.open(m.imaps).then((c) => c.cmd('a', `LOGIN ${USER} ${PASS}`).then(() => c.close()));
+  const req = await waitForRequest(m.portal, token);
+  await decide(m.portal, token, req.id, 'approve');
+  await first;
+  return m;
+}
+
+interface Figures {
+  loginP50: number;
+  loginP99: number;
+  fetchMBs: number;
+}
+
+async function main(): Promise<void> {
+  const dovecot = await startDovecot({ users: [{ user: USER, password: PASS }], maxConnections: IDLE + 100 });
+  const results: Record<string, Figures> = {};
+  let memKiB = NaN;
+  try {
+    process.stderr.write(`appending ${MESSAGES} messages of ${SIZE} bytes...\n`);
+    for (let i = 0; i < MESSAGES; i++) await dovecot.appendMessage(USER, message(i));
+
+    process.stderr.write('direct...\n');
+    const dl = await loginLatency(dovecot.ports.imaps);
+    results.direct = { loginP50: dl.p50, loginP99: dl.p99, fetchMBs: await fetchThroughput(dovecot.ports.imaps) };
+
+    for (const up of ['implicit', 'none'] as const) {
+      process.stderr.write(`through mailotp, upstream ${up}...\n`);
+      const m = await prepare(dovecot, up);
+      try {
+        const l = await loginLatency(m.imaps);
+        results[`mailotp-${up === 'implicit' ? 'tls' : 'plain'}`] = { loginP50: l.p50, loginP99: l.p99, fetchMBs: await fetchThroughput(m.imaps) };
+        if (up === 'none') {
+          process.stderr.write(`idle memory over ${IDLE} connections...\n`);
+          memKiB = await idleMemory(m);
+        }
+      } finally {
+        await m.stop();
+      }
+    }
+  } finally {
+    await dovecot.stop();
+  }
+
+  const baselineFile = fileURLToPath(new URL('../../bench/baseline.json', import.meta.url));
+  const baseline = existsSync(baselineFile) ? (JSON.parse(readFileSync(baselineFile, 'utf8')) as { results: Record<string, Figures>; memKiB: number }) : null;
+  const d = results.direct!;
+  const rows: string[][] = [['path', 'login p50 ms', 'login p99 ms', 'p50 vs direct', 'FETCH MB/s', 'FETCH vs direct', ...(baseline ? ['baseline p50', 'baseline MB/s'] : [])]];
+  for (const [name, f] of Object.entries(results)) {
+    const b = baseline?.results[name];
+    rows.push([
+      name,
+      f.loginP50.toFixed(2),
+      f.loginP99.toFixed(2),
+      `${(f.loginP50 / d.loginP50).toFixed(2)}x`,
+      f.fetchMBs.toFixed(1),
+      `${((f.fetchMBs / d.fetchMBs) * 100).toFixed(0)}%`,
+      ...(baseline ? [b ? b.loginP50.toFixed(2) : '-', b ? b.fetchMBs.toFixed(1) : '-'] : []),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`);
+  table.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  const plain = results['mailotp-plain']!;
+  const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+  const lines = [
+    `machine: ${machine}`,
+    `logins: ${LOGINS} sequential (TLS connect + LOGIN), FETCH: ${MESSAGES} x ${SIZE} bytes BODY.PEEK[] (median of 3)`,
+    ...table,
+    `memory per idle authenticated connection (mailotp RSS delta / ${IDLE - 20} connections): ${memKiB.toFixed(1)} KiB${baseline ? ` (baseline ${baseline.memKiB.toFixed(1)} KiB)` : ''}`,
+    `targets: FETCH >= 90% of direct: ${plain.fetchMBs / d.fetchMBs >= 0.9 ? 'met' : 'NOT met'}; login p50 <= 1.3x direct (plain upstream): ${plain.loginP50 / d.loginP50 <= 1.3 ? 'met' : 'NOT met'}; <= 40 KiB per idle connection: ${memKiB <= 40 ? 'met' : 'NOT met'}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const doc = { date: new Date().toISOString(), machine, results, memKiB };
+  writeFileSync(fileURLToPath(new URL('../../bench/last-run.json', import.meta.url)), JSON.stringify(doc, null, 2));
+  if (args.includes('--save-baseline')) writeFileSync(baselineFile, JSON.stringify(doc, null, 2));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,420 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DeviceService } from '../core/device-service.js';
+import { isMailotpError } from '../core/errors.js';
+import type { Decision, RequestService } from '../core/request-service.js';
+import type { DeviceRecord, RequestRecord, StoreEvent } from '../core/types.js';
+import type { Logger } from '../log/logger.js';
+import type { Store } from '../stores/store.js';
+import { toApiRequest } from './request-view.js';
+
+export const DEVICE_API_PREFIX = '/api/v1/device';
+/** Every body this API takes is a few hundred bytes at most. */
+export const DEVICE_API_BODY_LIMIT = 16 * 1024;
+
+const DEFAULT_HEARTBEAT_MS = 15_000;
+/** What EventSource clients wait before reconnecting. */
+const SSE_RETRY_MS = 3_000;
+/** A phone that changed networks may reconnect before its old stream is noticed dead; a few are fine. */
+const MAX_STREAMS_PER_DEVICE = 4;
+/** A client that stops reading is dropped rather than buffered for without limit. */
+const MAX_SSE_BUFFERED_BYTES = 256 * 1024;
+const AUTH_FAILURE_WINDOW_MS = 60_000;
+const DEFAULT_AUTH_FAILURE_LIMIT = 20;
+/** Bounds the memory an address-rotating scanner can make the failure counter use. */
+const MAX_TRACKED_IPS = 10_000;
+/** Request ids are 22 characters; fastify answers 414 to a path parameter over 100 anyway. */
+const REQUEST_ID = /^[A-Za-z0-9_-]{1,100}$/;
+
+export interface DeviceApiDeps {
+  devices: DeviceService;
+  requests: RequestService;
+  store: Store;
+  logger: Logger;
+  /** Interval of the `: heartbeat` comments on the event stream [15000]. */
+  heartbeatMs?: number;
+  /** Failed bearer tokens per client IP per minute before every request from it gets 429 [20]. */
+  authFailuresPerMinute?: number;
+}
+
+export interface DeviceApiHandle {
+  /** Ends every open event stream (shutdown). Also run by the fastify instance's preClose. */
+  closeStreams(): void;
+  /** How many event streams are open. */
+  streamCount(): number;
+}
+
+interface DecideBody {
+  decision: Decision;
+  number?: number;
+}
+
+interface PushTokenBody {
+  token: string;
+  platform: 'android' | 'ios';
+}
+
+const decideSchema = {
+  type: 'object',
+  required: ['decision'],
+  properties: {
+    decision: { type: 'string', enum: ['approve', 'deny'] },
+    number: { type: 'integer', minimum: 0, maximum: 999_999_999 },
+  },
+} as const;
+
+const pushTokenSchema = {
+  type: 'object',
+  required: ['token', 'platform'],
+  properties: {
+    // Printable ASCII only: FCM/APNs tokens are, and it keeps control characters out of later requests.
+    token: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^[\\x21-\\x7e]+$' },
+    platform: { type: 'string', enum: ['android', 'ios'] },
+  },
+} as const;
+
+const ERROR_NAMES: Record<number, string> = {
+  400: 'bad-request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not-found',
+  405: 'method-not-allowed',
+  406: 'not-acceptable',
+  408: 'timeout',
+  409: 'conflict',
+  411: 'length-required',
+  413: 'payload-too-large',
+  414: 'uri-too-long',
+  415: 'unsupported-media-type',
+  422: 'unprocessable',
+  429: 'too-many-requests',
+};
+
+/** The `error` word for a 4xx status. */
+export function errorName(status: number): string {
+  return ERROR_NAMES[status] ?? 'bad-request';
+}
+
+/**
+ * Turns every error into a small JSON body. Store outages are 503 so that a phone retries instead
+ * of believing an answer; anything unexpected is 500 with no detail (the log has it).
+ */
+export function jsonErrorHandler(logger: Logger) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    if (isMailotpError(err, 'MAILOTP_ERR_STORE_UNAVAILABLE')) {
+      logger.warn({ route: routeOf(request), err: err.message }, 'store unavailable');
+      void reply.code(503).send({ error: 'unavailable' });
+      return;
+    }
+    if (err.validation) {
+      void reply.code(400).send({ error: 'bad-request', message: err.message });
+      return;
+    }
+    const status = err.statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      void reply.code(status).send({ error: errorName(status) });
+      return;
+    }
+    logger.error({ route: routeOf(request), err: err.message, stack: err.stack }, 'portal request failed');
+    void reply.code(500).send({ error: 'internal' });
+  };
+}
+
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? 'unmatched';
+}
+
+function bearerToken(header: string | undefined): string | null {
+  if (!header) return null;
+  const m = /^\s*Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
+  return m?.[1] ?? null;
+}
+
+/** Fixed-window count of failed bearer tokens per client IP, in this process only. */
+class AuthFailures {
+  private readonly byIp = new Map<string, { start: number; count: number }>();
+
+  constructor(private readonly limit: number) {}
+
+  private now(): number {
+    return performance.now();
+  }
+
+  /** Milliseconds until the IP may try again, or 0 when it is not limited. */
+  blockedFor(ip: string): number {
+    const e = this.byIp.get(ip);
+    if (!e) return 0;
+    const left = e.start + AUTH_FAILURE_WINDOW_MS - this.now();
+    return left > 0 && e.count >= this.limit ? left : 0;
+  }
+
+  record(ip: string): number {
+    const now = this.now();
+    let e = this.byIp.get(ip);
+    if (!e || now - e.start >= AUTH_FAILURE_WINDOW_MS) {
+      if (this.byIp.size >= MAX_TRACKED_IPS) this.prune(now);
+      e = { start: now, count: 0 };
+      this.byIp.delete(ip);
+      this.byIp.set(ip, e);
+    }
+    e.count++;
+    return e.count;
+  }
+
+  private prune(now: number): void {
+    for (const [ip, e] of this.byIp) if (now - e.start >= AUTH_FAILURE_WINDOW_MS) this.byIp.delete(ip);
+    // Still full: forget the oldest windows (Map keeps insertion order).
+    for (const ip of this.byIp.keys()) {
+      if (this.byIp.size < MAX_TRACKED_IPS) break;
+      this.byIp.delete(ip);
+    }
+  }
+}
+
+/**
+ * Event ids name the request and what happened to it, so that Last-Event-ID resumption (issue #4)
+ * can tell from the id alone what the client has already seen.
+ */
+export function sseEventId(requestId: string, kind: 'opened' | 'settled'): string {
+  return `${requestId}.${kind}`;
+}
+
+/** One open `text/event-stream` response. */
+class SseStream {
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly deviceId: string,
+    private readonly res: ServerResponse,
+  ) {}
+
+  open(heartbeatMs: number): void {
+    this.res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-store, no-transform',
+      // The stream is this connection's last response: ending it (shutdown, eviction) frees the
+      // socket at once instead of leaving a keep-alive connection that holds server.close().
+      Connection: 'close',
+      // nginx and friends would otherwise hold events back in their buffers.
+      'X-Accel-Buffering': 'no',
+      'X-Content-Type-Options': 'nosniff',
+    });
+    this.res.socket?.setNoDelay(true);
+    this.write(`retry: ${SSE_RETRY_MS}\n\n`);
+    this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  send(event: string, id: string, data: unknown): void {
+    // JSON.stringify escapes newlines, so one data: line always holds the whole object.
+    this.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  private write(chunk: string): void {
+    const res = this.res;
+    if (res.destroyed || res.writableEnded) return;
+    if (res.writableLength > MAX_SSE_BUFFERED_BYTES) {
+      res.destroy();
+      return;
+    }
+    res.write(chunk);
+  }
+
+  get ended(): boolean {
+    return this.res.writableEnded || this.res.destroyed;
+  }
+
+  end(): void {
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  dispose(): void {
+    clearInterval(this.heartbeat);
+  }
+}
+
+/**
+ * Registers the device API (INTERFACE.md, "Device API") under /api/v1/device on the given
+ * instance, in its own encapsulated context so that its auth hook and error handler stay there.
+ */
+export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): DeviceApiHandle {
+  const { devices, requests, store, logger } = deps;
+  const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const failures = new AuthFailures(deps.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURE_LIMIT);
+  // Which device a request authenticated as; a WeakMap keeps it off the shared FastifyRequest type.
+  const authenticated = new WeakMap<FastifyRequest, DeviceRecord>();
+  const streams = new Set<SseStream>();
+
+  const deviceOf = (request: FastifyRequest): DeviceRecord => {
+    const device = authenticated.get(request);
+    // The onRequest hook answers 401 before any handler runs, so this is a programming error.
+    if (!device) throw new Error('device API handler ran without an authenticated device');
+    return device;
+  };
+
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const clientIp = request.ip;
+    const wait = failures.blockedFor(clientIp);
+    if (wait > 0) {
+      logger.debug({ event: 'device.auth-failed', clientIp, limited: true }, 'device API rate limited');
+      void reply
+        .code(429)
+        .header('Retry-After', String(Math.ceil(wait / 1000)))
+        .send({ error: 'too-many-requests' });
+      return;
+    }
+    const token = bearerToken(request.headers.authorization);
+    let device: DeviceRecord | null = null;
+    if (token) {
+      try {
+        device = await devices.authenticate(token);
+      } catch (err) {
+        // Only the store can fail here; whatever it threw, the answer is "try later", never a 200.
+        logger.warn({ event: 'device.auth-unavailable', clientIp, err: err instanceof Error ? err.message : String(err) }, 'cannot check device token');
+        void reply.code(503).send({ error: 'unavailable' });
+        return;
+      }
+    }
+    if (!device) {
+      const count = failures.record(clientIp);
+      logger.warn(
+        { event: 'device.auth-failed', clientIp, reason: token ? 'invalid-token' : 'no-token', failures: count },
+        'device API authentication failed',
+      );
+      void reply.code(401).header('WWW-Authenticate', 'Bearer realm="mailotp"').send({ error: 'unauthorized' });
+      return;
+    }
+    authenticated.set(request, device);
+  };
+
+  const closeStreams = (): void => {
+    for (const s of streams) s.end();
+  };
+
+  app.register(
+    async (api) => {
+      api.setErrorHandler(jsonErrorHandler(logger));
+      api.addHook('onRequest', authenticate);
+      api.addHook('onSend', async (_request, reply, payload) => {
+        void reply.header('Cache-Control', 'no-store');
+        return payload;
+      });
+      api.addHook('preClose', (done) => {
+        closeStreams();
+        done();
+      });
+
+      api.get('/requests', async (request) => {
+        const device = deviceOf(request);
+        const pending = await requests.listPending(device.deviceId);
+        return { requests: pending.map(toApiRequest) };
+      });
+
+      api.post<{ Params: { id: string }; Body: DecideBody }>(
+        '/requests/:id',
+        { schema: { body: decideSchema }, bodyLimit: DEVICE_API_BODY_LIMIT },
+        async (request, reply) => {
+          const device = deviceOf(request);
+          const { id } = request.params;
+          if (!REQUEST_ID.test(id)) return reply.code(404).send({ error: 'not-found' });
+          const { decision, number } = request.body;
+          const outcome = await requests.decide(device.deviceId, id, decision, number);
+          switch (outcome.status) {
+            case 'approved':
+            case 'denied':
+              return { status: outcome.status };
+            case 'not-found':
+              return reply.code(404).send({ error: 'not-found' });
+            case 'already-decided':
+              return reply.code(409).send({ error: 'already-decided', status: outcome.request.status });
+            case 'wrong-number':
+              return reply.code(422).send({ error: 'wrong-number' });
+          }
+        },
+      );
+
+      api.put<{ Body: PushTokenBody }>(
+        '/push-token',
+        { schema: { body: pushTokenSchema }, bodyLimit: DEVICE_API_BODY_LIMIT },
+        async (request) => {
+          const device = deviceOf(request);
+          await devices.setPushToken(device, request.body.token, request.body.platform);
+          return { status: 'ok' };
+        },
+      );
+
+      api.get('/events', async (request, reply) => {
+        const device = deviceOf(request);
+        const res = reply.raw;
+        reply.hijack();
+
+        // Subscribed before the pending list is read, so nothing opened in between is missed;
+        // events that arrive meanwhile wait in the backlog.
+        const backlog: StoreEvent[] = [];
+        let forward: ((event: StoreEvent) => void) | null = null;
+        const unsubscribe = store.subscribe((event) => {
+          if (event.request.deviceId !== device.deviceId) return;
+          if (forward) forward(event);
+          else backlog.push(event);
+        });
+        const s = new SseStream(device.deviceId, res);
+        let closed = false;
+        const cleanup = (): void => {
+          if (closed) return;
+          closed = true;
+          unsubscribe();
+          s.dispose();
+          streams.delete(s);
+          logger.debug({ deviceId: device.deviceId, clientIp: request.ip }, 'event stream closed');
+        };
+        res.once('close', cleanup);
+        res.once('error', cleanup);
+
+        let pending: RequestRecord[];
+        try {
+          pending = await requests.listPending(device.deviceId);
+        } catch (err) {
+          logger.warn({ deviceId: device.deviceId, err: err instanceof Error ? err.message : String(err) }, 'cannot open event stream');
+          if (!res.headersSent && !res.destroyed) {
+            res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+            res.end(JSON.stringify({ error: 'unavailable' }));
+          }
+          cleanup();
+          return;
+        }
+        if (closed) return; // the client went away while the list was read
+
+        evictOldest(device.deviceId);
+        streams.add(s);
+        s.open(heartbeatMs);
+        logger.debug({ deviceId: device.deviceId, clientIp: request.ip, pending: pending.length }, 'event stream opened');
+
+        const sendEvent = (event: StoreEvent): void => {
+          const r = event.request;
+          if (event.type === 'request.opened') s.send('request', sseEventId(r.id, 'opened'), toApiRequest(r));
+          else s.send('settled', sseEventId(r.id, 'settled'), { id: r.id, status: r.status });
+        };
+        const sent = new Set<string>();
+        for (const r of pending) {
+          s.send('request', sseEventId(r.id, 'opened'), toApiRequest(r));
+          sent.add(r.id);
+        }
+        for (const event of backlog) {
+          if (event.type === 'request.opened' && sent.has(event.request.id)) continue;
+          sendEvent(event);
+        }
+        backlog.length = 0;
+        forward = sendEvent;
+      });
+    },
+    { prefix: DEVICE_API_PREFIX },
+  );
+
+  function evictOldest(deviceId: string): void {
+    const mine = [...streams].filter((s) => s.deviceId === deviceId && !s.ended);
+    // Set iteration is insertion order, so the first ones are the oldest.
+    for (let i = 0; i <= mine.length - MAX_STREAMS_PER_DEVICE; i++) mine[i]?.end();
+  }
+
+  return { closeStreams, streamCount: () => streams.size };
+}

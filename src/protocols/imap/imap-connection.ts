@@ -1,0 +1,132 @@
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../../log/logger.js';
+
+export interface ConnectionHandlers {
+  data(chunk: Buffer): void;
+  /** The client closed its sending side. */
+  end(): void;
+  /** The connection is gone for good (every socket destroyed). */
+  closed(): void;
+}
+
+/** How long a closing socket may take to flush before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * The client's side of the wire: the raw socket, then the TLS socket on top of it after
+ * STARTTLS. Socket errors (ECONNRESET, EPIPE, handshake failures) are logged, never thrown.
+ */
+export class ClientConnection {
+  private current: net.Socket;
+  private readonly sockets = new Set<net.Socket>();
+  private graceTimer: NodeJS.Timeout | undefined;
+  private gone = false;
+
+  constructor(
+    socket: net.Socket,
+    private readonly log: Logger,
+    private readonly on: ConnectionHandlers,
+  ) {
+    this.current = socket;
+  }
+
+  get socket(): net.Socket {
+    return this.current;
+  }
+
+  start(): void {
+    this.attach(this.current);
+    if (this.current.destroyed) this.onClose();
+  }
+
+  send(line: string): void {
+    const s = this.current;
+    if (s.destroyed || !s.writable) return;
+    if (this.log.isLevelEnabled('trace')) this.log.trace({ line }, 'imap >');
+    s.write(`${line}\r\n`);
+  }
+
+  /** Flushes what was written, then closes; a client that never reads is cut off after a grace. */
+  end(): void {
+    if (this.graceTimer || this.gone) return;
+    this.current.end();
+    this.graceTimer = setTimeout(() => this.destroy(), CLOSE_GRACE_MS);
+  }
+
+  destroy(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  pause(): void {
+    this.current.pause();
+  }
+
+  resume(): void {
+    this.current.resume();
+  }
+
+  /**
+   * Starts a server-side TLS handshake on the current socket. Whatever arrives in clear from
+   * now on feeds the handshake, never the command reader.
+   */
+  upgrade(options: tls.TlsOptions, onSecure: (socket: tls.TLSSocket) => void): void {
+    const raw = this.current;
+    raw.removeListener('data', this.onData);
+    raw.removeListener('end', this.onEnd);
+    let secured: tls.TLSSocket;
+    try {
+      secured = new tls.TLSSocket(raw, { ...options, isServer: true });
+    } catch (err) {
+      this.log.warn({ err }, 'imap TLS setup failed');
+      raw.destroy();
+      return;
+    }
+    this.current = secured;
+    this.attach(secured);
+    secured.once('secure', () => onSecure(secured));
+  }
+
+  /**
+   * Gives the socket away (to the splice): paused first, because a flowing socket left without
+   * a 'data' listener drops bytes. The error listener stays so a late error cannot crash.
+   */
+  handOver(): net.Socket {
+    this.current.pause();
+    for (const s of this.sockets) {
+      s.removeListener('data', this.onData);
+      s.removeListener('end', this.onEnd);
+      s.removeListener('close', this.onClose);
+    }
+    this.clearGrace();
+    return this.current;
+  }
+
+  private attach(s: net.Socket): void {
+    this.sockets.add(s);
+    s.on('data', this.onData);
+    s.on('end', this.onEnd);
+    s.on('error', this.onError);
+    s.on('close', this.onClose);
+  }
+
+  private clearGrace(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.on.data(chunk);
+  private readonly onEnd = (): void => this.on.end();
+
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
+    this.log.debug({ code: err.code, err: err.message }, 'imap client socket error');
+  };
+
+  private readonly onClose = (): void => {
+    if (this.gone) return;
+    this.gone = true;
+    this.clearGrace();
+    this.destroy();
+    this.on.closed();
+  };
+}

@@ -1,0 +1,181 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import type { DeviceRecord, RequestRecord } from '../core/types.js';
+import type { Logger } from '../log/logger.js';
+import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
+import type { Notifier } from './notifier.js';
+
+export interface WebhookSettings {
+  url: string;
+  /** HMAC-SHA256 key shared with the receiver. */
+  secret: string;
+  /** Per attempt. */
+  timeoutMs: number;
+}
+
+export interface WebhookOptions {
+  /** The portal's public URL, passed on as `portalUrl`. */
+  publicUrl?: string;
+  /** Further attempts after the first fails with a network error, a timeout, 429 or 5xx [3]. */
+  retries?: number;
+  /** Wait before the first retry; doubles for each further one [500]. */
+  backoffMs?: number;
+}
+
+export type WebhookEvent = 'request.opened' | 'request.settled';
+
+/** The JSON body POSTed to the webhook. */
+export interface WebhookPayload {
+  event: WebhookEvent;
+  request: ApiRequest;
+  /** Only on request.settled. */
+  status?: 'approved' | 'denied';
+  device: { deviceId: string; name: string | null };
+  portalUrl?: string;
+  /** ISO 8601; when the event was produced (the same on every retry). */
+  sentAt: string;
+}
+
+/**
+ * `sha256=` + hex HMAC-SHA256(secret, `${timestamp}.${body}`): the X-Mailotp-Signature header.
+ * The timestamp (unix seconds, X-Mailotp-Timestamp) is signed too, so that a receiver that rejects
+ * old timestamps also rejects replays.
+ */
+export function signWebhook(secret: string, timestamp: number | string, body: string): string {
+  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`, 'utf8').digest('hex');
+}
+
+/** Failures worth another attempt: the receiver is down, overloaded or slow. */
+class RetryableError extends Error {}
+
+/**
+ * Tells a webhook about every opened and settled request. Delivery is at least once: a receiver
+ * can drop duplicates by X-Mailotp-Delivery, which stays the same across retries.
+ */
+export class WebhookNotifier implements Notifier {
+  readonly name = 'webhook';
+  private readonly retries: number;
+  private readonly backoffMs: number;
+  /** Aborted by close(): ends attempts in flight and backoff waits. */
+  private readonly closed = new AbortController();
+
+  constructor(
+    private readonly settings: WebhookSettings,
+    private readonly logger: Logger,
+    private readonly opts: WebhookOptions = {},
+  ) {
+    this.retries = Math.max(0, opts.retries ?? 3);
+    this.backoffMs = Math.max(0, opts.backoffMs ?? 500);
+  }
+
+  async requestOpened(request: RequestRecord, device: DeviceRecord): Promise<void> {
+    await this.deliver(this.payload('request.opened', request, { deviceId: device.deviceId, name: device.name }));
+  }
+
+  async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<void> {
+    // The device may have been removed since; the request still names it.
+    const payload = this.payload('request.settled', request, { deviceId: request.deviceId, name: device?.name ?? null });
+    if (request.status !== 'pending') payload.status = request.status;
+    await this.deliver(payload);
+  }
+
+  async close(): Promise<void> {
+    this.closed.abort();
+  }
+
+  private payload(event: WebhookEvent, request: RequestRecord, device: WebhookPayload['device']): WebhookPayload {
+    return {
+      event,
+      request: toApiRequest(request),
+      device,
+      ...(this.opts.publicUrl ? { portalUrl: this.opts.publicUrl } : {}),
+      sentAt: new Date().toISOString(),
+    };
+  }
+
+  private async deliver(payload: WebhookPayload): Promise<void> {
+    const body = JSON.stringify(payload);
+    const deliveryId = randomUUID();
+    const attempts = this.retries + 1;
+    let last = '';
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (this.closed.signal.aborted) throw new Error('webhook notifier closed');
+      try {
+        await this.attempt(body, deliveryId);
+        return;
+      } catch (err) {
+        if (!(err instanceof RetryableError)) throw err;
+        last = err.message;
+      }
+      if (attempt < attempts) {
+        const wait = this.backoffMs * 2 ** (attempt - 1);
+        // The URL may carry a secret path (many hook services do), so only the event is logged.
+        this.logger.debug({ event: payload.event, requestId: payload.request.id, deliveryId, attempt, waitMs: wait, err: last }, 'webhook attempt failed, retrying');
+        await this.sleep(wait);
+      }
+    }
+    throw new Error(`webhook delivery failed after ${attempts} attempt(s): ${last}`);
+  }
+
+  /** One POST. Resolves on 2xx; throws RetryableError when another attempt may succeed. */
+  private async attempt(body: string, deliveryId: string): Promise<void> {
+    const timestamp = Math.floor(Date.now() / 1000);
+    let res: Response;
+    try {
+      res = await fetch(this.settings.url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          'User-Agent': 'mailotp',
+          'X-Mailotp-Timestamp': String(timestamp),
+          'X-Mailotp-Signature': signWebhook(this.settings.secret, timestamp, body),
+          'X-Mailotp-Delivery': deliveryId,
+        },
+        body,
+        // A redirect would send the signed body somewhere nobody configured.
+        redirect: 'manual',
+        signal: AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.closed.signal]),
+      });
+    } catch (err) {
+      if (this.closed.signal.aborted) throw new Error('webhook notifier closed');
+      const name = err instanceof Error ? err.name : '';
+      const message = name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs}ms` : describeFetchError(err);
+      throw new RetryableError(message);
+    }
+    // Only the status matters; the body is dropped so the connection can be reused.
+    await res.body?.cancel().catch(() => undefined);
+    if (res.ok) return;
+    const message = `HTTP ${res.status}`;
+    if (res.status === 429 || res.status >= 500) throw new RetryableError(message);
+    throw new Error(`webhook delivery refused: ${message}`);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const signal = this.closed.signal;
+      if (signal.aborted) {
+        reject(new Error('webhook notifier closed'));
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(new Error('webhook notifier closed'));
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** fetch's "fetch failed" says nothing; its cause (ECONNREFUSED, ENOTFOUND, ...) does. */
+function describeFetchError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause;
+  if (cause && typeof cause === 'object') {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') return `${err.message} (${code})`;
+  }
+  return err.message;
+}

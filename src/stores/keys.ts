@@ -1,0 +1,102 @@
+/**
+ * Every Redis key name and every store timing constant, in one place, so that the SQLite and
+ * Redis stores keep records for the same time and an operator can find any key from here.
+ *
+ * Key layout, with P the key prefix (default "mailotp:") and every variable part escaped by keyPart:
+ *   P user:<user>                          JSON UserRecord, no TTL
+ *   P device:<deviceId>                    JSON DeviceRecord, no TTL
+ *   P device-of:<user>                     deviceId of the user's one device, no TTL
+ *   P approvals:<user>                     hash scope → JSON ApprovalRecord; TTL = latest expiresAt + grace
+ *   P approval-users                       set of users that may have approvals (pruned by listApprovals)
+ *   P req:<id>                             JSON RequestRecord; TTL = expiresAt + grace
+ *   P req-open:<user>:<clientIp>:<type>    id of the newest request for that triple; TTL = expiresAt + grace
+ *   P dev-pending:<deviceId>               sorted set of request ids by createdAt; pruned on read
+ *   P ctr:<key>:<windowMs>:<bucket>        fixed-window counter; TTL = window end + grace
+ *   P events                               pub/sub channel of JSON StoreEvents
+ */
+
+export const DEFAULT_KEY_PREFIX = 'mailotp:';
+
+/** Records outlive their expiresAt by a grace period so that instances whose clocks lag a little
+ * still find them; reads filter on expiresAt anyway, so the grace never extends a record's validity. */
+export const REQUEST_GRACE_MS = 60_000;
+export const APPROVAL_GRACE_MS = 60_000;
+export const COUNTER_GRACE_MS = 5_000;
+
+/** SQLite deletes expired rows on writes, but at most this often, to keep the hot paths cheap. */
+export const SQLITE_PURGE_INTERVAL_MS = 60_000;
+/** Long enough to ride out another process's write transaction on the same file, short enough to fail closed. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/** Bumped when the SQLite schema changes; stored in PRAGMA user_version. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
+export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
+/** Reconnect backoff: attempt n waits n × step, capped, so Redis coming back is noticed within about the cap. */
+export const REDIS_RECONNECT_STEP_MS = 100;
+export const REDIS_MAX_RECONNECT_DELAY_MS = 1_000;
+/** Grace for closing a connection that is not up; ioredis's default 2 s timer would hold the process open. */
+export const REDIS_DISCONNECT_TIMEOUT_MS = 200;
+/** Optimistic read-modify-write retries before giving up; contention on one record is rare. */
+export const REDIS_CAS_MAX_ATTEMPTS = 16;
+
+/** Escapes ':' (the separator) and '%' (the escape) so that distinct parts never build the same key,
+ * e.g. user "a" with IPv6 "::1" versus user "a:" with "1". Mirrored by the Lua `esc` in redis-store.ts. */
+export function keyPart(s: string): string {
+  return s.replace(/%/g, '%25').replace(/:/g, '%3A');
+}
+
+/** A TTL for a record that expires at expiresAt, measured from the caller's clock, never below 1 ms. */
+export function ttlMs(expiresAt: number, now: number, graceMs: number): number {
+  return Math.max(1, Math.ceil(expiresAt - now + graceMs));
+}
+
+/** The fixed window that `now` falls in. */
+export function windowBucket(now: number, windowMs: number): number {
+  return Math.floor(now / windowMs);
+}
+
+/** Builds the Redis key names for one prefix. */
+export class RedisKeys {
+  /** Bases that the Lua scripts append escaped ids to, so Lua and TS build identical keys. */
+  readonly deviceBase: string;
+  readonly requestBase: string;
+  readonly devicePendingBase: string;
+
+  constructor(readonly prefix: string) {
+    this.deviceBase = `${prefix}device:`;
+    this.requestBase = `${prefix}req:`;
+    this.devicePendingBase = `${prefix}dev-pending:`;
+  }
+
+  user(user: string): string {
+    return `${this.prefix}user:${keyPart(user)}`;
+  }
+  device(deviceId: string): string {
+    return this.deviceBase + keyPart(deviceId);
+  }
+  deviceOf(user: string): string {
+    return `${this.prefix}device-of:${keyPart(user)}`;
+  }
+  approvals(user: string): string {
+    return `${this.prefix}approvals:${keyPart(user)}`;
+  }
+  approvalUsers(): string {
+    return `${this.prefix}approval-users`;
+  }
+  request(id: string): string {
+    return this.requestBase + keyPart(id);
+  }
+  openRequest(user: string, clientIp: string, type: string): string {
+    return `${this.prefix}req-open:${keyPart(user)}:${keyPart(clientIp)}:${keyPart(type)}`;
+  }
+  devicePending(deviceId: string): string {
+    return this.devicePendingBase + keyPart(deviceId);
+  }
+  counter(key: string, windowMs: number, bucket: number): string {
+    return `${this.prefix}ctr:${keyPart(key)}:${windowMs}:${bucket}`;
+  }
+  events(): string {
+    return `${this.prefix}events`;
+  }
+}

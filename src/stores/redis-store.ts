@@ -1,0 +1,603 @@
+import { Redis } from 'ioredis';
+import { MailotpError, isMailotpError } from '../core/errors.js';
+import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
+import {
+  APPROVAL_GRACE_MS,
+  COUNTER_GRACE_MS,
+  DEFAULT_KEY_PREFIX,
+  REDIS_CAS_MAX_ATTEMPTS,
+  REDIS_COMMAND_TIMEOUT_MS,
+  REDIS_CONNECT_TIMEOUT_MS,
+  REDIS_DISCONNECT_TIMEOUT_MS,
+  REDIS_MAX_RECONNECT_DELAY_MS,
+  REDIS_RECONNECT_STEP_MS,
+  REQUEST_GRACE_MS,
+  RedisKeys,
+  ttlMs,
+  windowBucket,
+} from './keys.js';
+import type { CreateRequestResult, DecideResult, Store, Unsubscribe } from './store.js';
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix?: string;
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+  /** Told about connection errors and subscriber handler errors; none of them is ever thrown unhandled. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Some scripts reach keys they only learn inside Redis (the ids in a device's pending set), so they
+ * build key names themselves from bases passed in ARGV. This mirrors keyPart() in keys.ts. It makes the
+ * scripts single-node only (not Redis Cluster safe). Lua only ever decodes JSON here, never encodes it:
+ * cjson would turn [] into {} and round big numbers, so rewritten records are serialised in TypeScript.
+ */
+const LUA_PRELUDE = `
+local function esc(s)
+  return (string.gsub(string.gsub(s, '%%', '%%25'), ':', '%%3A'))
+end
+local function extendTtl(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+local function dropDevice(deviceBase, pendingBase, requestBase, id)
+  local pk = pendingBase .. esc(id)
+  for _, rid in ipairs(redis.call('ZRANGE', pk, 0, -1)) do
+    local rk = requestBase .. esc(rid)
+    local raw = redis.call('GET', rk)
+    if raw and cjson.decode(raw).status == 'pending' then redis.call('DEL', rk) end
+  end
+  redis.call('DEL', pk)
+  redis.call('DEL', deviceBase .. esc(id))
+end
+`;
+
+const SCRIPTS = {
+  /** KEYS: open index, request, device pending set. ARGV: id, json, now, ttl, createdAt, requestBase.
+   * Returns {0, existing json} to join, {1} when created, {-1} when the id is taken. */
+  mailotpCreateRequest: {
+    numberOfKeys: 3,
+    lua: `
+local openId = redis.call('GET', KEYS[1])
+if openId then
+  local raw = redis.call('GET', ARGV[6] .. esc(openId))
+  if raw then
+    local r = cjson.decode(raw)
+    if r.status == 'pending' and tonumber(r.expiresAt) > tonumber(ARGV[3]) then return {0, raw} end
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
+local ttl = tonumber(ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+extendTtl(KEYS[3], ttl)
+return {1}`,
+  },
+  /** KEYS: request, device pending set, open index. ARGV: expected json, new json, id.
+   * Compare-and-set of the whole record; 1 when swapped. */
+  mailotpDecideRequest: {
+    numberOfKeys: 3,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('ZREM', KEYS[2], ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+return 1`,
+  },
+  /** KEYS: key. ARGV: expected value, new value. 1 when swapped. */
+  mailotpCompareAndSet: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1`,
+  },
+  /** KEYS: device-of(user), device(new id). ARGV: deviceBase, pendingBase, requestBase, new id, json, replace.
+   * Returns 'exists', 'conflict' (id owned by another user) or 'created'. */
+  mailotpPutDevice: {
+    numberOfKeys: 2,
+    lua: `
+local oldId = redis.call('GET', KEYS[1])
+if oldId and redis.call('EXISTS', ARGV[1] .. esc(oldId)) == 0 then oldId = false end
+if oldId and ARGV[6] ~= '1' then return 'exists' end
+if oldId ~= ARGV[4] and redis.call('EXISTS', KEYS[2]) == 1 then return 'conflict' end
+if oldId then dropDevice(ARGV[1], ARGV[2], ARGV[3], oldId) end
+redis.call('SET', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[4])
+return 'created'`,
+  },
+  /** KEYS: device-of(user). ARGV: deviceBase, pendingBase, requestBase. Returns the removed device json or nil. */
+  mailotpRemoveDevice: {
+    numberOfKeys: 1,
+    lua: `
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local raw = redis.call('GET', ARGV[1] .. esc(id))
+dropDevice(ARGV[1], ARGV[2], ARGV[3], id)
+redis.call('DEL', KEYS[1])
+return raw`,
+  },
+  /** KEYS: approvals hash, approval-users set. ARGV: scope, json, now, grace, user.
+   * Also drops long-expired scopes and keeps the hash alive until its latest approval expires. */
+  mailotpPutApproval: {
+    numberOfKeys: 2,
+    lua: `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+local grace = tonumber(ARGV[4])
+local latest = now
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local exp = tonumber(cjson.decode(all[i + 1]).expiresAt)
+  if exp < now - grace then redis.call('HDEL', KEYS[1], all[i])
+  elseif exp > latest then latest = exp end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(latest - now + grace)))
+  redis.call('SADD', KEYS[2], ARGV[5])
+end
+return 1`,
+  },
+  /** KEYS: approvals hash, approval-users set. ARGV: clientIp, user. Returns how many were deleted. */
+  mailotpDeleteApprovalsByIp: {
+    numberOfKeys: 2,
+    lua: `
+local n = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if cjson.decode(all[i + 1]).clientIp == ARGV[1] then
+    redis.call('HDEL', KEYS[1], all[i])
+    n = n + 1
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return n`,
+  },
+  /** KEYS: approvals hash, approval-users set. ARGV: user. Forgets the user once the hash is gone. */
+  mailotpPruneApprovalUser: {
+    numberOfKeys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1`,
+  },
+  /** KEYS: counter. ARGV: ttl. INCR that sets the TTL on the first hit of the window. */
+  mailotpHit: {
+    numberOfKeys: 1,
+    lua: `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`,
+  },
+} as const;
+
+type Arg = string | number;
+type ScriptName = keyof typeof SCRIPTS;
+/** The commands defineCommand adds at run time; the typings cannot know them. */
+type ScriptedRedis = Redis & { [K in ScriptName]: (...args: Arg[]) => Promise<unknown> };
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function unavailable(err: unknown): MailotpError {
+  if (isMailotpError(err)) return err;
+  return new MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE', `redis store: ${toError(err).message}`, { cause: err });
+}
+
+function parse<T>(raw: string | null | undefined): T | null {
+  return raw === null || raw === undefined ? null : (JSON.parse(raw) as T);
+}
+
+function byApprovedAt(a: ApprovalRecord, b: ApprovalRecord): number {
+  return a.approvedAt - b.approvedAt || cmp(a.user, b.user) || cmp(a.scope, b.scope);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function checkWindow(windowMs: number): void {
+  if (!Number.isFinite(windowMs) || windowMs <= 0) {
+    throw new MailotpError('MAILOTP_ERR_BAD_INPUT', `counter window must be positive, got ${windowMs}`);
+  }
+}
+
+function isEvent(v: unknown): v is StoreEvent {
+  if (typeof v !== 'object' || v === null) return false;
+  const e = v as { type?: unknown; request?: unknown };
+  return (e.type === 'request.opened' || e.type === 'request.decided') && typeof e.request === 'object';
+}
+
+/**
+ * Shared store for several mailotp instances. It fails closed and fast: no offline queue, no retry of a
+ * command, a command timeout; so while Redis is down every call rejects at once with
+ * MAILOTP_ERR_STORE_UNAVAILABLE, and the connection keeps reconnecting in the background so that the
+ * store works again by itself when Redis is back.
+ */
+export class RedisStore implements Store {
+  private readonly redis: ScriptedRedis;
+  private readonly keys: RedisKeys;
+  private readonly channel: string;
+  private readonly onError: ((err: Error) => void) | undefined;
+  private readonly connectTimeoutMs: number;
+  private readonly handlers = new Set<(event: StoreEvent) => void>();
+  private subscriber: Redis | null = null;
+  private everReady = false;
+  private firstAttempt: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    this.keys = new RedisKeys(options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.channel = this.keys.events();
+    this.onError = options.onError;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS;
+    const redis = new Redis(options.url, {
+      enableOfflineQueue: false,
+      // 0: a command in flight when the connection drops is rejected, never replayed (INCR must not count twice).
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: options.commandTimeoutMs ?? REDIS_COMMAND_TIMEOUT_MS,
+      connectTimeout: this.connectTimeoutMs,
+      retryStrategy: (times: number) => Math.min(times * REDIS_RECONNECT_STEP_MS, REDIS_MAX_RECONNECT_DELAY_MS),
+      disconnectTimeout: REDIS_DISCONNECT_TIMEOUT_MS,
+    });
+    for (const [name, s] of Object.entries(SCRIPTS)) {
+      redis.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: LUA_PRELUDE + s.lua });
+    }
+    this.redis = redis as ScriptedRedis;
+    this.redis.on('error', (err: Error) => this.onError?.(err));
+    this.redis.once('ready', () => {
+      this.everReady = true;
+    });
+  }
+
+  /**
+   * Without an offline queue, a call made right after construction would fail while the first
+   * connection is still being set up; so until the first 'ready', calls wait for it (bounded).
+   * Afterwards nothing waits: a lost connection fails calls immediately.
+   */
+  private async run<T>(fn: (r: ScriptedRedis) => Promise<T>): Promise<T> {
+    if (this.closed) throw unavailable(new Error('store is closed'));
+    if (!this.everReady && ['wait', 'connecting', 'connect'].includes(this.redis.status)) {
+      await this.firstAttemptSettled();
+    }
+    try {
+      return await fn(this.redis);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Resolves when the first connection attempt succeeds or fails, or after connectTimeoutMs.
+   * Shared by all waiting calls, so a burst of early calls adds one pair of listeners, not one each. */
+  private firstAttemptSettled(): Promise<void> {
+    this.firstAttempt ??= new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        this.redis.off('close', done);
+        this.firstAttempt = null;
+        resolve();
+      };
+      const timer = setTimeout(done, this.connectTimeoutMs);
+      this.redis.once('ready', done);
+      this.redis.once('close', done);
+    });
+    return this.firstAttempt;
+  }
+
+  async getUser(user: string): Promise<UserRecord | null> {
+    return this.run(async (r) => parse<UserRecord>(await r.get(this.keys.user(user))));
+  }
+
+  async setDaemonOtp(user: string, on: boolean, now: number): Promise<void> {
+    const rec: UserRecord = { user, daemonOtp: on, updatedAt: now };
+    await this.run((r) => r.set(this.keys.user(user), JSON.stringify(rec)));
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceRecord | null> {
+    return this.run(async (r) => parse<DeviceRecord>(await r.get(this.keys.device(deviceId))));
+  }
+
+  async getDeviceByUser(user: string): Promise<DeviceRecord | null> {
+    return this.run(async (r) => {
+      const id = await r.get(this.keys.deviceOf(user));
+      if (id === null) return null;
+      const device = parse<DeviceRecord>(await r.get(this.keys.device(id)));
+      return device && device.user === user ? device : null;
+    });
+  }
+
+  private deviceScriptBases(): [string, string, string] {
+    return [this.keys.deviceBase, this.keys.devicePendingBase, this.keys.requestBase];
+  }
+
+  async putDevice(device: DeviceRecord, replace: boolean): Promise<'created' | 'exists'> {
+    const res = await this.run((r) =>
+      r.mailotpPutDevice(
+        this.keys.deviceOf(device.user),
+        this.keys.device(device.deviceId),
+        ...this.deviceScriptBases(),
+        device.deviceId,
+        JSON.stringify(device),
+        replace ? '1' : '0',
+      ),
+    );
+    if (res === 'conflict') {
+      throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'device id already belongs to another user');
+    }
+    return res === 'exists' ? 'exists' : 'created';
+  }
+
+  async removeDevice(user: string): Promise<DeviceRecord | null> {
+    return this.run(async (r) =>
+      parse<DeviceRecord>(
+        (await r.mailotpRemoveDevice(this.keys.deviceOf(user), ...this.deviceScriptBases())) as string | null,
+      ),
+    );
+  }
+
+  /** Unknown device ids are ignored: the device may have been replaced meanwhile. */
+  async setPushToken(deviceId: string, token: string | null, platform: 'android' | 'ios' | null): Promise<void> {
+    const key = this.keys.device(deviceId);
+    await this.compareAndSet<DeviceRecord>(key, (d) => {
+      const next: DeviceRecord = { ...d };
+      delete next.pushToken;
+      delete next.pushPlatform;
+      if (token !== null) {
+        next.pushToken = token;
+        if (platform !== null) next.pushPlatform = platform;
+      }
+      return next;
+    });
+  }
+
+  /** Optimistic read-modify-write of one JSON record; the change is computed here, not in Lua. */
+  private async compareAndSet<T>(key: string, change: (current: T) => T): Promise<void> {
+    for (let attempt = 0; attempt < REDIS_CAS_MAX_ATTEMPTS; attempt++) {
+      const swapped = await this.run(async (r) => {
+        const raw = await r.get(key);
+        if (raw === null) return true;
+        const next = JSON.stringify(change(JSON.parse(raw) as T));
+        return (await r.mailotpCompareAndSet(key, raw, next)) === 1;
+      });
+      if (swapped) return;
+    }
+    throw unavailable(new Error(`too much contention on ${key}`));
+  }
+
+  async putApproval(approval: ApprovalRecord, now: number): Promise<void> {
+    await this.run((r) =>
+      r.mailotpPutApproval(
+        this.keys.approvals(approval.user),
+        this.keys.approvalUsers(),
+        approval.scope,
+        JSON.stringify(approval),
+        now,
+        APPROVAL_GRACE_MS,
+        approval.user,
+      ),
+    );
+  }
+
+  async getApproval(user: string, scope: string, now: number): Promise<ApprovalRecord | null> {
+    const a = await this.run(async (r) => parse<ApprovalRecord>(await r.hget(this.keys.approvals(user), scope)));
+    return a && a.expiresAt > now ? a : null;
+  }
+
+  async listApprovals(user: string | null, now: number): Promise<ApprovalRecord[]> {
+    return this.run(async (r) => {
+      const users = user === null ? await r.smembers(this.keys.approvalUsers()) : [user];
+      if (users.length === 0) return [];
+      const pipe = r.pipeline();
+      for (const u of users) pipe.hgetall(this.keys.approvals(u));
+      const replies = (await pipe.exec()) ?? [];
+      const out: ApprovalRecord[] = [];
+      const gone: string[] = [];
+      users.forEach((u, i) => {
+        const [err, hash] = replies[i] ?? [new Error('missing pipeline reply'), null];
+        if (err) throw err;
+        const values = Object.values((hash ?? {}) as Record<string, string>);
+        if (values.length === 0) gone.push(u);
+        for (const raw of values) {
+          const a = JSON.parse(raw) as ApprovalRecord;
+          if (a.expiresAt > now) out.push(a);
+        }
+      });
+      // The set of users is only a hint; forget users whose hash Redis has expired.
+      if (user === null) {
+        for (const u of gone) {
+          await r.mailotpPruneApprovalUser(this.keys.approvals(u), this.keys.approvalUsers(), u);
+        }
+      }
+      return out.sort(byApprovedAt);
+    });
+  }
+
+  /** Matches clientIp (where the approved login came from), not scope, so '*'-scoped approvals are found too. */
+  async deleteApprovals(user: string, clientIp?: string): Promise<number> {
+    const hash = this.keys.approvals(user);
+    const users = this.keys.approvalUsers();
+    return this.run(async (r) => {
+      if (clientIp !== undefined) {
+        return Number(await r.mailotpDeleteApprovalsByIp(hash, users, clientIp, user));
+      }
+      const replies = await r.multi().hlen(hash).del(hash).srem(users, user).exec();
+      const [err, n] = replies?.[0] ?? [new Error('transaction aborted'), 0];
+      if (err) throw err;
+      return Number(n);
+    });
+  }
+
+  async createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult> {
+    const res = (await this.run((r) =>
+      r.mailotpCreateRequest(
+        this.keys.openRequest(request.user, request.clientIp, request.type),
+        this.keys.request(request.id),
+        this.keys.devicePending(request.deviceId),
+        request.id,
+        JSON.stringify(request),
+        now,
+        ttlMs(request.expiresAt, now, REQUEST_GRACE_MS),
+        request.createdAt,
+        this.keys.requestBase,
+      ),
+    )) as [number, string?];
+    if (res[0] === -1) throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'request id already used');
+    if (res[0] === 0 && res[1] !== undefined) {
+      return { created: false, request: JSON.parse(res[1]) as RequestRecord };
+    }
+    return { created: true, request: structuredClone(request) };
+  }
+
+  async getRequest(id: string, now: number): Promise<RequestRecord | null> {
+    const q = await this.run(async (r) => parse<RequestRecord>(await r.get(this.keys.request(id))));
+    return q && q.expiresAt > now ? q : null;
+  }
+
+  async listPendingRequests(deviceId: string, now: number): Promise<RequestRecord[]> {
+    const setKey = this.keys.devicePending(deviceId);
+    return this.run(async (r) => {
+      const ids = await r.zrange(setKey, 0, -1);
+      if (ids.length === 0) return [];
+      const raws = await r.mget(ids.map((id) => this.keys.request(id)));
+      const out: RequestRecord[] = [];
+      const stale: string[] = [];
+      ids.forEach((id, i) => {
+        const q = parse<RequestRecord>(raws[i]);
+        const live = q !== null && q.status === 'pending' && q.deviceId === deviceId;
+        if (live && q.expiresAt > now) out.push(q);
+        // Expired ones stay for the grace period, like the records themselves.
+        else if (!live || q.expiresAt < now - REQUEST_GRACE_MS) stale.push(id);
+      });
+      if (stale.length > 0) await r.zrem(setKey, ...stale);
+      return out;
+    });
+  }
+
+  async decideRequest(id: string, status: 'approved' | 'denied', now: number): Promise<DecideResult> {
+    const key = this.keys.request(id);
+    for (let attempt = 0; attempt < REDIS_CAS_MAX_ATTEMPTS; attempt++) {
+      const result = await this.run(async (r): Promise<DecideResult | null> => {
+        const raw = await r.get(key);
+        const q = parse<RequestRecord>(raw);
+        if (raw === null || q === null || q.expiresAt <= now) return { status: 'not-found' };
+        if (q.status !== 'pending') return { status: 'already-decided', request: q };
+        const next: RequestRecord = { ...q, status, decidedAt: now };
+        const swapped = await r.mailotpDecideRequest(
+          key,
+          this.keys.devicePending(q.deviceId),
+          this.keys.openRequest(q.user, q.clientIp, q.type),
+          raw,
+          JSON.stringify(next),
+          id,
+        );
+        return swapped === 1 ? { status: 'ok', request: next } : null;
+      });
+      // null: someone else changed the record between our read and our swap; read it again.
+      if (result !== null) return result;
+    }
+    throw unavailable(new Error(`too much contention on request ${id}`));
+  }
+
+  async hit(key: string, windowMs: number, now: number): Promise<number> {
+    checkWindow(windowMs);
+    const bucket = windowBucket(now, windowMs);
+    const ttl = ttlMs((bucket + 1) * windowMs, now, COUNTER_GRACE_MS);
+    return this.run(async (r) => Number(await r.mailotpHit(this.keys.counter(key, windowMs, bucket), ttl)));
+  }
+
+  async count(key: string, windowMs: number, now: number): Promise<number> {
+    checkWindow(windowMs);
+    const k = this.keys.counter(key, windowMs, windowBucket(now, windowMs));
+    return this.run(async (r) => Number((await r.get(k)) ?? 0));
+  }
+
+  async clear(key: string, windowMs: number, now: number): Promise<void> {
+    checkWindow(windowMs);
+    const k = this.keys.counter(key, windowMs, windowBucket(now, windowMs));
+    await this.run((r) => r.del(k));
+  }
+
+  async publish(event: StoreEvent): Promise<void> {
+    await this.run((r) => r.publish(this.channel, JSON.stringify(event)));
+  }
+
+  /**
+   * Events reach every instance subscribed at the time of publishing; Redis pub/sub keeps nothing,
+   * so events published while this instance is disconnected are lost (callers re-read state on demand).
+   */
+  subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
+    if (this.closed) return () => {};
+    this.ensureSubscriber();
+    const h = (e: StoreEvent): void => handler(e);
+    this.handlers.add(h);
+    return () => {
+      this.handlers.delete(h);
+    };
+  }
+
+  /** A second connection, created on first use, because a subscribed connection can run no other command. */
+  private ensureSubscriber(): void {
+    if (this.subscriber) return;
+    // SUBSCRIBE is sent by us on every 'ready' (first connect and each reconnect) rather than by
+    // ioredis's autoResubscribe, whose internal subscribe promise rejects unhandled when the
+    // connection drops mid-resubscribe; here every attempt has a catch.
+    const sub = this.redis.duplicate({
+      autoResubscribe: false,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: undefined,
+    });
+    sub.on('ready', () => {
+      sub.subscribe(this.channel).catch((err: unknown) => this.onError?.(toError(err)));
+    });
+    this.subscriber = sub;
+    sub.on('error', (err: Error) => this.onError?.(err));
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      let event: unknown;
+      try {
+        event = JSON.parse(message);
+      } catch (err) {
+        this.onError?.(toError(err));
+        return;
+      }
+      if (!isEvent(event)) {
+        this.onError?.(new Error('ignored a malformed store event'));
+        return;
+      }
+      for (const h of [...this.handlers]) {
+        try {
+          h(event);
+        } catch (err) {
+          this.onError?.(toError(err));
+        }
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.run((r) => r.ping());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers.clear();
+    await Promise.all([quit(this.redis), this.subscriber ? quit(this.subscriber) : Promise.resolve()]);
+  }
+}
+
+/** QUIT when connected (lets replies in flight arrive); otherwise just stop reconnecting. */
+async function quit(r: Redis): Promise<void> {
+  if (r.status === 'ready') {
+    try {
+      await r.quit();
+      return;
+    } catch {
+      // fall through: the connection went away meanwhile
+    }
+  }
+  r.disconnect();
+}

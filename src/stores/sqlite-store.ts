@@ -1,0 +1,428 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { MailotpError, isMailotpError } from '../core/errors.js';
+import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
+import {
+  APPROVAL_GRACE_MS,
+  COUNTER_GRACE_MS,
+  REQUEST_GRACE_MS,
+  SQLITE_BUSY_TIMEOUT_MS,
+  SQLITE_PURGE_INTERVAL_MS,
+  SQLITE_SCHEMA_VERSION,
+  windowBucket,
+} from './keys.js';
+import type { CreateRequestResult, DecideResult, Store, Unsubscribe } from './store.js';
+
+export interface SqliteStoreOptions {
+  /** A file path, or ':memory:'. */
+  path: string;
+  /** Told about subscriber handler errors, which never reach the publisher. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Devices, approvals and requests are stored whole as JSON in `data`, like in Redis, so that optional
+ * fields added to the records later round-trip without a migration; the other columns are copies of
+ * the fields that queries filter or sort on.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (
+  user TEXT PRIMARY KEY,
+  daemon_otp INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+  device_id TEXT PRIMARY KEY,
+  user TEXT NOT NULL UNIQUE,
+  data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+  user TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  client_ip TEXT NOT NULL,
+  approved_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (user, scope)
+);
+CREATE INDEX IF NOT EXISTS approvals_expires ON approvals (expires_at);
+CREATE TABLE IF NOT EXISTS requests (
+  id TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  user TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  client_ip TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_open ON requests (user, client_ip, type, status);
+CREATE INDEX IF NOT EXISTS requests_device ON requests (device_id, status, created_at);
+CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at);
+CREATE TABLE IF NOT EXISTS counters (
+  key TEXT NOT NULL,
+  window_ms INTEGER NOT NULL,
+  bucket INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (key, window_ms, bucket)
+);
+CREATE INDEX IF NOT EXISTS counters_expires ON counters (expires_at);
+`;
+
+interface UserRow {
+  user: string;
+  daemon_otp: number;
+  updated_at: number;
+}
+interface DataRow {
+  data: string;
+}
+
+function toUser(r: UserRow): UserRecord {
+  return { user: r.user, daemonOtp: r.daemon_otp === 1, updatedAt: r.updated_at };
+}
+
+/** Parses the `data` column of a row, or null when there is no row. */
+function record<T>(row: unknown): T | null {
+  return row === undefined ? null : (JSON.parse((row as DataRow).data) as T);
+}
+
+function records<T>(rows: unknown[]): T[] {
+  return (rows as DataRow[]).map((r) => JSON.parse(r.data) as T);
+}
+
+function unavailable(err: unknown): MailotpError {
+  if (isMailotpError(err)) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE', `sqlite store: ${msg}`, { cause: err });
+}
+
+function checkWindow(windowMs: number): void {
+  if (!Number.isFinite(windowMs) || windowMs <= 0) {
+    throw new MailotpError('MAILOTP_ERR_BAD_INPUT', `counter window must be positive, got ${windowMs}`);
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    getUser: db.prepare('SELECT * FROM users WHERE user = ?'),
+    upsertUser: db.prepare(
+      `INSERT INTO users (user, daemon_otp, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (user) DO UPDATE SET daemon_otp = excluded.daemon_otp, updated_at = excluded.updated_at`,
+    ),
+    getDevice: db.prepare('SELECT data FROM devices WHERE device_id = ?'),
+    getDeviceByUser: db.prepare('SELECT data FROM devices WHERE user = ?'),
+    insertDevice: db.prepare('INSERT INTO devices (device_id, user, data) VALUES (?, ?, ?)'),
+    updateDevice: db.prepare('UPDATE devices SET data = ? WHERE device_id = ?'),
+    deleteDevice: db.prepare('DELETE FROM devices WHERE device_id = ?'),
+    deletePendingOfDevice: db.prepare("DELETE FROM requests WHERE device_id = ? AND status = 'pending'"),
+    upsertApproval: db.prepare(
+      `INSERT INTO approvals (user, scope, client_ip, approved_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user, scope) DO UPDATE SET client_ip = excluded.client_ip,
+         approved_at = excluded.approved_at, expires_at = excluded.expires_at, data = excluded.data`,
+    ),
+    getApproval: db.prepare('SELECT data FROM approvals WHERE user = ? AND scope = ? AND expires_at > ?'),
+    listApprovalsOfUser: db.prepare(
+      'SELECT data FROM approvals WHERE user = ? AND expires_at > ? ORDER BY approved_at, user, scope',
+    ),
+    listApprovals: db.prepare('SELECT data FROM approvals WHERE expires_at > ? ORDER BY approved_at, user, scope'),
+    deleteApprovals: db.prepare('DELETE FROM approvals WHERE user = ?'),
+    deleteApprovalsByIp: db.prepare('DELETE FROM approvals WHERE user = ? AND client_ip = ?'),
+    getOpenRequest: db.prepare(
+      `SELECT data FROM requests WHERE user = ? AND client_ip = ? AND type = ? AND status = 'pending'
+       AND expires_at > ? ORDER BY created_at, id LIMIT 1`,
+    ),
+    requestExists: db.prepare('SELECT 1 FROM requests WHERE id = ?'),
+    insertRequest: db.prepare(
+      `INSERT INTO requests (id, type, user, device_id, client_ip, status, created_at, expires_at, data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    getRequest: db.prepare('SELECT data FROM requests WHERE id = ? AND expires_at > ?'),
+    listPending: db.prepare(
+      `SELECT data FROM requests WHERE device_id = ? AND status = 'pending' AND expires_at > ?
+       ORDER BY created_at, id`,
+    ),
+    updateRequest: db.prepare('UPDATE requests SET status = ?, data = ? WHERE id = ?'),
+    hit: db.prepare(
+      `INSERT INTO counters (key, window_ms, bucket, count, expires_at) VALUES (?, ?, ?, 1, ?)
+       ON CONFLICT (key, window_ms, bucket) DO UPDATE SET count = count + 1
+       RETURNING count`,
+    ),
+    count: db.prepare('SELECT count FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
+    clear: db.prepare('DELETE FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
+    purgeRequests: db.prepare('DELETE FROM requests WHERE expires_at < ?'),
+    purgeApprovals: db.prepare('DELETE FROM approvals WHERE expires_at < ?'),
+    purgeCounters: db.prepare('DELETE FROM counters WHERE expires_at < ?'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/**
+ * Single-node store. The driver is synchronous, so every method body runs to completion without
+ * interleaving inside this process; write transactions are IMMEDIATE so that a second process on
+ * the same file waits (busy_timeout) instead of failing on a lock upgrade.
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly handlers = new Set<(event: StoreEvent) => void>();
+  private readonly onError: ((err: Error) => void) | undefined;
+  private lastPurge = Number.NEGATIVE_INFINITY;
+  private closed = false;
+
+  private readonly st: Statements;
+
+  constructor(options: SqliteStoreOptions) {
+    this.onError = options.onError;
+    try {
+      if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+      this.db = new Database(options.path);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      this.migrate();
+      this.st = prepareStatements(this.db);
+    } catch (err) {
+      this.db.close();
+      throw unavailable(err);
+    }
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      throw new MailotpError(
+        'MAILOTP_ERR_CONFIG',
+        `database schema version ${version} is newer than this mailotp supports (${SQLITE_SCHEMA_VERSION})`,
+      );
+    }
+    this.db
+      .transaction(() => {
+        this.db.exec(SCHEMA);
+        this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+      })
+      .immediate();
+  }
+
+  /** Runs fn in a write transaction; any driver error (closed, busy, disk) fails closed. */
+  private write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Deletes long-expired rows at most once per interval of the caller's clock (or when it moved back). */
+  private maybePurge(now: number): void {
+    if (now - this.lastPurge < SQLITE_PURGE_INTERVAL_MS && now >= this.lastPurge) return;
+    this.lastPurge = now;
+    this.st.purgeRequests.run(now - REQUEST_GRACE_MS);
+    this.st.purgeApprovals.run(now - APPROVAL_GRACE_MS);
+    this.st.purgeCounters.run(now - COUNTER_GRACE_MS);
+  }
+
+  async getUser(user: string): Promise<UserRecord | null> {
+    return this.read(() => {
+      const row = this.st.getUser.get(user) as UserRow | undefined;
+      return row ? toUser(row) : null;
+    });
+  }
+
+  async setDaemonOtp(user: string, on: boolean, now: number): Promise<void> {
+    this.write(() => {
+      this.st.upsertUser.run(user, on ? 1 : 0, now);
+    });
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceRecord | null> {
+    return this.read(() => record<DeviceRecord>(this.st.getDevice.get(deviceId)));
+  }
+
+  async getDeviceByUser(user: string): Promise<DeviceRecord | null> {
+    return this.read(() => record<DeviceRecord>(this.st.getDeviceByUser.get(user)));
+  }
+
+  async putDevice(device: DeviceRecord, replace: boolean): Promise<'created' | 'exists'> {
+    return this.write(() => {
+      const old = record<DeviceRecord>(this.st.getDeviceByUser.get(device.user));
+      if (old && !replace) return 'exists';
+      const clash = record<DeviceRecord>(this.st.getDevice.get(device.deviceId));
+      if (clash && clash.user !== device.user) {
+        throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'device id already belongs to another user');
+      }
+      if (old) this.dropDevice(old.deviceId);
+      this.st.insertDevice.run(device.deviceId, device.user, JSON.stringify(device));
+      return 'created';
+    });
+  }
+
+  private dropDevice(deviceId: string): void {
+    this.st.deleteDevice.run(deviceId);
+    this.st.deletePendingOfDevice.run(deviceId);
+  }
+
+  async removeDevice(user: string): Promise<DeviceRecord | null> {
+    return this.write(() => {
+      const device = record<DeviceRecord>(this.st.getDeviceByUser.get(user));
+      if (device) this.dropDevice(device.deviceId);
+      return device;
+    });
+  }
+
+  /** Unknown device ids are ignored: the device may have been replaced meanwhile. */
+  async setPushToken(deviceId: string, token: string | null, platform: 'android' | 'ios' | null): Promise<void> {
+    this.write(() => {
+      const device = record<DeviceRecord>(this.st.getDevice.get(deviceId));
+      if (!device) return;
+      delete device.pushToken;
+      delete device.pushPlatform;
+      if (token !== null) {
+        device.pushToken = token;
+        if (platform !== null) device.pushPlatform = platform;
+      }
+      this.st.updateDevice.run(JSON.stringify(device), deviceId);
+    });
+  }
+
+  async putApproval(approval: ApprovalRecord, now: number): Promise<void> {
+    this.write(() => {
+      this.maybePurge(now);
+      const a = approval;
+      this.st.upsertApproval.run(a.user, a.scope, a.clientIp, a.approvedAt, a.expiresAt, JSON.stringify(a));
+    });
+  }
+
+  async getApproval(user: string, scope: string, now: number): Promise<ApprovalRecord | null> {
+    return this.read(() => record<ApprovalRecord>(this.st.getApproval.get(user, scope, now)));
+  }
+
+  async listApprovals(user: string | null, now: number): Promise<ApprovalRecord[]> {
+    return this.read(() =>
+      records<ApprovalRecord>(
+        user === null ? this.st.listApprovals.all(now) : this.st.listApprovalsOfUser.all(user, now),
+      ),
+    );
+  }
+
+  /** Matches clientIp (where the approved login came from), not scope, so '*'-scoped approvals are found too. */
+  async deleteApprovals(user: string, clientIp?: string): Promise<number> {
+    return this.write(() => {
+      const r =
+        clientIp === undefined ? this.st.deleteApprovals.run(user) : this.st.deleteApprovalsByIp.run(user, clientIp);
+      return r.changes;
+    });
+  }
+
+  async createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult> {
+    return this.write((): CreateRequestResult => {
+      this.maybePurge(now);
+      const r = request;
+      const open = record<RequestRecord>(this.st.getOpenRequest.get(r.user, r.clientIp, r.type, now));
+      if (open) return { created: false, request: open };
+      if (this.st.requestExists.get(r.id)) {
+        throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'request id already used');
+      }
+      const data = JSON.stringify(r);
+      this.st.insertRequest.run(r.id, r.type, r.user, r.deviceId, r.clientIp, r.status, r.createdAt, r.expiresAt, data);
+      return { created: true, request: JSON.parse(data) as RequestRecord };
+    });
+  }
+
+  async getRequest(id: string, now: number): Promise<RequestRecord | null> {
+    return this.read(() => record<RequestRecord>(this.st.getRequest.get(id, now)));
+  }
+
+  async listPendingRequests(deviceId: string, now: number): Promise<RequestRecord[]> {
+    return this.read(() => records<RequestRecord>(this.st.listPending.all(deviceId, now)));
+  }
+
+  async decideRequest(id: string, status: 'approved' | 'denied', now: number): Promise<DecideResult> {
+    return this.write((): DecideResult => {
+      const q = record<RequestRecord>(this.st.getRequest.get(id, now));
+      if (!q) return { status: 'not-found' };
+      if (q.status !== 'pending') return { status: 'already-decided', request: q };
+      const next: RequestRecord = { ...q, status, decidedAt: now };
+      this.st.updateRequest.run(status, JSON.stringify(next), id);
+      return { status: 'ok', request: next };
+    });
+  }
+
+  async hit(key: string, windowMs: number, now: number): Promise<number> {
+    checkWindow(windowMs);
+    return this.write(() => {
+      this.maybePurge(now);
+      const bucket = windowBucket(now, windowMs);
+      const row = this.st.hit.get(key, windowMs, bucket, (bucket + 1) * windowMs) as { count: number };
+      return row.count;
+    });
+  }
+
+  async count(key: string, windowMs: number, now: number): Promise<number> {
+    checkWindow(windowMs);
+    return this.read(() => {
+      const row = this.st.count.get(key, windowMs, windowBucket(now, windowMs)) as { count: number } | undefined;
+      return row?.count ?? 0;
+    });
+  }
+
+  async clear(key: string, windowMs: number, now: number): Promise<void> {
+    checkWindow(windowMs);
+    this.write(() => {
+      this.st.clear.run(key, windowMs, windowBucket(now, windowMs));
+    });
+  }
+
+  /** In-process only: one SQLite file serves one mailotp process. */
+  async publish(event: StoreEvent): Promise<void> {
+    if (this.closed) throw unavailable(new Error('store is closed'));
+    // A copy, as if it had crossed the wire, so that neither side sees the other's later mutations.
+    const copy = structuredClone(event);
+    for (const handler of this.handlers) {
+      // Delivered later, never inside the publisher's call stack.
+      setImmediate(() => {
+        if (!this.handlers.has(handler)) return;
+        try {
+          handler(copy);
+        } catch (err) {
+          this.onError?.(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    }
+  }
+
+  subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
+    // Wrapped so that the same function subscribed twice gets two independent subscriptions.
+    const h = (e: StoreEvent): void => handler(e);
+    this.handlers.add(h);
+    return () => {
+      this.handlers.delete(h);
+    };
+  }
+
+  async ping(): Promise<void> {
+    this.read(() => this.db.prepare('SELECT 1').get());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers.clear();
+    this.db.close();
+  }
+}

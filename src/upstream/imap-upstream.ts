@@ -1,0 +1,456 @@
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type { UpstreamEndpoint } from '../config/schema.js';
+import { MailotpError, isMailotpError } from '../core/errors.js';
+import type { ClientInfo, VerifiedUpstream, VerifyResult } from '../core/login-types.js';
+import type { Logger } from '../log/logger.js';
+import { connectUpstream } from './connect-upstream.js';
+import { ResponseReader } from './response-reader.js';
+
+/** What capabilities() answers while the upstream has never been reachable. */
+export const DEFAULT_IMAP_CAPABILITIES: readonly string[] = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE'];
+
+/**
+ * Response codes of a tagged NO that mean "try again later" rather than "wrong password"
+ * (RFC 5530; PRIVACYREQUIRED and CLIENTBUG are mailotp's or the operator's fault, not the user's).
+ */
+const TEMPORARY_CODES = new Set(['UNAVAILABLE', 'SERVERBUG', 'LIMIT', 'INUSE', 'PRIVACYREQUIRED', 'CLIENTBUG', 'CORRUPTION']);
+
+/** Capabilities that describe mailotp's own link to the upstream, never what a client is offered. */
+const LINK_ONLY_CAPABILITIES = new Set(['STARTTLS', 'LOGINDISABLED']);
+
+const DEFAULT_CAPABILITY_TTL_MS = 5 * 60_000;
+const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
+/** After a failed refresh, how soon capabilities() tries the upstream again. */
+const CAPABILITY_RETRY_MS = 30_000;
+const LOGOUT_GRACE_MS = 2_000;
+
+export interface ImapUpstreamOptions {
+  /** How long a capability list read from the upstream is served before a background refresh. */
+  capabilityTtlMs?: number;
+  /** Wait for the answer to the login itself; password backends can be slower than the handshake. */
+  loginTimeoutMs?: number;
+  /** 'login' skips AUTHENTICATE PLAIN, for upstreams whose SASL is broken (and for tests). */
+  auth?: 'auto' | 'login';
+}
+
+/** ClientInfo plus, when the listener knows it, the address the client connected to. */
+export type ImapClientInfo = ClientInfo & { localIp?: string; localPort?: number };
+
+/** A logged-in IMAP session on the upstream, held while the phone decides, then spliced or closed. */
+export class ImapUpstreamSession implements VerifiedUpstream {
+  private closed = false;
+  private handedOver = false;
+  private gone = false;
+
+  constructor(
+    /** Paused, no 'data' listener: ready for splice(). */
+    readonly socket: net.Socket | tls.TLSSocket,
+    /** What followed "<tag> OK " in the upstream's answer, e.g. "[CAPABILITY IMAP4rev1 ...] Logged in". */
+    readonly loginResponseText: string,
+    readonly postLoginCapabilities: string[] | null,
+    /** Bytes the upstream sent after its OK line; they go to the client before anything else. */
+    readonly buffered: Buffer,
+    private readonly logoutTag: string,
+  ) {
+    // While held nothing reads the socket; an upstream reset must not become an uncaught 'error'.
+    socket.on('error', () => (this.gone = true));
+    socket.once('close', () => (this.gone = true));
+  }
+
+  /** False once the upstream connection failed or closed (as far as a paused socket can tell). */
+  get alive(): boolean {
+    return !this.gone && !this.socket.destroyed && !this.closed;
+  }
+
+  /**
+   * Marks the session as given to the client: close() will no longer send LOGOUT into what is
+   * now the client's conversation. Returns what splice() needs.
+   */
+  handOver(): { socket: net.Socket | tls.TLSSocket; buffered: Buffer } {
+    this.handedOver = true;
+    return { socket: this.socket, buffered: this.buffered };
+  }
+
+  close(): void {
+    if (this.closed || this.handedOver) return;
+    this.closed = true;
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    const timer = setTimeout(() => socket.destroy(), LOGOUT_GRACE_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    if (socket.writable) socket.end(`${this.logoutTag} LOGOUT\r\n`);
+    // Drain the BYE/OK so the upstream's FIN is read and the socket closes on its own.
+    socket.resume();
+  }
+}
+
+interface TaggedResponse {
+  status: 'OK' | 'NO' | 'BAD';
+  /** Everything after "<tag> <status> ". */
+  text: string;
+  untagged: string[];
+}
+
+/** One upstream connection's command/response exchange, with mailotp's own tags m1, m2, ... */
+class ImapExchange {
+  bye: string | null = null;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly reader: ResponseReader,
+    /** Shared across the STARTTLS boundary so no tag is used twice on one connection. */
+    private readonly tags: { n: number } = { n: 0 },
+  ) {}
+
+  nextTag(): string {
+    this.tags.n += 1;
+    return `m${this.tags.n}`;
+  }
+
+  /**
+   * Sends a command and reads up to its tagged answer. `parts[0]` goes out at once; each later part
+   * waits for a "+" continuation (synchronizing literals, SASL responses). Each part ends in CRLF.
+   */
+  async command(parts: (string | Buffer)[], timeoutMs: number): Promise<TaggedResponse> {
+    const tag = this.nextTag();
+    const [first, ...rest] = parts;
+    this.socket.write(Buffer.concat([Buffer.from(`${tag} `), toBuffer(first ?? ''), CRLF]));
+    const untagged: string[] = [];
+    for (;;) {
+      let line: string;
+      try {
+        line = await this.reader.readLine(timeoutMs);
+      } catch (err) {
+        if (this.bye !== null && isMailotpError(err, 'MAILOTP_ERR_UPSTREAM_UNAVAILABLE')) throw unavailable(`upstream said BYE: ${this.bye}`);
+        throw err;
+      }
+      if (line.startsWith('* ')) {
+        if (/^\* BYE\b/i.test(line)) this.bye = line.slice(6);
+        untagged.push(line);
+        continue;
+      }
+      if (line === '+' || line.startsWith('+ ')) {
+        const next = rest.shift();
+        if (next === undefined) throw protocol(`unexpected continuation request after ${commandName(first)}`);
+        this.socket.write(Buffer.concat([toBuffer(next), CRLF]));
+        continue;
+      }
+      if (line.startsWith(`${tag} `)) {
+        const m = /^(OK|NO|BAD)(?: (.*))?$/is.exec(line.slice(tag.length + 1));
+        if (!m) throw protocol(`malformed tagged response to ${commandName(first)}: ${clip(line)}`);
+        return { status: m[1]!.toUpperCase() as TaggedResponse['status'], text: m[2] ?? '', untagged };
+      }
+      throw protocol(`unexpected line from upstream: ${clip(line)}`);
+    }
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+
+function toBuffer(part: string | Buffer): Buffer {
+  return typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+}
+
+function commandName(part: string | Buffer | undefined): string {
+  // Only the verb: later words may be credentials.
+  return toBuffer(part ?? '').toString('latin1').split(' ', 1)[0] ?? '';
+}
+
+function clip(line: string): string {
+  const printable = line.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 200 ? `${printable.slice(0, 200)}...` : printable;
+}
+
+function unavailable(message: string, cause?: unknown): MailotpError {
+  return new MailotpError('MAILOTP_ERR_UPSTREAM_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
+}
+
+function protocol(message: string): MailotpError {
+  return new MailotpError('MAILOTP_ERR_UPSTREAM_PROTOCOL', message);
+}
+
+/** The capability list inside "[CAPABILITY ...]" of a response text, or null. */
+export function capabilitiesFromCode(text: string): string[] | null {
+  const m = /^\[CAPABILITY ([^\]]*)\]/i.exec(text);
+  return m ? splitCaps(m[1]!) : null;
+}
+
+function capabilitiesFromUntagged(lines: string[]): string[] | null {
+  let caps: string[] | null = null;
+  for (const line of lines) {
+    const m = /^\* CAPABILITY (.*)$/i.exec(line);
+    if (m) caps = splitCaps(m[1]!);
+  }
+  return caps;
+}
+
+function splitCaps(list: string): string[] {
+  return list.split(' ').filter((c) => c !== '');
+}
+
+function hasCap(caps: readonly string[], cap: string): boolean {
+  const want = cap.toUpperCase();
+  return caps.some((c) => c.toUpperCase() === want);
+}
+
+/** The response code's atom ("[UNAVAILABLE] ..." -> "UNAVAILABLE"), upper-cased. */
+function responseCode(text: string): string | null {
+  const m = /^\[([^\s\]]+)/.exec(text);
+  return m ? m[1]!.toUpperCase() : null;
+}
+
+/** An IMAP quoted string for ID values: 7-bit printable only, so anything else becomes '?'. */
+function idString(value: string, max = 128): string {
+  const clean = value.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
+  return `"${clean.replace(/[\\"]/g, '\\$&')}"`;
+}
+
+/** "::ffff:192.0.2.1" (a v4 client on a dual-stack listener) as the plain v4 address Dovecot logs. */
+function plainIp(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1]! : ip;
+}
+
+/**
+ * LOGIN's two arguments as command parts: quoted strings when printable ASCII, literals otherwise
+ * (non-synchronizing with LITERAL+, else each waits for "+").
+ */
+function loginParts(user: string, password: string, literalPlus: boolean): Buffer[] {
+  const parts: Buffer[] = [];
+  let current: Buffer[] = [Buffer.from('LOGIN ')];
+  const add = (value: string, last: boolean) => {
+    if (/^[\x20-\x7e]*$/.test(value)) {
+      current.push(Buffer.from(`"${value.replace(/[\\"]/g, '\\$&')}"${last ? '' : ' '}`));
+      return;
+    }
+    const bytes = Buffer.from(value, 'utf8');
+    if (literalPlus) {
+      current.push(Buffer.from(`{${bytes.length}+}\r\n`), bytes, Buffer.from(last ? '' : ' '));
+      return;
+    }
+    current.push(Buffer.from(`{${bytes.length}}`));
+    parts.push(Buffer.concat(current));
+    current = [bytes, Buffer.from(last ? '' : ' ')];
+  };
+  add(user, false);
+  add(password, true);
+  parts.push(Buffer.concat(current));
+  return parts;
+}
+
+/** The IMAP side of mailotp's upstream: checks passwords by logging in, and reports capabilities. */
+export class ImapUpstream {
+  private readonly capabilityTtlMs: number;
+  private readonly loginTimeoutMs: number;
+  private readonly authMode: 'auto' | 'login';
+  private readonly log: Logger;
+  private cache: { caps: string[]; expiresAt: number } | null = null;
+  private refreshing: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly endpoint: UpstreamEndpoint,
+    logger: Logger,
+    opts: ImapUpstreamOptions = {},
+  ) {
+    this.capabilityTtlMs = opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS;
+    this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
+    this.authMode = opts.auth ?? 'auto';
+    this.log = logger.child({ component: 'imap-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
+  }
+
+  /** Reads the capability list once; an unreachable upstream only logs a warning. */
+  async start(): Promise<void> {
+    await this.refresh();
+  }
+
+  /** No more background refreshes (shutdown). Sessions already handed out are not touched. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** The upstream's pre-login capabilities as a TLS client sees them (STARTTLS, LOGINDISABLED removed). */
+  async capabilities(): Promise<string[]> {
+    if (!this.stopped) {
+      if (!this.cache) await this.refresh();
+      else if (Date.now() >= this.cache.expiresAt) void this.refresh();
+    }
+    return [...(this.cache?.caps ?? DEFAULT_IMAP_CAPABILITIES)];
+  }
+
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.fetchCapabilities()
+      .then((caps) => {
+        this.cache = { caps, expiresAt: Date.now() + this.capabilityTtlMs };
+        this.log.debug({ capabilities: caps.join(' ') }, 'upstream capabilities read');
+      })
+      .catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'cannot read the upstream IMAP capabilities; keeping the previous list');
+        this.cache = {
+          caps: this.cache?.caps ?? [...DEFAULT_IMAP_CAPABILITIES],
+          expiresAt: Date.now() + Math.min(this.capabilityTtlMs, CAPABILITY_RETRY_MS),
+        };
+      })
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  private async fetchCapabilities(): Promise<string[]> {
+    const { exchange, greetingCaps } = await this.open();
+    try {
+      let caps = greetingCaps;
+      if (!caps) {
+        const r = await exchange.command(['CAPABILITY'], this.endpoint.connectTimeout);
+        caps = r.status === 'OK' ? (capabilitiesFromUntagged(r.untagged) ?? capabilitiesFromCode(r.text)) : null;
+        if (!caps) throw protocol(`CAPABILITY answered ${r.status} ${clip(r.text)}`);
+      }
+      return caps.filter((c) => !LINK_ONLY_CAPABILITIES.has(c.toUpperCase()));
+    } finally {
+      quit(exchange);
+    }
+  }
+
+  /**
+   * Connects, reads the greeting (doing STARTTLS first when configured) and returns the exchange.
+   * `greetingCaps` is null when the greeting carried none or TLS started after it.
+   */
+  private async open(signal?: AbortSignal, onSocket?: (socket: net.Socket) => void): Promise<{ exchange: ImapExchange; greetingCaps: string[] | null }> {
+    const timeout = this.endpoint.connectTimeout;
+    let greetingCaps: string[] | null = null;
+    const tags = { n: 0 };
+    const starttls = async (plain: net.Socket) => {
+      const reader = new ResponseReader(plain);
+      let answer: TaggedResponse;
+      try {
+        checkGreeting(await reader.readLine(timeout));
+        answer = await new ImapExchange(plain, reader, tags).command(['STARTTLS'], timeout);
+      } finally {
+        reader.detach();
+      }
+      if (answer.status !== 'OK') throw unavailable(`upstream refused STARTTLS: ${answer.status} ${clip(answer.text)}`);
+      // Anything after the OK was sent in clear and is no part of the TLS session (CVE-2011-0411).
+      if (reader.takeBuffered().length > 0) throw protocol('upstream sent data after its STARTTLS answer');
+    };
+    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined });
+    onSocket?.(socket);
+    const reader = new ResponseReader(socket);
+    const exchange = new ImapExchange(socket, reader, tags);
+    try {
+      if (this.endpoint.tls !== 'starttls') greetingCaps = capabilitiesFromCode(checkGreeting(await reader.readLine(timeout)));
+      return { exchange, greetingCaps };
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+  }
+
+  async login(user: string, password: string, client: ImapClientInfo, signal?: AbortSignal): Promise<VerifyResult<ImapUpstreamSession>> {
+    const log = this.log.child({ user, clientIp: client.ip });
+    if (password.includes('\0') || user.includes('\0')) {
+      // Neither LOGIN nor SASL PLAIN can carry a NUL, so no upstream account can have it.
+      return { kind: 'bad-password' };
+    }
+    let exchange: ImapExchange | undefined;
+    let socket: net.Socket | undefined;
+    // connectUpstream handles an abort until it returns; from then on the reads fail on destroy.
+    const onAbort = () => socket?.destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const opened = await this.open(signal, (s) => (socket = s));
+      exchange = opened.exchange;
+      if (signal?.aborted) throw unavailable('aborted');
+      const timeout = this.endpoint.connectTimeout;
+
+      let caps = opened.greetingCaps;
+      if (!caps) {
+        const r = await exchange.command(['CAPABILITY'], timeout);
+        caps = capabilitiesFromUntagged(r.untagged) ?? capabilitiesFromCode(r.text) ?? [];
+      }
+
+      if (hasCap(caps, 'ID')) {
+        // With login_trusted_networks Dovecot takes these as the client's address for logging,
+        // auth policy and rate limits instead of mailotp's own.
+        // x-connected-* only when known: mailotp's own upstream-side address would be a lie.
+        const fields = [
+          ['name', client.name ?? 'mailotp'],
+          ['x-originating-ip', plainIp(client.ip)],
+          ['x-originating-port', String(client.port)],
+          ['x-connected-ip', client.localIp === undefined ? '' : plainIp(client.localIp)],
+          ['x-connected-port', client.localPort === undefined ? '' : String(client.localPort)],
+        ].filter(([, v]) => v !== '');
+        const r = await exchange.command([`ID (${fields.map(([k, v]) => `${idString(k!)} ${idString(v!)}`).join(' ')})`], timeout);
+        if (r.status !== 'OK') log.debug({ status: r.status, text: clip(r.text) }, 'upstream did not take ID');
+      }
+
+      const r = await exchange.command(this.authParts(user, password, caps), this.loginTimeoutMs);
+      if (r.status === 'OK') {
+        const buffered = exchange.reader.takeBuffered();
+        const postCaps = capabilitiesFromCode(r.text) ?? capabilitiesFromUntagged(r.untagged);
+        if (postCaps && hasCap(postCaps, 'UNAUTHENTICATE')) {
+          // RFC 8437 would let the spliced client drop this login and log in as someone else
+          // without a tap; mailotp cannot see inside the splice, so it refuses to splice at all.
+          quit(exchange);
+          log.error('the upstream offers UNAUTHENTICATE after login; refusing (disable it on the upstream)');
+          return { kind: 'unavailable', reason: 'upstream offers UNAUTHENTICATE' };
+        }
+        log.debug('upstream login ok');
+        return { kind: 'ok', session: new ImapUpstreamSession(exchange.socket, r.text, postCaps, buffered, exchange.nextTag()) };
+      }
+      quit(exchange);
+      if (r.status === 'NO') {
+        const code = responseCode(r.text);
+        if (code !== null && TEMPORARY_CODES.has(code)) {
+          log.warn({ text: clip(r.text) }, 'upstream refused the login temporarily');
+          return { kind: 'unavailable', reason: `upstream: NO ${clip(r.text)}` };
+        }
+        log.debug({ text: clip(r.text) }, 'upstream refused the password');
+        return { kind: 'bad-password', reply: r.text };
+      }
+      log.warn({ text: clip(r.text) }, 'upstream answered the login with BAD');
+      return { kind: 'unavailable', reason: `upstream: BAD ${clip(r.text)}` };
+    } catch (err) {
+      socket?.destroy();
+      const reason = signal?.aborted ? 'aborted' : (err as Error).message;
+      if (!signal?.aborted) log.warn({ err: reason }, 'upstream login failed');
+      return { kind: 'unavailable', reason };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private authParts(user: string, password: string, caps: readonly string[]): (string | Buffer)[] {
+    if (this.authMode === 'auto' && hasCap(caps, 'AUTH=PLAIN')) {
+      const payload = Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64');
+      return hasCap(caps, 'SASL-IR') ? [`AUTHENTICATE PLAIN ${payload}`] : ['AUTHENTICATE PLAIN', payload];
+    }
+    if (hasCap(caps, 'LOGINDISABLED')) throw unavailable('upstream offers neither AUTH=PLAIN nor LOGIN on this connection');
+    return loginParts(user, password, hasCap(caps, 'LITERAL+'));
+  }
+}
+
+/** Ends a connection that will not be used: politely, without waiting for the answer. */
+function quit(exchange: ImapExchange): void {
+  exchange.reader.detach();
+  const socket = exchange.socket;
+  // Nothing listens any more; a reset during the goodbye must not become an uncaught 'error'.
+  socket.on('error', () => undefined);
+  if (!socket.destroyed && socket.writable) socket.end(`${exchange.nextTag()} LOGOUT\r\n`);
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LOGOUT_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** Accepts "* OK"; PREAUTH (nothing to verify), BYE and anything else make the upstream unusable. */
+function checkGreeting(line: string): string {
+  const m = /^\* (OK|PREAUTH|BYE)\b ?(.*)$/i.exec(line);
+  if (!m) throw protocol(`unexpected greeting from upstream: ${clip(line)}`);
+  const kind = m[1]!.toUpperCase();
+  if (kind === 'PREAUTH') throw unavailable('upstream greeted with PREAUTH, so it cannot check passwords');
+  if (kind === 'BYE') throw unavailable(`upstream refused the connection: ${clip(m[2] ?? '')}`);
+  return m[2] ?? '';
+}

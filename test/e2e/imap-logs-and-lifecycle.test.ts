@@ -1,0 +1,141 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
+import { testCerts } from '../helpers/certs.js';
+import { cleanupDir, decide, deviceApi, enrol, imapClient, runBin, startMailotp, waitForRequest, type MailotpProcess } from './harness.js';
+
+const USERS = [
+  { user: 'alice', password: 'Secr3t-Alice-Pw!' },
+  { user: 'bob', password: 'Bob-Hidden-Pw-42' },
+];
+
+function session(port: number): { send(line: string): void; until(re: RegExp): Promise<string>; close(): void } {
+  const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost' });
+  let buf = '';
+  sock.on('data', (d: Buffer) => (buf += d.toString()));
+  return {
+    send: (line) => sock.write(`${line}\r\n`),
+    until: async (re) => {
+      const end = Date.now() + 15_000;
+      while (!re.test(buf)) {
+        if (Date.now() > end) throw new Error(`timeout waiting for ${re}: ${buf}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return buf;
+    },
+    close: () => sock.destroy(),
+  };
+}
+
+describe('logs, upstream transports and process lifecycle', () => {
+  let dovecot: DovecotHandle;
+  before(async () => {
+    dovecot = await startDovecot({ users: USERS });
+  });
+  after(async () => {
+    await dovecot?.stop();
+  });
+
+  it('never writes a password, an AUTHENTICATE payload or a device token to the log, even at trace', async () => {
+    const m: MailotpProcess = await startMailotp({ dovecot, upstreamTls: 'starttls', logLevel: 'trace' });
+    try {
+      const token = await enrol(m, 'alice');
+      const s = session(m.imaps);
+      await s.until(/^\* OK/);
+      s.send(`a1 LOGIN alice "${USERS[0]!.password}"`);
+      const req = await waitForRequest(m.portal, token);
+      await decide(m.portal, token, req.id, 'approve');
+      await s.until(/a1 OK/);
+      s.send('a2 LOGOUT');
+      await s.until(/a2 OK/);
+      s.close();
+
+      const plain = Buffer.from(`\0bob\0${USERS[1]!.password}`).toString('base64');
+      const s2 = session(m.imaps);
+      await s2.until(/^\* OK/);
+      s2.send(`b1 AUTHENTICATE PLAIN ${plain}`);
+      await s2.until(/b1 OK/);
+      s2.close();
+      const s3 = session(m.imaps);
+      await s3.until(/^\* OK/);
+      s3.send('c1 AUTHENTICATE PLAIN');
+      await s3.until(/^\+/m);
+      s3.send(plain);
+      await s3.until(/c1 OK/);
+      s3.close();
+      await deviceApi(m.portal, token, 'PUT', '/api/v1/device/push-token', { token: 'fcm-registration-SECRET-xyz', platform: 'android' });
+      await deviceApi(m.portal, `${token}bad`, 'GET', '/api/v1/device/requests');
+      await new Promise((r) => setTimeout(r, 300));
+      const log = m.log();
+      assert.match(log, /"level":10/, 'trace lines were written');
+      assert.match(log, /LOGIN/, 'the raw LOGIN line is logged, masked');
+      for (const secret of [USERS[0]!.password, USERS[1]!.password, plain, token, token.split('.')[1]!, 'fcm-registration-SECRET-xyz']) {
+        assert.ok(!log.includes(secret), `log leaks ${secret.slice(0, 6)}…`);
+      }
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('works with a plain-text upstream (tls: none) and reloads the certificate on SIGHUP; SIGTERM exits 0', async () => {
+    const m = await startMailotp({ dovecot, upstreamTls: 'none' });
+    const client = imapClient(m.imaps, 'bob', USERS[1]!.password);
+    await client.connect();
+    m.child.kill('SIGHUP');
+    await m.waitForLog((e) => e.msg === 'TLS certificate reloaded');
+    // The session opened before the reload keeps working, and new ones are accepted.
+    await client.mailboxOpen('INBOX');
+    const second = imapClient(m.imaps, 'bob', USERS[1]!.password);
+    await second.connect();
+    await second.logout();
+    await client.logout();
+    assert.equal(await m.stop('SIGTERM'), 0);
+  });
+
+  it('check-config names the key path of each problem and exits 1; a good config exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailotp-cc-'));
+    try {
+      const good = join(dir, 'good.yaml');
+      writeFileSync(good, `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: a.crt, key: a.key }\nupstream:\n  imap: { host: mail.internal, port: 993, tls: implicit }\n`);
+      const ok = await runBin(['check-config', '--config', good]);
+      assert.equal(ok.code, 0, ok.stderr);
+      const viaEnv = await runBin(['check-config'], { MAILOTP_CONFIG: good });
+      assert.equal(viaEnv.code, 0, viaEnv.stderr);
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: a.crt, key: a.key }\nupstream:\n  imap: { host: mail.internal, port: 993, tls: implicit }\ndaemonOtp:\n  approvalTtl: one day\n`);
+      const r = await runBin(['check-config', '--config', bad]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^daemonOtp\.approvalTtl: expected a duration like "24h"$/m);
+      const example = await runBin(['check-config', '--config', join(process.cwd(), 'config', 'mailotp.example.yaml')]);
+      assert.equal(example.code, 0, example.stderr);
+    } finally {
+      cleanupDir(dir);
+    }
+  });
+
+  it('device add refuses a second device without --replace', async () => {
+    const m = await startMailotp({ dovecot });
+    try {
+      const first = await m.cli(['device', 'add', 'bob', '--json']);
+      assert.equal(first.code, 0, first.stderr);
+      const doc = JSON.parse(first.stdout) as { user: string; deviceId: string; token: string };
+      assert.deepEqual(Object.keys(doc).sort(), ['deviceId', 'token', 'user']);
+      const second = await m.cli(['device', 'add', 'bob']);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /already has a bound device/);
+      const show = await m.cli(['user', 'show', 'bob', '--json']);
+      const shown = JSON.parse(show.stdout) as { device: { deviceId: string } };
+      assert.equal(shown.device.deviceId, doc.deviceId);
+      assert.ok(!show.stdout.includes(doc.token.split('.')[1]!), 'no secret in user show');
+      const removed = await m.cli(['device', 'remove', 'bob']);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.equal((await deviceApi(m.portal, doc.token, 'GET', '/api/v1/device/requests')).status, 401);
+    } finally {
+      await m.stop();
+    }
+  });
+});
