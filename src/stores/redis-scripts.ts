@@ -1,0 +1,145 @@
+/** The Lua scripts of the Redis store: every operation the Store contract says is atomic. */
+
+/**
+ * Some scripts reach keys they only learn inside Redis (the ids in a device's pending set), so they
+ * build key names themselves from bases passed in ARGV. This mirrors keyPart() in keys.ts. It makes the
+ * scripts single-node only (not Redis Cluster safe). Lua only ever decodes JSON here, never encodes it:
+ * cjson would turn [] into {} and round big numbers, so rewritten records are serialised in TypeScript.
+ */
+export const LUA_PRELUDE = `
+local function esc(s)
+  return (string.gsub(string.gsub(s, '%%', '%%25'), ':', '%%3A'))
+end
+local function extendTtl(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+local function dropDevice(deviceBase, pendingBase, requestBase, id)
+  local pk = pendingBase .. esc(id)
+  for _, rid in ipairs(redis.call('ZRANGE', pk, 0, -1)) do
+    local rk = requestBase .. esc(rid)
+    local raw = redis.call('GET', rk)
+    if raw and cjson.decode(raw).status == 'pending' then redis.call('DEL', rk) end
+  end
+  redis.call('DEL', pk)
+  redis.call('DEL', deviceBase .. esc(id))
+end
+`;
+
+export const SCRIPTS = {
+  /** KEYS: open index, request, device pending set. ARGV: id, json, now, ttl, createdAt, requestBase.
+   * Returns {0, existing json} to join, {1} when created, {-1} when the id is taken. */
+  mailotpCreateRequest: {
+    numberOfKeys: 3,
+    lua: `
+local openId = redis.call('GET', KEYS[1])
+if openId then
+  local raw = redis.call('GET', ARGV[6] .. esc(openId))
+  if raw then
+    local r = cjson.decode(raw)
+    if r.status == 'pending' and tonumber(r.expiresAt) > tonumber(ARGV[3]) then return {0, raw} end
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
+local ttl = tonumber(ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+extendTtl(KEYS[3], ttl)
+return {1}`,
+  },
+  /** KEYS: request, device pending set, open index. ARGV: expected json, new json, id.
+   * Compare-and-set of the whole record; 1 when swapped. */
+  mailotpDecideRequest: {
+    numberOfKeys: 3,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('ZREM', KEYS[2], ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+return 1`,
+  },
+  /** KEYS: key. ARGV: expected value, new value. 1 when swapped. */
+  mailotpCompareAndSet: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1`,
+  },
+  /** KEYS: device-of(user), device(new id). ARGV: deviceBase, pendingBase, requestBase, new id, json, replace.
+   * Returns 'exists', 'conflict' (id owned by another user) or 'created'. */
+  mailotpPutDevice: {
+    numberOfKeys: 2,
+    lua: `
+local oldId = redis.call('GET', KEYS[1])
+if oldId and redis.call('EXISTS', ARGV[1] .. esc(oldId)) == 0 then oldId = false end
+if oldId and ARGV[6] ~= '1' then return 'exists' end
+if oldId ~= ARGV[4] and redis.call('EXISTS', KEYS[2]) == 1 then return 'conflict' end
+if oldId then dropDevice(ARGV[1], ARGV[2], ARGV[3], oldId) end
+redis.call('SET', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[4])
+return 'created'`,
+  },
+  /** KEYS: device-of(user). ARGV: deviceBase, pendingBase, requestBase. Returns the removed device json or nil. */
+  mailotpRemoveDevice: {
+    numberOfKeys: 1,
+    lua: `
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local raw = redis.call('GET', ARGV[1] .. esc(id))
+dropDevice(ARGV[1], ARGV[2], ARGV[3], id)
+redis.call('DEL', KEYS[1])
+return raw`,
+  },
+  /** KEYS: approvals hash, approval-users set. ARGV: scope, json, now, grace, user.
+   * Also drops long-expired scopes and keeps the hash alive until its latest approval expires. */
+  mailotpPutApproval: {
+    numberOfKeys: 2,
+    lua: `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+local grace = tonumber(ARGV[4])
+local latest = now
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local exp = tonumber(cjson.decode(all[i + 1]).expiresAt)
+  if exp < now - grace then redis.call('HDEL', KEYS[1], all[i])
+  elseif exp > latest then latest = exp end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(latest - now + grace)))
+  redis.call('SADD', KEYS[2], ARGV[5])
+end
+return 1`,
+  },
+  /** KEYS: approvals hash, approval-users set. ARGV: clientIp, user. Returns how many were deleted. */
+  mailotpDeleteApprovalsByIp: {
+    numberOfKeys: 2,
+    lua: `
+local n = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if cjson.decode(all[i + 1]).clientIp == ARGV[1] then
+    redis.call('HDEL', KEYS[1], all[i])
+    n = n + 1
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return n`,
+  },
+  /** KEYS: approvals hash, approval-users set. ARGV: user. Forgets the user once the hash is gone. */
+  mailotpPruneApprovalUser: {
+    numberOfKeys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1`,
+  },
+  /** KEYS: counter. ARGV: ttl. INCR that sets the TTL on the first hit of the window. */
+  mailotpHit: {
+    numberOfKeys: 1,
+    lua: `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`,
+  },
+} as const;
