@@ -1,18 +1,18 @@
 import type { Config } from './config/schema.js';
+import type { Protocol } from './core/types.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { buildCore, type CoreServices } from './core/services.js';
 import { createLogger, type Logger } from './log/logger.js';
-import { MailListener, type ConnectionHandler } from './net/mail-listener.js';
+import { MailListener } from './net/mail-listener.js';
 import { TlsContextProvider } from './net/tls-context.js';
 import { PortalServer } from './portal/portal-server.js';
-import { handleImapConnection } from './protocols/imap/imap-session.js';
+import { imapService } from './protocols/imap/imap-service.js';
+import type { ProtocolService } from './protocols/protocol-service.js';
 import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './push/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
 import { createStore } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
-import { ImapUpstream } from './upstream/imap-upstream.js';
-import { splice } from './upstream/splice.js';
 
 export interface RunningMailotp {
   core: CoreServices;
@@ -62,30 +62,24 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const core = buildCore(config, { store, clock, logger, notifiers });
   const tls = config.tls ? new TlsContextProvider(config.tls) : null;
 
-  const imapEndpoint = config.upstream.imap;
-  const imapUpstream = imapEndpoint ? new ImapUpstream(imapEndpoint, logger.child({ component: 'upstream', protocol: 'imap' })) : null;
-  if (imapUpstream) await imapUpstream.start();
-
-  const handlers: Partial<Record<Config['listeners'][number]['protocol'], ConnectionHandler>> = {};
-  if (imapUpstream && tls) {
-    handlers.imap = (socket, mode, client, log) =>
-      handleImapConnection(socket, mode, client, {
-        authorize: core.authorizer.authorize,
-        upstreamLogin: (user, password, c, signal) => imapUpstream.login(user, password, c, signal),
-        upstreamCapabilities: () => imapUpstream.capabilities(),
-        splice: (a, b, o) => splice(a, b, { ...o, logger: log }),
-        tls,
-        limits: config.limits,
-        progressIntervalMs: config.daemonOtp.progressInterval,
-        logger: log,
-      });
+  // One service per protocol with an upstream; its listeners are skipped (with a warning) otherwise.
+  const services: Partial<Record<Protocol, ProtocolService>> = {};
+  if (tls) {
+    const ctx = { config, core, tls, logger };
+    const built: [Protocol, ProtocolService | null][] = [
+      ['imap', imapService(ctx)],
+      // ['pop3', pop3Service(ctx)],
+      // ['smtp', smtpService(ctx)],
+    ];
+    for (const [protocol, service] of built) if (service) services[protocol] = service;
   }
+  await Promise.all(Object.values(services).map((s) => s.start()));
 
   const listeners: MailListener[] = [];
   const bound: RunningMailotp['listeners'] = [];
   try {
     for (const lc of config.listeners) {
-      const handler = handlers[lc.protocol];
+      const handler = services[lc.protocol]?.handler;
       if (!handler) {
         logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listeners are not served by this version yet; skipped`);
         continue;
@@ -141,7 +135,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
           for (const l of listeners) l.connections.destroyAll();
         }
         await portal?.close();
-        imapUpstream?.stop?.();
+        for (const s of Object.values(services)) s.stop();
         await Promise.all(notifiers.map((n) => n.close?.()));
         await store.close();
         logger.info('stopped');

@@ -29,6 +29,11 @@ export interface MailotpProcess {
   configFile: string;
   imaps: number;
   imapStarttls: number;
+  /** 0 while the protocol is not served. */
+  pop3s: number;
+  pop3Starttls: number;
+  smtps: number;
+  smtpStarttls: number;
   portal: number;
   child: ChildProcess;
   log(): string;
@@ -71,10 +76,17 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     listeners: [
       { protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'implicit' },
       { protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'starttls' },
+      { protocol: 'pop3', host: '127.0.0.1', port: 0, tls: 'implicit' },
+      { protocol: 'pop3', host: '127.0.0.1', port: 0, tls: 'starttls' },
+      { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'implicit' },
+      { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'starttls' },
     ],
     tls: { cert: certs.certFile, key: certs.keyFile },
     upstream: {
       imap: { host: d.host, port: upstreamTls === 'implicit' ? d.ports.imaps : d.ports.imap, tls: upstreamTls, ca: certs.caFile, servername: 'localhost' },
+      pop3: { host: d.host, port: upstreamTls === 'implicit' ? d.ports.pop3s : d.ports.pop3, tls: upstreamTls, ca: certs.caFile, servername: 'localhost' },
+      // The test Dovecot has no implicit-TLS submission port: STARTTLS stands in for "TLS upstream".
+      smtp: { host: d.host, port: d.ports.submission, tls: upstreamTls === 'none' ? 'none' : 'starttls', ca: certs.caFile, servername: 'localhost' },
     },
     store: opts.store ?? { driver: 'sqlite', path: 'data/mailotp.db' },
     daemonOtp: { holdTime: '10s', progressInterval: '1s', ...opts.daemonOtp },
@@ -137,13 +149,18 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     });
 
   const started = await waitForLog((e) => e.msg === 'mailotp started');
-  const bound = started.listeners as { tls: string; port: number }[];
+  const bound = started.listeners as { protocol: string; tls: string; port: number }[];
+  const portOf = (protocol: string, mode: string) => bound.find((l) => l.protocol === protocol && l.tls === mode)?.port ?? 0;
   const portal = (started.portal as { port: number }).port;
   return {
     dir,
     configFile,
-    imaps: bound.find((l) => l.tls === 'implicit')!.port,
-    imapStarttls: bound.find((l) => l.tls === 'starttls')!.port,
+    imaps: portOf('imap', 'implicit'),
+    imapStarttls: portOf('imap', 'starttls'),
+    pop3s: portOf('pop3', 'implicit'),
+    pop3Starttls: portOf('pop3', 'starttls'),
+    smtps: portOf('smtp', 'implicit'),
+    smtpStarttls: portOf('smtp', 'starttls'),
     portal,
     child,
     log: () => out + err,
