@@ -55,7 +55,9 @@ export class LoginAuthorizer {
     } catch (err) {
       return this.unavailable('upstream', err, log);
     }
-    if (verified.kind === 'unavailable') return { kind: 'unavailable', reason: `upstream: ${verified.reason}` };
+    if (verified.kind === 'unavailable') {
+      return { kind: 'unavailable', reason: `upstream: ${verified.reason}`, ...(verified.reply !== undefined ? { reply: verified.reply } : {}) };
+    }
     if (verified.kind === 'bad-password') {
       try {
         await this.limiter.recordFailure(user, clientIp);

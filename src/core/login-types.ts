@@ -11,8 +11,10 @@ export type VerifyResult<S extends VerifiedUpstream> =
   | { kind: 'ok'; session: S }
   /** The upstream refused the credentials; `reply` is its own refusal text, when it gave one. */
   | { kind: 'bad-password'; reply?: string }
-  /** The upstream could not be reached or answered something mailotp cannot interpret. */
-  | { kind: 'unavailable'; reason: string };
+  /** The upstream could not be reached, refused for a temporary reason, or answered something
+   * mailotp cannot interpret. `reply` is the upstream's own temporary refusal (POP3 [IN-USE]) when the
+   * adapter should pass it on. */
+  | { kind: 'unavailable'; reason: string; reply?: string };
 
 export interface ClientInfo {
   ip: string;
@@ -49,8 +51,8 @@ export type LoginResult<S extends VerifiedUpstream> =
   | { kind: 'no-device' }
   /** Too many failed logins, or too many pushes for this user. */
   | { kind: 'rate-limited'; limit: 'user' | 'ip' | 'push' }
-  /** mailotp cannot decide (store or upstream unreachable): temporary refusal. */
-  | { kind: 'unavailable'; reason: string }
+  /** mailotp cannot decide (store or upstream unreachable): temporary refusal. `reply` as in VerifyResult. */
+  | { kind: 'unavailable'; reason: string; reply?: string }
   /** The client went away while waiting. */
   | { kind: 'aborted' };
 
