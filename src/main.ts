@@ -7,10 +7,13 @@ import { MailListener } from './net/mail-listener.js';
 import { TlsContextProvider } from './net/tls-context.js';
 import { PortalServer } from './portal/portal-server.js';
 import { imapService } from './protocols/imap/imap-service.js';
+import { smtpService } from './protocols/smtp/smtp-service.js';
+import { pop3Service } from './protocols/pop3/pop3-service.js';
 import type { ProtocolService } from './protocols/protocol-service.js';
 import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './push/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
+import { FcmNotifier } from './push/fcm-notifier.js';
 import { createStore } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
 
@@ -41,7 +44,7 @@ function buildNotifiers(config: Config, logger: Logger): Notifier[] {
     );
   }
   if (config.push.fcm) {
-    logger.warn({ key: 'push.fcm' }, 'push.fcm is configured but Firebase push is not part of this version yet; requests are listed on the device API and sent to the other notifiers');
+    notifiers.push(FcmNotifier.fromServiceAccountFile(config.push.fcm.serviceAccountFile, logger.child({ component: 'fcm' }), publicUrl ? { publicUrl } : {}));
   }
   return notifiers;
 }
@@ -60,6 +63,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     );
   const notifiers = buildNotifiers(config, logger);
   const core = buildCore(config, { store, clock, logger, notifiers });
+  // Every instance sweeps expired requests (the store makes each count once), portal or not.
+  const stopSweeper = core.requests.startExpirySweeper();
   const tls = config.tls ? new TlsContextProvider(config.tls) : null;
 
   // One service per protocol with an upstream; its listeners are skipped (with a warning) otherwise.
@@ -68,8 +73,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     const ctx = { config, core, tls, logger };
     const built: [Protocol, ProtocolService | null][] = [
       ['imap', imapService(ctx)],
-      // ['pop3', pop3Service(ctx)],
-      // ['smtp', smtpService(ctx)],
+      ['pop3', pop3Service(ctx)],
+      ['smtp', smtpService(ctx)],
     ];
     for (const [protocol, service] of built) if (service) services[protocol] = service;
   }
@@ -92,6 +97,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     }
   } catch (err) {
     for (const l of listeners) l.stopAccepting();
+    for (const s of Object.values(services)) s.stop();
+    stopSweeper();
     await store.close().catch(() => undefined);
     throw err;
   }
@@ -135,6 +142,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
           for (const l of listeners) l.connections.destroyAll();
         }
         await portal?.close();
+        stopSweeper();
         for (const s of Object.values(services)) s.stop();
         await Promise.all(notifiers.map((n) => n.close?.()));
         await store.close();

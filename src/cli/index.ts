@@ -3,7 +3,6 @@ import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
-import { runServer } from './start-command.js';
 
 const VERSION = '0.1.0';
 
@@ -18,6 +17,9 @@ export function buildProgram(): Command {
     .description('run the mail listeners, the portal and the device API')
     .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
     .action(async (o: { config?: string }) => {
+      // Loaded on demand: the server pulls in fastify, firebase-admin and every protocol, which the
+      // admin commands do not need and should not wait for.
+      const { runServer } = await import('./start-command.js');
       await runServer(configPath(o.config));
     });
 

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
-import type { Notifier } from '../push/notifier.js';
-import type { Store } from '../stores/store.js';
+import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
+import type { EventLogRead, LoggedEvent, Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import type { DeviceRecord, Protocol, RequestRecord } from './types.js';
@@ -15,6 +15,21 @@ export type DecideOutcome =
 
 export type WaitOutcome = 'approved' | 'denied' | 'timeout' | 'aborted';
 
+export interface RequestSettings {
+  requestTtlMs: number;
+  /** How often a held login re-reads its request, in case an event was lost [2000]. */
+  recheckMs?: number;
+  /** How often the expiry sweep looks for requests that expired unanswered [1000]. */
+  sweepIntervalMs?: number;
+}
+
+/** Logged events outlive the request TTL by this much, so a late settle is still in the log. */
+const EVENT_RETENTION_GRACE_MS = 60_000;
+const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
+/** Requests claimed per store call, and calls per sweep: bounds one tick's work after an outage. */
+const SWEEP_BATCH = 100;
+const SWEEP_MAX_BATCHES = 10;
+
 export interface ConnectionRequestInput {
   user: string;
   device: DeviceRecord;
@@ -25,14 +40,21 @@ export interface ConnectionRequestInput {
 
 /** Pending requests: opening or joining one, answering it, and waiting for the answer. */
 export class RequestService {
+  private sweeper: { timer: NodeJS.Timeout; users: number; running: boolean } | null = null;
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly approvals: ApprovalService,
     private readonly notifiers: readonly Notifier[],
     private readonly logger: Logger,
-    private readonly settings: { requestTtlMs: number; recheckMs?: number },
+    private readonly settings: RequestSettings,
   ) {}
+
+  /** How long the device event logs keep an event: a reconnecting stream replays this far back. */
+  get eventRetentionMs(): number {
+    return this.settings.requestTtlMs + EVENT_RETENTION_GRACE_MS;
+  }
 
   /** Opens a connection request, or joins the pending one of the same user and client IP. */
   async openConnection(input: ConnectionRequestInput): Promise<{ request: RequestRecord; created: boolean }> {
@@ -53,7 +75,7 @@ export class RequestService {
     const log = { user: input.user, clientIp: input.clientIp, protocol: input.protocol, requestId: result.request.id };
     if (result.created) {
       this.logger.info({ event: 'request.opened', ...log }, 'approval request opened');
-      await this.store.publish({ type: 'request.opened', request: result.request });
+      await this.store.appendEvent({ type: 'request.opened', request: result.request }, now, this.eventRetentionMs);
       this.push(result.request, input.device);
     } else {
       this.logger.info({ event: 'request.joined', ...log }, 'joined pending approval request');
@@ -64,25 +86,48 @@ export class RequestService {
   /** Sends to every notifier without holding the caller; failures are logged, never thrown. */
   private push(request: RequestRecord, device: DeviceRecord): void {
     for (const n of this.notifiers) {
-      n.requestOpened(request, device).then(
-        () => this.logger.info({ event: 'request.pushed', requestId: request.id, user: request.user, via: n.name }, 'request pushed'),
-        (err: unknown) =>
-          this.logger.warn({ event: 'request.push-failed', requestId: request.id, user: request.user, via: n.name, err: String(err) }, 'push failed'),
+      send(() => n.requestOpened(request, device)).then(
+        (outcome) => {
+          if (outcome !== 'skipped') this.logger.info({ event: 'request.pushed', requestId: request.id, user: request.user, via: n.name }, 'request pushed');
+        },
+        (err: unknown) => this.pushFailed(n.name, request, device, err, 'push failed'),
       );
     }
   }
 
+  /** Tells the notifiers about a request that was decided or expired, on this instance. */
   private settle(request: RequestRecord): void {
     void this.store
       .getDevice(request.deviceId)
       .catch(() => null)
       .then((device) => {
         for (const n of this.notifiers) {
-          n.requestSettled(request, device).catch((err: unknown) =>
-            this.logger.warn({ event: 'request.push-failed', requestId: request.id, via: n.name, err: String(err) }, 'settle push failed'),
-          );
+          send(() => n.requestSettled(request, device)).catch((err: unknown) => this.pushFailed(n.name, request, device, err, 'settle push failed'));
         }
       });
+  }
+
+  private pushFailed(via: string, request: RequestRecord, device: DeviceRecord | null, err: unknown, msg: string): void {
+    if (err instanceof PushTokenRejectedError) {
+      void this.dropPushToken(device?.deviceId ?? request.deviceId, request.user, err, via);
+      return;
+    }
+    this.logger.warn({ event: 'request.push-failed', requestId: request.id, user: request.user, via, err: String(err) }, msg);
+  }
+
+  /** Only the token that was refused: the app may have registered a new one since the push left. */
+  private async dropPushToken(deviceId: string, user: string, err: PushTokenRejectedError, via: string): Promise<void> {
+    try {
+      const current = await this.store.getDevice(deviceId);
+      if (!current || current.pushToken !== err.token) return;
+      await this.store.setPushToken(deviceId, null, null);
+      this.logger.warn(
+        { event: 'device.push-token', action: 'dropped', user, deviceId, via, reason: err.reason },
+        `${via} no longer accepts the device's push token; it was dropped until the app registers a new one`,
+      );
+    } catch (e) {
+      this.logger.warn({ event: 'device.push-token', action: 'drop-failed', user, deviceId, via, err: String(e) }, 'could not drop a rejected push token');
+    }
   }
 
   listPending(deviceId: string): Promise<RequestRecord[]> {
@@ -93,7 +138,8 @@ export class RequestService {
   async decide(deviceId: string, id: string, decision: Decision, number?: number): Promise<DecideOutcome> {
     const now = this.clock.now();
     const current = await this.store.getRequest(id, now);
-    if (!current || current.deviceId !== deviceId) return { status: 'not-found' };
+    // An expired request is gone as far as the device is concerned; only a lagging clock still sees it.
+    if (!current || current.deviceId !== deviceId || current.status === 'expired') return { status: 'not-found' };
     if (current.status !== 'pending') return { status: 'already-decided', request: current };
     if (decision === 'approve' && current.choices && current.choices.length > 0 && (number === undefined || number !== current.matchNumber)) {
       // Number matching: approving with the wrong (or no) number is refused, the request stays open.
@@ -104,13 +150,78 @@ export class RequestService {
     const request = result.request;
     // The approval is written before the decision is published, so a released login always finds it.
     if (request.status === 'approved' && request.type === 'connection') await this.approvals.grant(request);
-    await this.store.publish({ type: 'request.decided', request });
+    await this.store.appendEvent({ type: 'request.decided', request }, now, this.eventRetentionMs);
     this.logger.info(
       { event: request.status === 'approved' ? 'request.approved' : 'request.denied', requestId: id, user: request.user, clientIp: request.clientIp },
       `request ${request.status}`,
     );
     this.settle(request);
     return { status: request.status === 'approved' ? 'approved' : 'denied', request };
+  }
+
+  /** The device's logged events after afterId (see Store.readEvents). */
+  eventsSince(deviceId: string, afterId: number): Promise<EventLogRead> {
+    return this.store.readEvents(deviceId, afterId, this.clock.now(), this.eventRetentionMs);
+  }
+
+  /** Where a reader of the current state (the pending list read after this) continues in the logs. */
+  eventCursor(): Promise<number> {
+    return this.store.lastEventId();
+  }
+
+  /**
+   * One pass of the expiry sweep: claims the requests that expired unanswered (each one on exactly
+   * one instance, by the store) and settles them, which the device and the webhook hear about.
+   * Returns how many it claimed.
+   */
+  async sweepExpired(): Promise<number> {
+    let total = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const expired: LoggedEvent[] = await this.store.expireRequests(this.clock.now(), SWEEP_BATCH, this.eventRetentionMs);
+      for (const e of expired) {
+        const r = e.request;
+        this.logger.info({ event: 'request.expired', requestId: r.id, user: r.user, clientIp: r.clientIp }, 'request expired unanswered');
+        this.settle(r);
+      }
+      total += expired.length;
+      if (expired.length < SWEEP_BATCH) break;
+    }
+    return total;
+  }
+
+  /**
+   * Runs sweepExpired on an interval until the returned function is called. Every instance runs it;
+   * the store makes each expiry count once. Shared: a second caller joins the running sweep.
+   */
+  startExpirySweeper(): () => void {
+    if (!this.sweeper) {
+      const sweeper = { timer: setInterval(() => this.sweepTick(), this.settings.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS), users: 0, running: false };
+      // A sweep never keeps the process alive on its own.
+      sweeper.timer.unref();
+      this.sweeper = sweeper;
+    }
+    const sweeper = this.sweeper;
+    sweeper.users++;
+    let stopped = false;
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (--sweeper.users > 0) return;
+      clearInterval(sweeper.timer);
+      if (this.sweeper === sweeper) this.sweeper = null;
+    };
+  }
+
+  private sweepTick(): void {
+    const sweeper = this.sweeper;
+    // A slow store must not pile sweeps up.
+    if (!sweeper || sweeper.running) return;
+    sweeper.running = true;
+    this.sweepExpired()
+      .catch((err: unknown) => this.logger.warn({ event: 'request.sweep-failed', err: String(err) }, 'expiry sweep failed; retrying'))
+      .finally(() => {
+        sweeper.running = false;
+      });
   }
 
   /**
@@ -130,11 +241,21 @@ export class RequestService {
         resolve(outcome);
       };
       const fromStatus = (status: RequestRecord['status']) => {
-        if (status === 'approved') finish('approved');
-        else if (status === 'denied') finish('denied');
+        switch (status) {
+          case 'approved':
+          case 'denied':
+            finish(status);
+            break;
+          case 'expired':
+            // Nothing can be tapped any more: let the client retry (and open a new request) now.
+            finish('timeout');
+            break;
+          case 'pending':
+            break;
+        }
       };
       const unsubscribe = this.store.subscribe((event) => {
-        if (event.type === 'request.decided' && event.request.id === requestId) fromStatus(event.request.status);
+        if (event.type !== 'request.opened' && event.request.id === requestId) fromStatus(event.request.status);
       });
       const check = () => {
         this.store.getRequest(requestId, this.clock.now()).then(
@@ -149,5 +270,14 @@ export class RequestService {
       if (signal?.aborted) finish('aborted');
       check();
     });
+  }
+}
+
+/** Runs a notifier call so that one that throws synchronously cannot reach the login either. */
+function send(call: () => Promise<NotifyOutcome>): Promise<NotifyOutcome> {
+  try {
+    return Promise.resolve(call());
+  } catch (err) {
+    return Promise.reject(err);
   }
 }

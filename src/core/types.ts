@@ -33,7 +33,8 @@ export interface ApprovalRecord {
 }
 
 export type RequestType = 'connection' | 'login';
-export type RequestStatus = 'pending' | 'approved' | 'denied';
+/** 'expired': nobody answered before expiresAt; set once by the expiry sweep so it is announced once. */
+export type RequestStatus = 'pending' | 'approved' | 'denied' | 'expired';
 
 export interface RequestRecord {
   id: string;
@@ -55,6 +56,13 @@ export interface RequestRecord {
 }
 
 /** What the store publishes to every instance. */
-export type StoreEvent =
+export type StoreEvent = (
   | { type: 'request.opened'; request: RequestRecord }
-  | { type: 'request.decided'; request: RequestRecord };
+  | { type: 'request.decided'; request: RequestRecord }
+  | { type: 'request.expired'; request: RequestRecord }
+) & {
+  /** Set on events that went through the device's event log (Store.appendEvent): their position in it. */
+  eventId?: number;
+};
+
+export const STORE_EVENT_TYPES: readonly StoreEvent['type'][] = ['request.opened', 'request.decided', 'request.expired'];

@@ -42,6 +42,8 @@ export const AUDIT_EVENTS = [
   'request.approved',
   'request.denied',
   'request.settled',
+  'request.expired',
+  'request.sweep-failed',
   'approval.created',
   'approval.revoked',
   'device.bound',

@@ -59,6 +59,8 @@ export class MailListener {
 
   private accept(socket: net.Socket | tls.TLSSocket): void {
     this.connections.add(socket);
+    // Mail protocols are request/response: Nagle's delay on small replies stalls every round trip.
+    socket.setNoDelay(true);
     socket.on('error', () => undefined); // sessions handle errors; this guards the gap before they attach
     const cid = randomBytes(6).toString('base64url');
     const local = socket.localAddress;

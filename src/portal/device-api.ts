@@ -1,11 +1,11 @@
-import type { ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DeviceService } from '../core/device-service.js';
 import { isMailotpError } from '../core/errors.js';
 import type { Decision, RequestService } from '../core/request-service.js';
-import type { DeviceRecord, RequestRecord, StoreEvent } from '../core/types.js';
+import type { DeviceRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
+import { DeviceEventStream, parseLastEventId } from './event-stream.js';
 import { toApiRequest } from './request-view.js';
 
 export const DEVICE_API_PREFIX = '/api/v1/device';
@@ -13,12 +13,8 @@ export const DEVICE_API_PREFIX = '/api/v1/device';
 export const DEVICE_API_BODY_LIMIT = 16 * 1024;
 
 const DEFAULT_HEARTBEAT_MS = 15_000;
-/** What EventSource clients wait before reconnecting. */
-const SSE_RETRY_MS = 3_000;
 /** A phone that changed networks may reconnect before its old stream is noticed dead; a few are fine. */
 const MAX_STREAMS_PER_DEVICE = 4;
-/** A client that stops reading is dropped rather than buffered for without limit. */
-const MAX_SSE_BUFFERED_BYTES = 256 * 1024;
 const AUTH_FAILURE_WINDOW_MS = 60_000;
 const DEFAULT_AUTH_FAILURE_LIMIT = 20;
 /** Bounds the memory an address-rotating scanner can make the failure counter use. */
@@ -31,7 +27,8 @@ export interface DeviceApiDeps {
   requests: RequestService;
   store: Store;
   logger: Logger;
-  /** Interval of the `: heartbeat` comments on the event stream [15000]. */
+  /** Interval of the `: heartbeat` comments on the event stream, which also re-read the device's
+   * event log in case a wake-up was lost [15000]. */
   heartbeatMs?: number;
   /** Failed bearer tokens per client IP per minute before every request from it gets 429 [20]. */
   authFailuresPerMinute?: number;
@@ -172,68 +169,6 @@ class AuthFailures {
 }
 
 /**
- * Event ids name the request and what happened to it, so that Last-Event-ID resumption (issue #4)
- * can tell from the id alone what the client has already seen.
- */
-export function sseEventId(requestId: string, kind: 'opened' | 'settled'): string {
-  return `${requestId}.${kind}`;
-}
-
-/** One open `text/event-stream` response. */
-class SseStream {
-  private heartbeat: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly deviceId: string,
-    private readonly res: ServerResponse,
-  ) {}
-
-  open(heartbeatMs: number): void {
-    this.res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-store, no-transform',
-      // The stream is this connection's last response: ending it (shutdown, eviction) frees the
-      // socket at once instead of leaving a keep-alive connection that holds server.close().
-      Connection: 'close',
-      // nginx and friends would otherwise hold events back in their buffers.
-      'X-Accel-Buffering': 'no',
-      'X-Content-Type-Options': 'nosniff',
-    });
-    this.res.socket?.setNoDelay(true);
-    this.write(`retry: ${SSE_RETRY_MS}\n\n`);
-    this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), heartbeatMs);
-    this.heartbeat.unref();
-  }
-
-  send(event: string, id: string, data: unknown): void {
-    // JSON.stringify escapes newlines, so one data: line always holds the whole object.
-    this.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  }
-
-  private write(chunk: string): void {
-    const res = this.res;
-    if (res.destroyed || res.writableEnded) return;
-    if (res.writableLength > MAX_SSE_BUFFERED_BYTES) {
-      res.destroy();
-      return;
-    }
-    res.write(chunk);
-  }
-
-  get ended(): boolean {
-    return this.res.writableEnded || this.res.destroyed;
-  }
-
-  end(): void {
-    if (!this.res.writableEnded) this.res.end();
-  }
-
-  dispose(): void {
-    clearInterval(this.heartbeat);
-  }
-}
-
-/**
  * Registers the device API (INTERFACE.md, "Device API") under /api/v1/device on the given
  * instance, in its own encapsulated context so that its auth hook and error handler stay there.
  */
@@ -243,7 +178,7 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
   const failures = new AuthFailures(deps.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURE_LIMIT);
   // Which device a request authenticated as; a WeakMap keeps it off the shared FastifyRequest type.
   const authenticated = new WeakMap<FastifyRequest, DeviceRecord>();
-  const streams = new Set<SseStream>();
+  const streams = new Set<DeviceEventStream>();
 
   const deviceOf = (request: FastifyRequest): DeviceRecord => {
     const device = authenticated.get(request);
@@ -288,7 +223,7 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
   };
 
   const closeStreams = (): void => {
-    for (const s of streams) s.end();
+    for (const s of streams) s.sse.end();
   };
 
   app.register(
@@ -347,34 +282,20 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
         const device = deviceOf(request);
         const res = reply.raw;
         reply.hijack();
-
-        // Subscribed before the pending list is read, so nothing opened in between is missed;
-        // events that arrive meanwhile wait in the backlog.
-        const backlog: StoreEvent[] = [];
-        let forward: ((event: StoreEvent) => void) | null = null;
-        const unsubscribe = store.subscribe((event) => {
-          if (event.request.deviceId !== device.deviceId) return;
-          if (forward) forward(event);
-          else backlog.push(event);
-        });
-        const s = new SseStream(device.deviceId, res);
-        let closed = false;
+        const stream = new DeviceEventStream(device.deviceId, res, { requests, store, logger, heartbeatMs });
+        const log = { deviceId: device.deviceId, clientIp: request.ip };
         const cleanup = (): void => {
-          if (closed) return;
-          closed = true;
-          unsubscribe();
-          s.dispose();
-          streams.delete(s);
-          logger.debug({ deviceId: device.deviceId, clientIp: request.ip }, 'event stream closed');
+          stream.close();
+          if (streams.delete(stream)) logger.debug(log, 'event stream closed');
         };
         res.once('close', cleanup);
         res.once('error', cleanup);
 
-        let pending: RequestRecord[];
+        let start;
         try {
-          pending = await requests.listPending(device.deviceId);
+          start = await stream.prepare(parseLastEventId(request.headers['last-event-id'], request.query));
         } catch (err) {
-          logger.warn({ deviceId: device.deviceId, err: err instanceof Error ? err.message : String(err) }, 'cannot open event stream');
+          logger.warn({ ...log, err: err instanceof Error ? err.message : String(err) }, 'cannot open event stream');
           if (!res.headersSent && !res.destroyed) {
             res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
             res.end(JSON.stringify({ error: 'unavailable' }));
@@ -382,38 +303,22 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
           cleanup();
           return;
         }
-        if (closed) return; // the client went away while the list was read
+        if (res.destroyed) return; // the client went away while the log or the list was read
 
-        evictOldest(device.deviceId);
-        streams.add(s);
-        s.open(heartbeatMs);
-        logger.debug({ deviceId: device.deviceId, clientIp: request.ip, pending: pending.length }, 'event stream opened');
-
-        const sendEvent = (event: StoreEvent): void => {
-          const r = event.request;
-          if (event.type === 'request.opened') s.send('request', sseEventId(r.id, 'opened'), toApiRequest(r));
-          else s.send('settled', sseEventId(r.id, 'settled'), { id: r.id, status: r.status });
-        };
-        const sent = new Set<string>();
-        for (const r of pending) {
-          s.send('request', sseEventId(r.id, 'opened'), toApiRequest(r));
-          sent.add(r.id);
-        }
-        for (const event of backlog) {
-          if (event.type === 'request.opened' && sent.has(event.request.id)) continue;
-          sendEvent(event);
-        }
-        backlog.length = 0;
-        forward = sendEvent;
+        stream.start(start, () => {
+          evictOldest(device.deviceId);
+          streams.add(stream);
+        });
+        logger.debug({ ...log, start: start.kind }, 'event stream opened');
       });
     },
     { prefix: DEVICE_API_PREFIX },
   );
 
   function evictOldest(deviceId: string): void {
-    const mine = [...streams].filter((s) => s.deviceId === deviceId && !s.ended);
+    const mine = [...streams].filter((s) => s.deviceId === deviceId && !s.sse.ended);
     // Set iteration is insertion order, so the first ones are the oldest.
-    for (let i = 0; i <= mine.length - MAX_STREAMS_PER_DEVICE; i++) mine[i]?.end();
+    for (let i = 0; i <= mine.length - MAX_STREAMS_PER_DEVICE; i++) mine[i]?.sse.end();
   }
 
   return { closeStreams, streamCount: () => streams.size };

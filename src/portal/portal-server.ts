@@ -25,12 +25,13 @@ export interface PortalServerDeps {
 /** A slow or silent TLS client must not hold a socket for long. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** The portal's HTTP(S) listener: the device API and /healthz. */
+/** The portal's HTTP(S) listener: the device API and /healthz; while it listens, the expiry sweep runs. */
 export class PortalServer {
   private readonly app: FastifyInstance;
   private readonly api: DeviceApiHandle;
   private readonly httpsServer: https.Server | null;
   private closing: Promise<void> | null = null;
+  private stopSweeper: (() => void) | null = null;
 
   constructor(private readonly deps: PortalServerDeps) {
     const { settings, tls: tlsProvider, logger } = deps;
@@ -112,6 +113,9 @@ export class PortalServer {
   async listen(): Promise<{ port: number }> {
     const { host, port } = this.deps.settings;
     await this.app.listen({ host, port });
+    // Expired requests are announced (event streams, push, webhook) by the instances that serve
+    // devices; the store makes each one count once however many instances sweep.
+    this.stopSweeper ??= this.deps.requests.startExpirySweeper();
     const addr = this.app.server.address();
     return { port: typeof addr === 'object' && addr ? addr.port : port };
   }
@@ -129,6 +133,7 @@ export class PortalServer {
     this.closing ??= (async () => {
       // Also done by the device API's preClose hook; done here first so that nothing waits on them.
       this.api.closeStreams();
+      this.stopSweeper?.();
       await this.app.close();
     })();
     return this.closing;

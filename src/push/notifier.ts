@@ -1,11 +1,29 @@
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 
+/** 'skipped': nothing was sent, e.g. the device has no push token; so the caller does not log a push. */
+export type NotifyOutcome = void | 'skipped';
+
 /** One way of reaching the device (log, webhook, FCM, ...). Sends must not be awaited by a login. */
 export interface Notifier {
   readonly name: string;
   /** A request was opened for the device. */
-  requestOpened(request: RequestRecord, device: DeviceRecord): Promise<void>;
-  /** A request was approved or denied (elsewhere), so the device can clear it. */
-  requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<void>;
+  requestOpened(request: RequestRecord, device: DeviceRecord): Promise<NotifyOutcome>;
+  /** A request was approved, denied or expired, so the device can clear it. */
+  requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
   close?(): Promise<void>;
+}
+
+/**
+ * A push service said the device's token is no longer valid (the app was uninstalled, or the token
+ * rotated). The core drops the token from the device; the app registers a new one when it runs.
+ * The token is a property, never part of the message, so that logging the error cannot leak it.
+ */
+export class PushTokenRejectedError extends Error {
+  constructor(
+    readonly token: string,
+    readonly reason: string,
+  ) {
+    super(`push token rejected: ${reason}`);
+    this.name = 'PushTokenRejectedError';
+  }
 }

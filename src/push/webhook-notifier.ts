@@ -1,5 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import type { DeviceRecord, RequestRecord } from '../core/types.js';
+import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
 import type { Notifier } from './notifier.js';
@@ -27,8 +27,8 @@ export type WebhookEvent = 'request.opened' | 'request.settled';
 export interface WebhookPayload {
   event: WebhookEvent;
   request: ApiRequest;
-  /** Only on request.settled. */
-  status?: 'approved' | 'denied';
+  /** Only on request.settled: 'expired' when nobody answered before request.expiresAt. */
+  status?: Exclude<RequestStatus, 'pending'>;
   device: { deviceId: string; name: string | null };
   portalUrl?: string;
   /** ISO 8601; when the event was produced (the same on every retry). */

@@ -11,8 +11,14 @@
  *   P req:<id>                             JSON RequestRecord; TTL = expiresAt + grace
  *   P req-open:<user>:<clientIp>:<type>    id of the newest request for that triple; TTL = expiresAt + grace
  *   P dev-pending:<deviceId>               sorted set of request ids by createdAt; pruned on read
+ *   P req-expiry                           sorted set of request ids by expiresAt, for the expiry sweep;
+ *                                          members leave when swept (decided or gone ones too)
  *   P ctr:<key>:<windowMs>:<bucket>        fixed-window counter; TTL = window end + grace
  *   P events                               pub/sub channel of JSON StoreEvents
+ *   P event-seq                            the last event id given out (INCR), no TTL
+ *   P dev-events:<deviceId>                sorted set: logged events of the device by eventId, members
+ *                                          `{"eventId":N,"at":T,...event}`; TTL = EVENT_LOG_IDLE_TTL_MS
+ *   P dev-events-floor:<deviceId>          the highest eventId dropped from that log; same TTL
  */
 
 export const DEFAULT_KEY_PREFIX = 'mailotp:';
@@ -23,12 +29,18 @@ export const REQUEST_GRACE_MS = 60_000;
 export const APPROVAL_GRACE_MS = 60_000;
 export const COUNTER_GRACE_MS = 5_000;
 
+/** How long a device's event log (and the record of what it dropped) outlives its last event. Its
+ * events are dropped after the caller's retention anyway; this only bounds what an idle or removed
+ * device leaves behind, and it must be long, because a forgotten floor cannot tell a reader that it
+ * missed something. */
+export const EVENT_LOG_IDLE_TTL_MS = 7 * 24 * 3_600_000;
+
 /** SQLite deletes expired rows on writes, but at most this often, to keep the hot paths cheap. */
 export const SQLITE_PURGE_INTERVAL_MS = 60_000;
 /** Long enough to ride out another process's write transaction on the same file, short enough to fail closed. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 /** Bumped when the SQLite schema changes; stored in PRAGMA user_version. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
 export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
@@ -92,6 +104,18 @@ export class RedisKeys {
   }
   devicePending(deviceId: string): string {
     return this.devicePendingBase + keyPart(deviceId);
+  }
+  requestExpiry(): string {
+    return `${this.prefix}req-expiry`;
+  }
+  eventSeq(): string {
+    return `${this.prefix}event-seq`;
+  }
+  eventLog(deviceId: string): string {
+    return `${this.prefix}dev-events:${keyPart(deviceId)}`;
+  }
+  eventFloor(deviceId: string): string {
+    return `${this.prefix}dev-events-floor:${keyPart(deviceId)}`;
   }
   counter(key: string, windowMs: number, bucket: number): string {
     return `${this.prefix}ctr:${keyPart(key)}:${windowMs}:${bucket}`;

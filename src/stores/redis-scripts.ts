@@ -1,4 +1,5 @@
 /** The Lua scripts of the Redis store: every operation the Store contract says is atomic. */
+import type { Redis } from 'ioredis';
 
 /**
  * Some scripts reach keys they only learn inside Redis (the ids in a device's pending set), so they
@@ -23,13 +24,39 @@ local function dropDevice(deviceBase, pendingBase, requestBase, id)
   redis.call('DEL', pk)
   redis.call('DEL', deviceBase .. esc(id))
 end
+-- Appends a logged event (see entryBody in event-log.ts) and publishes it; returns its id. Trims the
+-- log's entries older than the retention from the oldest up, raising the floor past each one.
+local function appendEvent(seqKey, logKey, floorKey, body, now, retention, idleTtl, channel)
+  local id = redis.call('INCR', seqKey)
+  local member = '{"eventId":' .. string.format('%d', id) .. ',' .. string.sub(body, 2)
+  local floor = tonumber(redis.call('GET', floorKey) or '0')
+  while true do
+    local oldest = redis.call('ZRANGE', logKey, 0, 0, 'WITHSCORES')
+    if #oldest == 0 then break end
+    local at = tonumber(string.match(oldest[1], '^{"eventId":%d+,"at":(%-?%d+),'))
+    if at and at >= now - retention then break end
+    local oid = tonumber(oldest[2])
+    if oid > floor then floor = oid end
+    redis.call('ZREMRANGEBYRANK', logKey, 0, 0)
+  end
+  redis.call('ZADD', logKey, id, member)
+  redis.call('SET', floorKey, string.format('%d', floor), 'PX', idleTtl)
+  redis.call('PEXPIRE', logKey, idleTtl)
+  redis.call('PUBLISH', channel, member)
+  return id
+end
 `;
 
+type Arg = string | number;
+export type ScriptName = keyof typeof SCRIPTS;
+/** The commands defineCommand adds at run time; the typings cannot know them. */
+export type ScriptedRedis = Redis & { [K in ScriptName]: (...args: Arg[]) => Promise<unknown> };
+
 export const SCRIPTS = {
-  /** KEYS: open index, request, device pending set. ARGV: id, json, now, ttl, createdAt, requestBase.
-   * Returns {0, existing json} to join, {1} when created, {-1} when the id is taken. */
+  /** KEYS: open index, request, device pending set, expiry index. ARGV: id, json, now, ttl, createdAt,
+   * requestBase, expiresAt. Returns {0, existing json} to join, {1} when created, {-1} when the id is taken. */
   mailotpCreateRequest: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
 local openId = redis.call('GET', KEYS[1])
 if openId then
@@ -45,7 +72,27 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 extendTtl(KEYS[3], ttl)
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
 return {1}`,
+  },
+  /** KEYS: event seq, device log, device floor. ARGV: body, now, retention, idle ttl, channel. Returns the id. */
+  mailotpAppendEvent: {
+    numberOfKeys: 3,
+    lua: `
+return appendEvent(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5])`,
+  },
+  /** KEYS: request, device pending set, open index, expiry index, event seq, device log, device floor.
+   * ARGV: expected json, expired json, id, event body, now, retention, idle ttl, channel.
+   * Compare-and-set pending → expired plus its logged event; the event id, or 0 when the record changed. */
+  mailotpExpireRequest: {
+    numberOfKeys: 7,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('ZREM', KEYS[2], ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+redis.call('ZREM', KEYS[4], ARGV[3])
+return appendEvent(KEYS[5], KEYS[6], KEYS[7], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8])`,
   },
   /** KEYS: request, device pending set, open index. ARGV: expected json, new json, id.
    * Compare-and-set of the whole record; 1 when swapped. */

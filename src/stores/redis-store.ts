@@ -2,7 +2,6 @@ import { Redis } from 'ioredis';
 import { MailotpError, isMailotpError } from '../core/errors.js';
 import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
 import {
-  APPROVAL_GRACE_MS,
   COUNTER_GRACE_MS,
   DEFAULT_KEY_PREFIX,
   REDIS_CAS_MAX_ATTEMPTS,
@@ -16,8 +15,11 @@ import {
   ttlMs,
   windowBucket,
 } from './keys.js';
-import type { CreateRequestResult, DecideResult, Store, Unsubscribe } from './store.js';
-import { LUA_PRELUDE, SCRIPTS } from './redis-scripts.js';
+import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, Store, Unsubscribe } from './store.js';
+import { RedisApprovals } from './redis-approvals.js';
+import { RedisEventLog } from './redis-event-log.js';
+import { LUA_PRELUDE, SCRIPTS, type ScriptedRedis } from './redis-scripts.js';
+import { RedisSubscriber } from './redis-subscriber.js';
 
 export interface RedisStoreOptions {
   url: string;
@@ -27,11 +29,6 @@ export interface RedisStoreOptions {
   /** Told about connection errors and subscriber handler errors; none of them is ever thrown unhandled. */
   onError?: (err: Error) => void;
 }
-
-type Arg = string | number;
-type ScriptName = keyof typeof SCRIPTS;
-/** The commands defineCommand adds at run time; the typings cannot know them. */
-type ScriptedRedis = Redis & { [K in ScriptName]: (...args: Arg[]) => Promise<unknown> };
 
 function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
@@ -46,24 +43,10 @@ function parse<T>(raw: string | null | undefined): T | null {
   return raw === null || raw === undefined ? null : (JSON.parse(raw) as T);
 }
 
-function byApprovedAt(a: ApprovalRecord, b: ApprovalRecord): number {
-  return a.approvedAt - b.approvedAt || cmp(a.user, b.user) || cmp(a.scope, b.scope);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 function checkWindow(windowMs: number): void {
   if (!Number.isFinite(windowMs) || windowMs <= 0) {
     throw new MailotpError('MAILOTP_ERR_BAD_INPUT', `counter window must be positive, got ${windowMs}`);
   }
-}
-
-function isEvent(v: unknown): v is StoreEvent {
-  if (typeof v !== 'object' || v === null) return false;
-  const e = v as { type?: unknown; request?: unknown };
-  return (e.type === 'request.opened' || e.type === 'request.decided') && typeof e.request === 'object';
 }
 
 /**
@@ -78,8 +61,9 @@ export class RedisStore implements Store {
   private readonly channel: string;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly connectTimeoutMs: number;
-  private readonly handlers = new Set<(event: StoreEvent) => void>();
-  private subscriber: Redis | null = null;
+  private readonly subscriber: RedisSubscriber;
+  private readonly events: RedisEventLog;
+  private readonly approvals: RedisApprovals;
   private everReady = false;
   private firstAttempt: Promise<void> | null = null;
   private closed = false;
@@ -107,6 +91,9 @@ export class RedisStore implements Store {
     this.redis.once('ready', () => {
       this.everReady = true;
     });
+    this.subscriber = new RedisSubscriber(this.redis, this.channel, this.onError);
+    this.events = new RedisEventLog((fn) => this.run(fn), this.keys, this.channel);
+    this.approvals = new RedisApprovals((fn) => this.run(fn), this.keys);
   }
 
   /**
@@ -224,67 +211,20 @@ export class RedisStore implements Store {
     throw unavailable(new Error(`too much contention on ${key}`));
   }
 
-  async putApproval(approval: ApprovalRecord, now: number): Promise<void> {
-    await this.run((r) =>
-      r.mailotpPutApproval(
-        this.keys.approvals(approval.user),
-        this.keys.approvalUsers(),
-        approval.scope,
-        JSON.stringify(approval),
-        now,
-        APPROVAL_GRACE_MS,
-        approval.user,
-      ),
-    );
+  putApproval(approval: ApprovalRecord, now: number): Promise<void> {
+    return this.approvals.put(approval, now);
   }
 
-  async getApproval(user: string, scope: string, now: number): Promise<ApprovalRecord | null> {
-    const a = await this.run(async (r) => parse<ApprovalRecord>(await r.hget(this.keys.approvals(user), scope)));
-    return a && a.expiresAt > now ? a : null;
+  getApproval(user: string, scope: string, now: number): Promise<ApprovalRecord | null> {
+    return this.approvals.get(user, scope, now);
   }
 
-  async listApprovals(user: string | null, now: number): Promise<ApprovalRecord[]> {
-    return this.run(async (r) => {
-      const users = user === null ? await r.smembers(this.keys.approvalUsers()) : [user];
-      if (users.length === 0) return [];
-      const pipe = r.pipeline();
-      for (const u of users) pipe.hgetall(this.keys.approvals(u));
-      const replies = (await pipe.exec()) ?? [];
-      const out: ApprovalRecord[] = [];
-      const gone: string[] = [];
-      users.forEach((u, i) => {
-        const [err, hash] = replies[i] ?? [new Error('missing pipeline reply'), null];
-        if (err) throw err;
-        const values = Object.values((hash ?? {}) as Record<string, string>);
-        if (values.length === 0) gone.push(u);
-        for (const raw of values) {
-          const a = JSON.parse(raw) as ApprovalRecord;
-          if (a.expiresAt > now) out.push(a);
-        }
-      });
-      // The set of users is only a hint; forget users whose hash Redis has expired.
-      if (user === null) {
-        for (const u of gone) {
-          await r.mailotpPruneApprovalUser(this.keys.approvals(u), this.keys.approvalUsers(), u);
-        }
-      }
-      return out.sort(byApprovedAt);
-    });
+  listApprovals(user: string | null, now: number): Promise<ApprovalRecord[]> {
+    return this.approvals.list(user, now);
   }
 
-  /** Matches clientIp (where the approved login came from), not scope, so '*'-scoped approvals are found too. */
-  async deleteApprovals(user: string, clientIp?: string): Promise<number> {
-    const hash = this.keys.approvals(user);
-    const users = this.keys.approvalUsers();
-    return this.run(async (r) => {
-      if (clientIp !== undefined) {
-        return Number(await r.mailotpDeleteApprovalsByIp(hash, users, clientIp, user));
-      }
-      const replies = await r.multi().hlen(hash).del(hash).srem(users, user).exec();
-      const [err, n] = replies?.[0] ?? [new Error('transaction aborted'), 0];
-      if (err) throw err;
-      return Number(n);
-    });
+  deleteApprovals(user: string, clientIp?: string): Promise<number> {
+    return this.approvals.delete(user, clientIp);
   }
 
   async createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult> {
@@ -293,12 +233,14 @@ export class RedisStore implements Store {
         this.keys.openRequest(request.user, request.clientIp, request.type),
         this.keys.request(request.id),
         this.keys.devicePending(request.deviceId),
+        this.keys.requestExpiry(),
         request.id,
         JSON.stringify(request),
         now,
         ttlMs(request.expiresAt, now, REQUEST_GRACE_MS),
         request.createdAt,
         this.keys.requestBase,
+        request.expiresAt,
       ),
     )) as [number, string?];
     if (res[0] === -1) throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'request id already used');
@@ -381,57 +323,25 @@ export class RedisStore implements Store {
     await this.run((r) => r.publish(this.channel, JSON.stringify(event)));
   }
 
-  /**
-   * Events reach every instance subscribed at the time of publishing; Redis pub/sub keeps nothing,
-   * so events published while this instance is disconnected are lost (callers re-read state on demand).
-   */
   subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
     if (this.closed) return () => {};
-    this.ensureSubscriber();
-    const h = (e: StoreEvent): void => handler(e);
-    this.handlers.add(h);
-    return () => {
-      this.handlers.delete(h);
-    };
+    return this.subscriber.subscribe(handler);
   }
 
-  /** A second connection, created on first use, because a subscribed connection can run no other command. */
-  private ensureSubscriber(): void {
-    if (this.subscriber) return;
-    // SUBSCRIBE is sent by us on every 'ready' (first connect and each reconnect) rather than by
-    // ioredis's autoResubscribe, whose internal subscribe promise rejects unhandled when the
-    // connection drops mid-resubscribe; here every attempt has a catch.
-    const sub = this.redis.duplicate({
-      autoResubscribe: false,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: undefined,
-    });
-    sub.on('ready', () => {
-      sub.subscribe(this.channel).catch((err: unknown) => this.onError?.(toError(err)));
-    });
-    this.subscriber = sub;
-    sub.on('error', (err: Error) => this.onError?.(err));
-    sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.channel) return;
-      let event: unknown;
-      try {
-        event = JSON.parse(message);
-      } catch (err) {
-        this.onError?.(toError(err));
-        return;
-      }
-      if (!isEvent(event)) {
-        this.onError?.(new Error('ignored a malformed store event'));
-        return;
-      }
-      for (const h of [...this.handlers]) {
-        try {
-          h(event);
-        } catch (err) {
-          this.onError?.(toError(err));
-        }
-      }
-    });
+  async expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]> {
+    return this.events.expire(now, limit, retentionMs);
+  }
+
+  async appendEvent(event: StoreEvent, now: number, retentionMs: number): Promise<LoggedEvent> {
+    return this.events.append(event, now, retentionMs);
+  }
+
+  async readEvents(deviceId: string, afterId: number, now: number, retentionMs: number): Promise<EventLogRead> {
+    return this.events.read(deviceId, afterId, now, retentionMs);
+  }
+
+  async lastEventId(): Promise<number> {
+    return this.events.lastId();
   }
 
   async ping(): Promise<void> {
@@ -441,8 +351,8 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.handlers.clear();
-    await Promise.all([quit(this.redis), this.subscriber ? quit(this.subscriber) : Promise.resolve()]);
+    const sub = this.subscriber.close();
+    await Promise.all([quit(this.redis), sub ? quit(sub) : Promise.resolve()]);
   }
 }
 

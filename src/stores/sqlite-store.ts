@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MailotpError, isMailotpError } from '../core/errors.js';
 import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
+import { SCHEMA, prepareStatements, record, records, toUser, type Statements, type UserRow } from './sqlite-statements.js';
 import {
   APPROVAL_GRACE_MS,
   COUNTER_GRACE_MS,
@@ -12,86 +13,14 @@ import {
   SQLITE_SCHEMA_VERSION,
   windowBucket,
 } from './keys.js';
-import type { CreateRequestResult, DecideResult, Store, Unsubscribe } from './store.js';
+import { EVENT_LOG_SCHEMA, SqliteEventLog } from './sqlite-event-log.js';
+import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, Store, Unsubscribe } from './store.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:'. */
   path: string;
   /** Told about subscriber handler errors, which never reach the publisher. */
   onError?: (err: Error) => void;
-}
-
-/**
- * Devices, approvals and requests are stored whole as JSON in `data`, like in Redis, so that optional
- * fields added to the records later round-trip without a migration; the other columns are copies of
- * the fields that queries filter or sort on.
- */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS users (
-  user TEXT PRIMARY KEY,
-  daemon_otp INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-  device_id TEXT PRIMARY KEY,
-  user TEXT NOT NULL UNIQUE,
-  data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS approvals (
-  user TEXT NOT NULL,
-  scope TEXT NOT NULL,
-  client_ip TEXT NOT NULL,
-  approved_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  data TEXT NOT NULL,
-  PRIMARY KEY (user, scope)
-);
-CREATE INDEX IF NOT EXISTS approvals_expires ON approvals (expires_at);
-CREATE TABLE IF NOT EXISTS requests (
-  id TEXT PRIMARY KEY,
-  type TEXT NOT NULL,
-  user TEXT NOT NULL,
-  device_id TEXT NOT NULL,
-  client_ip TEXT NOT NULL,
-  status TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS requests_open ON requests (user, client_ip, type, status);
-CREATE INDEX IF NOT EXISTS requests_device ON requests (device_id, status, created_at);
-CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at);
-CREATE TABLE IF NOT EXISTS counters (
-  key TEXT NOT NULL,
-  window_ms INTEGER NOT NULL,
-  bucket INTEGER NOT NULL,
-  count INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  PRIMARY KEY (key, window_ms, bucket)
-);
-CREATE INDEX IF NOT EXISTS counters_expires ON counters (expires_at);
-`;
-
-interface UserRow {
-  user: string;
-  daemon_otp: number;
-  updated_at: number;
-}
-interface DataRow {
-  data: string;
-}
-
-function toUser(r: UserRow): UserRecord {
-  return { user: r.user, daemonOtp: r.daemon_otp === 1, updatedAt: r.updated_at };
-}
-
-/** Parses the `data` column of a row, or null when there is no row. */
-function record<T>(row: unknown): T | null {
-  return row === undefined ? null : (JSON.parse((row as DataRow).data) as T);
-}
-
-function records<T>(rows: unknown[]): T[] {
-  return (rows as DataRow[]).map((r) => JSON.parse(r.data) as T);
 }
 
 function unavailable(err: unknown): MailotpError {
@@ -106,61 +35,6 @@ function checkWindow(windowMs: number): void {
   }
 }
 
-function prepareStatements(db: Database.Database) {
-  return {
-    getUser: db.prepare('SELECT * FROM users WHERE user = ?'),
-    upsertUser: db.prepare(
-      `INSERT INTO users (user, daemon_otp, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (user) DO UPDATE SET daemon_otp = excluded.daemon_otp, updated_at = excluded.updated_at`,
-    ),
-    getDevice: db.prepare('SELECT data FROM devices WHERE device_id = ?'),
-    getDeviceByUser: db.prepare('SELECT data FROM devices WHERE user = ?'),
-    insertDevice: db.prepare('INSERT INTO devices (device_id, user, data) VALUES (?, ?, ?)'),
-    updateDevice: db.prepare('UPDATE devices SET data = ? WHERE device_id = ?'),
-    deleteDevice: db.prepare('DELETE FROM devices WHERE device_id = ?'),
-    deletePendingOfDevice: db.prepare("DELETE FROM requests WHERE device_id = ? AND status = 'pending'"),
-    upsertApproval: db.prepare(
-      `INSERT INTO approvals (user, scope, client_ip, approved_at, expires_at, data) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (user, scope) DO UPDATE SET client_ip = excluded.client_ip,
-         approved_at = excluded.approved_at, expires_at = excluded.expires_at, data = excluded.data`,
-    ),
-    getApproval: db.prepare('SELECT data FROM approvals WHERE user = ? AND scope = ? AND expires_at > ?'),
-    listApprovalsOfUser: db.prepare(
-      'SELECT data FROM approvals WHERE user = ? AND expires_at > ? ORDER BY approved_at, user, scope',
-    ),
-    listApprovals: db.prepare('SELECT data FROM approvals WHERE expires_at > ? ORDER BY approved_at, user, scope'),
-    deleteApprovals: db.prepare('DELETE FROM approvals WHERE user = ?'),
-    deleteApprovalsByIp: db.prepare('DELETE FROM approvals WHERE user = ? AND client_ip = ?'),
-    getOpenRequest: db.prepare(
-      `SELECT data FROM requests WHERE user = ? AND client_ip = ? AND type = ? AND status = 'pending'
-       AND expires_at > ? ORDER BY created_at, id LIMIT 1`,
-    ),
-    requestExists: db.prepare('SELECT 1 FROM requests WHERE id = ?'),
-    insertRequest: db.prepare(
-      `INSERT INTO requests (id, type, user, device_id, client_ip, status, created_at, expires_at, data)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    getRequest: db.prepare('SELECT data FROM requests WHERE id = ? AND expires_at > ?'),
-    listPending: db.prepare(
-      `SELECT data FROM requests WHERE device_id = ? AND status = 'pending' AND expires_at > ?
-       ORDER BY created_at, id`,
-    ),
-    updateRequest: db.prepare('UPDATE requests SET status = ?, data = ? WHERE id = ?'),
-    hit: db.prepare(
-      `INSERT INTO counters (key, window_ms, bucket, count, expires_at) VALUES (?, ?, ?, 1, ?)
-       ON CONFLICT (key, window_ms, bucket) DO UPDATE SET count = count + 1
-       RETURNING count`,
-    ),
-    count: db.prepare('SELECT count FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
-    clear: db.prepare('DELETE FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
-    purgeRequests: db.prepare('DELETE FROM requests WHERE expires_at < ?'),
-    purgeApprovals: db.prepare('DELETE FROM approvals WHERE expires_at < ?'),
-    purgeCounters: db.prepare('DELETE FROM counters WHERE expires_at < ?'),
-  };
-}
-
-type Statements = ReturnType<typeof prepareStatements>;
-
 /**
  * Single-node store. The driver is synchronous, so every method body runs to completion without
  * interleaving inside this process; write transactions are IMMEDIATE so that a second process on
@@ -174,6 +48,7 @@ export class SqliteStore implements Store {
   private closed = false;
 
   private readonly st: Statements;
+  private readonly events: SqliteEventLog;
 
   constructor(options: SqliteStoreOptions) {
     this.onError = options.onError;
@@ -189,6 +64,7 @@ export class SqliteStore implements Store {
       this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
       this.migrate();
       this.st = prepareStatements(this.db);
+      this.events = new SqliteEventLog(this.db);
     } catch (err) {
       this.db.close();
       throw unavailable(err);
@@ -206,6 +82,7 @@ export class SqliteStore implements Store {
     this.db
       .transaction(() => {
         this.db.exec(SCHEMA);
+        this.db.exec(EVENT_LOG_SCHEMA);
         this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
       })
       .immediate();
@@ -235,6 +112,7 @@ export class SqliteStore implements Store {
     this.st.purgeRequests.run(now - REQUEST_GRACE_MS);
     this.st.purgeApprovals.run(now - APPROVAL_GRACE_MS);
     this.st.purgeCounters.run(now - COUNTER_GRACE_MS);
+    this.events.purge(now);
   }
 
   async getUser(user: string): Promise<UserRecord | null> {
@@ -363,6 +241,30 @@ export class SqliteStore implements Store {
     });
   }
 
+  async expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]> {
+    const events = this.write(() => {
+      this.maybePurge(now);
+      return this.events.expire(now, limit, retentionMs);
+    });
+    for (const e of events) this.deliver(e);
+    return events;
+  }
+
+  async appendEvent(event: StoreEvent, now: number, retentionMs: number): Promise<LoggedEvent> {
+    if (this.closed) throw unavailable(new Error('store is closed'));
+    const logged = this.write(() => this.events.append(event, now, retentionMs));
+    this.deliver(logged);
+    return logged;
+  }
+
+  async readEvents(deviceId: string, afterId: number, now: number, retentionMs: number): Promise<EventLogRead> {
+    return this.read(() => this.events.read(deviceId, afterId, now, retentionMs));
+  }
+
+  async lastEventId(): Promise<number> {
+    return this.read(() => this.events.lastId());
+  }
+
   async hit(key: string, windowMs: number, now: number): Promise<number> {
     checkWindow(windowMs);
     return this.write(() => {
@@ -391,6 +293,10 @@ export class SqliteStore implements Store {
   /** In-process only: one SQLite file serves one mailotp process. */
   async publish(event: StoreEvent): Promise<void> {
     if (this.closed) throw unavailable(new Error('store is closed'));
+    this.deliver(event);
+  }
+
+  private deliver(event: StoreEvent): void {
     // A copy, as if it had crossed the wire, so that neither side sees the other's later mutations.
     const copy = structuredClone(event);
     for (const handler of this.handlers) {

@@ -13,6 +13,17 @@ export type CreateRequestResult =
   /** A pending, unexpired request for the same user and client IP already exists: join it. */
   | { created: false; request: RequestRecord };
 
+/** An event as a device's event log keeps it: eventId orders it among all events of the store. */
+export type LoggedEvent = StoreEvent & { eventId: number };
+
+export interface EventLogRead {
+  /** The device's events with an id above the one asked for, in id order. */
+  events: LoggedEvent[];
+  /** False when events after that id may have been dropped (older than the retention): the reader
+   * cannot catch up event by event and has to start again from the current state. */
+  complete: boolean;
+}
+
 export type DecideResult =
   | { status: 'ok'; request: RequestRecord }
   | { status: 'not-found' }
@@ -56,6 +67,21 @@ export interface Store {
   listPendingRequests(deviceId: string, now: number): Promise<RequestRecord[]>;
   /** Compare-and-set pending → approved|denied. */
   decideRequest(id: string, status: 'approved' | 'denied', now: number): Promise<DecideResult>;
+
+  /** Compare-and-set pending → expired of up to `limit` requests whose expiresAt <= now, each with a
+   * request.expired event appended and published as by appendEvent, in the same atomic step. Every
+   * request is claimed by exactly one caller, across instances. Returns those events. */
+  expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]>;
+
+  // per-device event logs: what an event stream replays after a reconnect (Last-Event-ID)
+  /** Gives the event the next id (increasing across instances, in the order the appends commit),
+   * appends it to the log of its request's device, drops that log's events older than retentionMs,
+   * and publishes it with its eventId as publish() does. */
+  appendEvent(event: StoreEvent, now: number, retentionMs: number): Promise<LoggedEvent>;
+  /** The device's logged events after afterId, leaving out those older than retentionMs. */
+  readEvents(deviceId: string, afterId: number, now: number, retentionMs: number): Promise<EventLogRead>;
+  /** The id of the newest event appended to any log, 0 when none yet. */
+  lastEventId(): Promise<number>;
 
   // fixed-window counters for rate limits
   /** Adds one to the counter for the window that `now` falls in and returns the new count. */

@@ -27,7 +27,7 @@ export class RecordingNotifier implements Notifier {
   async requestOpened(r: RequestRecord, _d: DeviceRecord): Promise<void> {
     this.opened.push(r);
   }
-  async requestSettled(r: RequestRecord): Promise<void> {
+  async requestSettled(r: RequestRecord, _d: DeviceRecord | null): Promise<void> {
     this.settled.push(r);
   }
 }
@@ -46,7 +46,7 @@ export interface CoreFixture {
 }
 
 export function coreFixture(
-  opts: { daemon?: Partial<DaemonOtpSettings>; limits?: Partial<RateLimitSettings>; bindTo?: BindTo; store?: Store } = {},
+  opts: { daemon?: Partial<DaemonOtpSettings>; limits?: Partial<RateLimitSettings>; bindTo?: BindTo; store?: Store; notifiers?: Notifier[] } = {},
 ): CoreFixture {
   const store = opts.store ?? new SqliteStore({ path: ':memory:' });
   const clock = new FakeClock(Date.now());
@@ -54,7 +54,7 @@ export function coreFixture(
   const notifier = new RecordingNotifier();
   const devices = new DeviceService(store, clock, logger);
   const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: opts.bindTo ?? 'client-ip' });
-  const requests = new RequestService(store, clock, approvals, [notifier], logger, { requestTtlMs: 300_000, recheckMs: 50 });
+  const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 });
   const limiter = new RateLimiter(store, clock, {
     failedLoginsPerUser: 5,
     failedLoginsPerIp: 20,

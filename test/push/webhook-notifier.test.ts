@@ -137,6 +137,30 @@ describe('WebhookNotifier', () => {
     assert.ok(verify(SECRET, received[0]!));
   });
 
+  test('an unanswered request is settled as expired, signed like the rest', async () => {
+    await notifier({ publicUrl: 'https://mail.example.com:8443' }).requestSettled({ ...request, status: 'expired' }, device);
+    const r = received[0]!;
+    assert.ok(verify(SECRET, r), 'signature verifies');
+    const body = JSON.parse(r.body) as Record<string, unknown>;
+    delete body.sentAt;
+    assert.deepEqual(body, {
+      event: 'request.settled',
+      request: {
+        id: request.id,
+        type: 'connection',
+        user: 'alice',
+        protocol: 'imap',
+        clientIp: '198.51.100.7',
+        clientName: 'Thunderbird',
+        createdAt: '2026-01-01T12:00:00.000Z',
+        expiresAt: '2026-01-01T12:05:00.000Z',
+      },
+      status: 'expired',
+      device: { deviceId: device.deviceId, name: 'Pixel' },
+      portalUrl: 'https://mail.example.com:8443',
+    });
+  });
+
   test('retries 5xx with backoff and delivers once; the delivery id stays the same', async () => {
     script = [500, 503, 200];
     const started = Date.now();

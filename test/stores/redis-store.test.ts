@@ -5,6 +5,7 @@ import type { RequestRecord, StoreEvent } from '../../src/core/types.js';
 import { createStore } from '../../src/stores/create-store.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
+import { eventLogContract } from './event-log-contract.js';
 import { assertUnavailable, publishUntil, storeContract } from './store-contract.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -40,6 +41,11 @@ after(async () => {
 });
 
 storeContract('redis', async () => {
+  const store = new RedisStore({ url: server.url, keyPrefix: uniquePrefix() });
+  return { store, cleanup: () => store.close() };
+});
+
+eventLogContract('redis', async () => {
   const store = new RedisStore({ url: server.url, keyPrefix: uniquePrefix() });
   return { store, cleanup: () => store.close() };
 });
@@ -98,6 +104,34 @@ describe('RedisStore across instances', () => {
     );
     assert.equal(decided.filter((x) => x.status === 'ok').length, 1);
     assert.equal(decided.filter((x) => x.status === 'already-decided').length, 9);
+  });
+
+  it('orders event ids across instances and lets each read what the other logged', async () => {
+    const [a, b] = pair();
+    const clock = new FakeClock();
+    const r = req(clock);
+    const appended = [];
+    for (let i = 0; i < 6; i++) {
+      const store = i % 2 ? a : b;
+      appended.push(await store.appendEvent({ type: 'request.opened', request: { ...r, id: `${r.id}-${i}` } }, clock.now(), 60_000));
+    }
+    const got = appended.map((e) => e.eventId);
+    assert.deepEqual(got, [...got].sort((x, y) => x - y));
+    assert.equal(new Set(got).size, 6);
+    assert.deepEqual((await a.readEvents(r.deviceId, 0, clock.now(), 60_000)).events, appended);
+    assert.equal(await b.lastEventId(), got.at(-1));
+  });
+
+  it('expires each request exactly once when every instance sweeps at the same time', async () => {
+    const [a, b] = pair();
+    const clock = new FakeClock();
+    const rs = Array.from({ length: 8 }, (_, i) => req(clock, { clientIp: `10.1.0.${i}`, expiresAt: clock.now() + 50 }));
+    for (const r of rs) await a.createRequest(r, clock.now());
+    clock.advance(50);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).expireRequests(clock.now(), 3, 60_000)));
+    const more = [...(await a.expireRequests(clock.now(), 100, 60_000)), ...(await b.expireRequests(clock.now(), 100, 60_000))];
+    const claimed = [...results.flat(), ...more].map((e) => e.request.id);
+    assert.deepEqual([...claimed].sort(), rs.map((r) => r.id).sort());
   });
 
   it('is what createStore builds for the redis driver', async () => {

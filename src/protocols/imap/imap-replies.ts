@@ -1,13 +1,10 @@
 import type { LoginResult, VerifiedUpstream } from '../../core/login-types.js';
+import { safeReplyText } from '../shared/reply-text.js';
+
+export { isFailedLogin, safeReplyText } from '../shared/reply-text.js';
 
 export const IMAP_AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
 export const IMAP_PROGRESS_LINE = '* OK Waiting for approval on your phone';
-
-/** Upstream text made safe to put on one reply line: no CR/LF or other control characters. */
-export function safeReplyText(text: string, maxLength = 1024): string {
-  const clean = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
-  return clean.length > maxLength ? clean.slice(0, maxLength) : clean;
-}
 
 /**
  * The one table from the core's answer to the tagged reply (without the tag).
@@ -40,9 +37,4 @@ export function imapLoginReply<S extends VerifiedUpstream & { loginResponseText:
       throw new Error(`unhandled login result ${JSON.stringify(unhandled)}`);
     }
   }
-}
-
-/** Results that count toward limits.maxFailedLoginsPerConnection (not the temporary ones). */
-export function isFailedLogin(kind: LoginResult<VerifiedUpstream>['kind']): boolean {
-  return kind === 'bad-password' || kind === 'denied' || kind === 'no-device' || kind === 'rate-limited';
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../../log/logger.js';
 import type { TlsContextProvider } from '../../net/tls-context.js';
 import { astringBytes, checkCredentials, clientNameFromId, SaslExchange, saslMechanism, type SaslOutcome } from './imap-auth.js';
 import { clientCapabilities } from './imap-capabilities.js';
-import { ClientConnection } from './imap-connection.js';
+import { ClientConnection } from '../shared/client-connection.js';
 import { ImapCommandReader, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
 import { IMAP_AUTH_FAILED, IMAP_PROGRESS_LINE, imapLoginReply, isFailedLogin } from './imap-replies.js';
 

@@ -43,7 +43,7 @@ export class ClientConnection {
   send(line: string): void {
     const s = this.current;
     if (s.destroyed || !s.writable) return;
-    if (this.log.isLevelEnabled('trace')) this.log.trace({ line }, 'imap >');
+    if (this.log.isLevelEnabled('trace')) this.log.trace({ line }, 'client >');
     s.write(`${line}\r\n`);
   }
 
@@ -78,7 +78,7 @@ export class ClientConnection {
     try {
       secured = new tls.TLSSocket(raw, { ...options, isServer: true });
     } catch (err) {
-      this.log.warn({ err }, 'imap TLS setup failed');
+      this.log.warn({ err }, 'client TLS setup failed');
       raw.destroy();
       return;
     }
@@ -119,7 +119,7 @@ export class ClientConnection {
   private readonly onEnd = (): void => this.on.end();
 
   private readonly onError = (err: NodeJS.ErrnoException): void => {
-    this.log.debug({ code: err.code, err: err.message }, 'imap client socket error');
+    this.log.debug({ code: err.code, err: err.message }, 'client socket error');
   };
 
   private readonly onClose = (): void => {

@@ -1,0 +1,44 @@
+import os from 'node:os';
+import { splice } from '../../upstream/splice.js';
+import { SmtpUpstream } from '../../upstream/smtp-upstream.js';
+import type { ProtocolContext, ProtocolService } from '../protocol-service.js';
+import { handleSmtpConnection } from './smtp-session.js';
+
+/** smtp-server and nodemailer give up on a reply after 60 s; Outlook is in the same range. */
+const CLIENT_REPLY_TIMEOUT_MS = 60_000;
+
+/** The greeting name: the machine's name when it is a usable host name. */
+function greetingHostname(): string {
+  const name = os.hostname();
+  return /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(name) ? name : 'localhost';
+}
+
+/** The SMTP listeners' handler, bound to the configured upstream; null when upstream.smtp is not set. */
+export function smtpService({ config, core, tls, logger }: ProtocolContext): ProtocolService | null {
+  const endpoint = config.upstream.smtp;
+  if (!endpoint) return null;
+  const hostname = greetingHostname();
+  const upstream = new SmtpUpstream(endpoint, logger.child({ component: 'upstream', protocol: 'smtp' }), { heloName: hostname });
+  if (config.daemonOtp.holdTime >= CLIENT_REPLY_TIMEOUT_MS - 5_000) {
+    // Unlike IMAP, SMTP has no way to say "still waiting": the client only sees the AUTH reply.
+    logger.warn(
+      { holdTime: config.daemonOtp.holdTime },
+      'daemonOtp.holdTime is close to or above the 60 s most SMTP clients wait for the AUTH reply; they may give up before the tap',
+    );
+  }
+  return {
+    start: () => upstream.start(),
+    stop: () => upstream.stop(),
+    handler: (socket, mode, client, log) =>
+      handleSmtpConnection(socket, mode, client, {
+        authorize: core.authorizer.authorize,
+        upstreamLogin: (user, password, c, signal) => upstream.login(user, password, c, signal),
+        upstreamExtensions: () => upstream.extensions(),
+        splice: (a, b, o) => splice(a, b, { ...o, logger: log }),
+        tls,
+        limits: config.limits,
+        hostname,
+        logger: log,
+      }),
+  };
+}

@@ -1,0 +1,88 @@
+import type { Message } from 'firebase-admin/messaging';
+import type { RequestRecord } from '../core/types.js';
+
+/** How long a clear may wait for an offline phone: the notification it removes may still be shown. */
+export const CLEAR_TTL_MS = 3_600_000;
+/** Notification text is shown as is; a client name is the client's own word (IMAP ID), so bounded. */
+const MAX_CLIENT_NAME = 64;
+
+const PROTOCOL_LABEL: Record<RequestRecord['protocol'], string> = {
+  imap: 'IMAP',
+  pop3: 'POP3',
+  smtp: 'SMTP',
+  web: 'the web',
+};
+
+function clientLabel(name: string | undefined): string {
+  // Control and bidi-override characters could make the question read as something else.
+  const clean = (name ?? '').replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, '').trim().slice(0, MAX_CLIENT_NAME);
+  return clean || 'a mail app';
+}
+
+/** The question the phone shows: who wants in, over what, from where. */
+export function notificationText(r: RequestRecord): { title: string; body: string } {
+  const title =
+    r.type === 'login'
+      ? `Approve a sign-in on ${PROTOCOL_LABEL[r.protocol]} from ${r.clientIp}?`
+      : `Approve ${clientLabel(r.clientName)} on ${PROTOCOL_LABEL[r.protocol]} from ${r.clientIp}?`;
+  let body = `Sign-in as ${r.user}. Open the app to approve or deny.`;
+  if (r.choices && r.choices.length > 0) body += ' Pick the number shown on the sign-in page.';
+  return { title, body };
+}
+
+/**
+ * The message for an opened request: a notification a person can act on, plus the request as data
+ * (FCM data values are strings) so the app can show it without asking the device API first.
+ * Android's tag and APNs's collapse id are the request id, so the clear message can remove it.
+ */
+export function requestMessage(r: RequestRecord, token: string, now: number, publicUrl?: string): Message {
+  const data: Record<string, string> = {
+    action: 'request',
+    requestId: r.id,
+    type: r.type,
+    user: r.user,
+    protocol: r.protocol,
+    clientIp: r.clientIp,
+    createdAt: new Date(r.createdAt).toISOString(),
+    expiresAt: new Date(r.expiresAt).toISOString(),
+  };
+  if (r.clientName) data.clientName = r.clientName;
+  if (r.choices && r.choices.length > 0) data.choices = JSON.stringify(r.choices);
+  if (publicUrl) data.portalUrl = publicUrl;
+  // Whole seconds: FCM and APNs count in seconds, and a late notification is useless.
+  const ttlSeconds = Math.max(0, Math.floor((r.expiresAt - now) / 1000));
+  return {
+    token,
+    data,
+    notification: notificationText(r),
+    android: { priority: 'high', ttl: ttlSeconds * 1000, notification: { tag: r.id } },
+    apns: {
+      headers: {
+        'apns-priority': '10',
+        'apns-push-type': 'alert',
+        'apns-expiration': String(Math.floor(r.expiresAt / 1000)),
+        'apns-collapse-id': r.id,
+      },
+    },
+  };
+}
+
+/**
+ * Data only, so nothing is shown: it tells the app to remove the request's notification. On iOS a
+ * background push (content-available, priority 5, as APNs requires for that type).
+ */
+export function clearMessage(r: RequestRecord, token: string, now: number): Message {
+  return {
+    token,
+    data: { action: 'clear', requestId: r.id, status: r.status },
+    android: { priority: 'high', ttl: CLEAR_TTL_MS },
+    apns: {
+      headers: {
+        'apns-priority': '5',
+        'apns-push-type': 'background',
+        'apns-expiration': String(Math.floor((now + CLEAR_TTL_MS) / 1000)),
+      },
+      payload: { aps: { contentAvailable: true } },
+    },
+  };
+}

@@ -1,0 +1,199 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Agent } from 'node:http';
+import { cert, deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
+import { getMessaging, type Message, type Messaging } from 'firebase-admin/messaging';
+import { systemClock, type Clock } from '../core/clock.js';
+import { MailotpError } from '../core/errors.js';
+import type { DeviceRecord, RequestRecord } from '../core/types.js';
+import type { Logger } from '../log/logger.js';
+import { clearMessage, requestMessage } from './fcm-messages.js';
+import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from './notifier.js';
+
+export interface FcmOptions {
+  projectId: string;
+  /** A service account's in production; any object with getAccessToken() in tests. */
+  credential: Credential;
+  /** Carries every request to FCM (tests route it to a local server). */
+  httpAgent?: Agent;
+  /** The portal's public URL, passed on as `portalUrl`. */
+  publicUrl?: string;
+  /** Further attempts after a failure that may pass [3]. */
+  retries?: number;
+  /** Wait before the first retry; doubles for each further one [1000]. */
+  backoffMs?: number;
+  clock?: Clock;
+}
+
+/** What FCM says about a token that will never work again (v1's UNREGISTERED maps to the first). */
+const TOKEN_GONE = new Set(['messaging/registration-token-not-registered', 'messaging/invalid-registration-token']);
+/** Failures that another attempt cannot fix: the message or the credential is wrong. */
+const PERMANENT = new Set([
+  'messaging/invalid-argument',
+  'messaging/invalid-recipient',
+  'messaging/invalid-payload',
+  'messaging/invalid-data-payload-key',
+  'messaging/payload-size-limit-exceeded',
+  'messaging/invalid-options',
+  'messaging/invalid-package-name',
+  'messaging/mismatched-credential',
+  'messaging/third-party-auth-error',
+  'messaging/authentication-error',
+  'app/invalid-credential',
+]);
+
+function errorCode(err: unknown): string {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : 'unknown';
+}
+
+/**
+ * Pushes to the device's Firebase Cloud Messaging token through the real firebase-admin library:
+ * one notification when a request opens, one data-only "clear" when it is settled. The token and
+ * the credential never reach a log line or an error message.
+ */
+export class FcmNotifier implements Notifier {
+  readonly name = 'fcm';
+  private readonly app: App;
+  private readonly messaging: Messaging;
+  private readonly clock: Clock;
+  private readonly retries: number;
+  private readonly backoffMs: number;
+  /** Requests cleared here (id → expiresAt), so a retried request message does not follow its clear. */
+  private readonly cleared = new Map<string, number>();
+  private readonly closed = new AbortController();
+
+  /** The production constructor: a service account JSON file downloaded from the Firebase console. */
+  static fromServiceAccountFile(file: string, logger: Logger, opts: Omit<FcmOptions, 'projectId' | 'credential'> = {}): FcmNotifier {
+    const projectId = checkServiceAccount(file);
+    let credential: Credential;
+    try {
+      credential = cert(file);
+    } catch {
+      // firebase-admin's message may quote the file; the key must not reach the log.
+      throw new MailotpError('MAILOTP_ERR_CONFIG', `push.fcm.serviceAccountFile: ${file} is not a usable service account key`);
+    }
+    return new FcmNotifier({ ...opts, projectId, credential }, logger);
+  }
+
+  constructor(
+    private readonly opts: FcmOptions,
+    private readonly logger: Logger,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.retries = Math.max(0, opts.retries ?? 3);
+    this.backoffMs = Math.max(0, opts.backoffMs ?? 1000);
+    // A name of its own: several notifiers (tests, reloads) must not share firebase-admin's default app.
+    this.app = initializeApp(
+      { credential: opts.credential, projectId: opts.projectId, ...(opts.httpAgent ? { httpAgent: opts.httpAgent } : {}) },
+      `mailotp-fcm-${randomUUID()}`,
+    );
+    this.messaging = getMessaging(this.app);
+  }
+
+  async requestOpened(request: RequestRecord, device: DeviceRecord): Promise<NotifyOutcome> {
+    const token = device.pushToken;
+    if (!token) {
+      this.logger.debug({ requestId: request.id, deviceId: device.deviceId }, 'no push token registered; nothing sent to FCM');
+      return 'skipped';
+    }
+    await this.deliver(request, token, () => requestMessage(request, token, this.clock.now(), this.opts.publicUrl), 'request');
+  }
+
+  async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome> {
+    this.remember(request);
+    const token = device?.pushToken;
+    if (!token) return 'skipped';
+    await this.deliver(request, token, () => clearMessage(request, token, this.clock.now()), 'clear');
+  }
+
+  async close(): Promise<void> {
+    this.closed.abort();
+    await deleteApp(this.app).catch(() => undefined);
+  }
+
+  private remember(request: RequestRecord): void {
+    const now = this.clock.now();
+    for (const [id, until] of this.cleared) if (until < now) this.cleared.delete(id);
+    this.cleared.set(request.id, request.expiresAt);
+  }
+
+  /** Sends with bounded exponential backoff; the message is rebuilt per attempt so its TTL stays true. */
+  private async deliver(request: RequestRecord, token: string, build: () => Message, kind: 'request' | 'clear'): Promise<void> {
+    const attempts = this.retries + 1;
+    let last = '';
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (this.closed.signal.aborted) throw new Error('fcm notifier closed');
+      // Too late to be of use: the request can no longer be answered, or it was already cleared.
+      if (kind === 'request' && attempt > 1 && (this.clock.now() >= request.expiresAt || this.cleared.has(request.id))) {
+        throw new Error(`fcm: gave up on ${kind} after ${attempt - 1} attempt(s), it is no longer pending: ${last}`);
+      }
+      try {
+        await this.messaging.send(build());
+        return;
+      } catch (err) {
+        const code = errorCode(err);
+        if (TOKEN_GONE.has(code)) throw new PushTokenRejectedError(token, code);
+        last = `${code}: ${scrub(err, token)}`;
+        if (PERMANENT.has(code)) throw new Error(`fcm refused the ${kind} message: ${last}`);
+      }
+      if (attempt < attempts) {
+        const wait = this.backoffMs * 2 ** (attempt - 1);
+        this.logger.debug({ requestId: request.id, kind, attempt, waitMs: wait, err: last }, 'fcm send failed, retrying');
+        await this.sleep(wait);
+      }
+    }
+    throw new Error(`fcm ${kind} delivery failed after ${attempts} attempt(s): ${last}`);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const signal = this.closed.signal;
+      if (signal.aborted) {
+        reject(new Error('fcm notifier closed'));
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(new Error('fcm notifier closed'));
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** The error's message with the token cut out, should a server ever echo it. */
+function scrub(err: unknown, token: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split(token).join('[token]').slice(0, 300);
+}
+
+/**
+ * Checks the file before firebase-admin reads it, so that a mistake is a config error naming the
+ * key, never a parse error quoting the file (which holds a private key). Returns the project id.
+ */
+function checkServiceAccount(file: string): string {
+  const fail = (why: string): never => {
+    throw new MailotpError('MAILOTP_ERR_CONFIG', `push.fcm.serviceAccountFile: ${file} ${why}`);
+  };
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    fail(`cannot be read (${errorCode(err)})`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    fail('is not valid JSON');
+  }
+  const sa = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
+  const missing = ['project_id', 'client_email', 'private_key'].filter((k) => typeof sa[k] !== 'string' || sa[k] === '');
+  if (missing.length > 0) fail(`is not a service account key (missing ${missing.join(', ')})`);
+  return sa.project_id as string;
+}

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { afterEach, describe, it } from 'node:test';
+import { RequestService } from '../../src/core/request-service.js';
+import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
+import { createLogger } from '../../src/log/logger.js';
+import { PushTokenRejectedError, type Notifier } from '../../src/push/notifier.js';
+import { coreFixture, eventually, type CoreFixture } from './core-fixture.js';
+
+let fx: CoreFixture | null = null;
+afterEach(async () => {
+  await fx?.close();
+  fx = null;
+});
+
+async function withDevice(f: CoreFixture, user = 'alice'): Promise<string> {
+  await f.store.setDaemonOtp(user, true, f.clock.now());
+  const bound = await f.devices.bind(user, 'Phone', false);
+  assert.equal(bound.status, 'bound');
+  return bound.device.deviceId;
+}
+
+/** Never answers: what a push service that hangs looks like to the core. */
+class HangingNotifier implements Notifier {
+  readonly name = 'hanging';
+  calls = 0;
+  requestOpened(): Promise<void> {
+    this.calls++;
+    return new Promise(() => undefined);
+  }
+  requestSettled(): Promise<void> {
+    this.calls++;
+    return new Promise(() => undefined);
+  }
+}
+
+/** Throws before returning a promise, the rudest a notifier can be. */
+class ThrowingNotifier implements Notifier {
+  readonly name = 'throwing';
+  calls = 0;
+  requestOpened(): Promise<void> {
+    this.calls++;
+    throw new Error('notifier bug');
+  }
+  requestSettled(): Promise<void> {
+    this.calls++;
+    throw new Error('notifier bug');
+  }
+}
+
+class RejectingNotifier implements Notifier {
+  readonly name = 'rejecting';
+  async requestOpened(): Promise<void> {
+    throw new Error('push service down');
+  }
+  async requestSettled(): Promise<void> {
+    throw new Error('push service down');
+  }
+}
+
+describe('RequestService and slow or failing notifiers', () => {
+  it('a login is held no longer than holdTime and still approved by a tap', async () => {
+    const hanging = new HangingNotifier();
+    const throwing = new ThrowingNotifier();
+    fx = coreFixture({ daemon: { holdTimeMs: 5_000 }, notifiers: [hanging, throwing, new RejectingNotifier()] });
+    const deviceId = await withDevice(fx);
+    const login = fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    const req = await eventually(async () => (await fx!.requests.listPending(deviceId))[0]);
+    const tapped = Date.now();
+    assert.equal((await fx.requests.decide(deviceId, req.id, 'approve')).status, 'approved');
+    const r = await login;
+    assert.equal(r.kind, 'approved');
+    assert.ok(Date.now() - tapped < 1_000, 'released by the tap, not held by the notifiers');
+    await eventually(async () => hanging.calls === 2 && throwing.calls === 2);
+  });
+
+  it('a login nobody answers times out after holdTime, not later, and is not let in', async () => {
+    fx = coreFixture({ daemon: { holdTimeMs: 200 }, notifiers: [new HangingNotifier(), new ThrowingNotifier()] });
+    const deviceId = await withDevice(fx);
+    const started = Date.now();
+    const a = fx.attempt('alice', 'right');
+    const r = await fx.authorizer.authorize(a);
+    const took = Date.now() - started;
+    assert.equal(r.kind, 'pending-timeout');
+    assert.ok(took >= 190 && took < 1_000, `held ${took} ms`);
+    assert.equal(a.session.closed, 1);
+    // And the request stays answerable through the device API's path.
+    const [req] = await fx.requests.listPending(deviceId);
+    assert.ok(req);
+    assert.equal((await fx.requests.decide(deviceId, req.id, 'deny')).status, 'denied');
+  });
+});
+
+describe('RequestService expiry sweep', () => {
+  it('settles a request that expired unanswered exactly once, to every notifier', async () => {
+    fx = coreFixture({ daemon: { holdTimeMs: 50 } });
+    const deviceId = await withDevice(fx);
+    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right'))).kind, 'pending-timeout');
+    const [req] = await fx.requests.listPending(deviceId);
+    assert.ok(req);
+    assert.equal(await fx.requests.sweepExpired(), 0, 'not before it expires');
+    fx.clock.advance(300_000);
+    const swept = await Promise.all([fx.requests.sweepExpired(), fx.requests.sweepExpired()]);
+    assert.equal(swept[0] + swept[1], 1);
+    await eventually(async () => fx!.notifier.settled.length === 1);
+    assert.equal(fx.notifier.settled[0]?.id, req.id);
+    assert.equal(fx.notifier.settled[0]?.status, 'expired');
+    const { events } = await fx.requests.eventsSince(deviceId, 0);
+    assert.deepEqual(events.map((e) => e.type), ['request.opened', 'request.expired']);
+    assert.deepEqual((await fx.requests.decide(deviceId, req.id, 'approve')).status, 'not-found');
+  });
+
+  it('ends a held login as soon as its request expires', async () => {
+    fx = coreFixture({ daemon: { holdTimeMs: 10_000 } });
+    const deviceId = await withDevice(fx);
+    const first = fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    await eventually(async () => (await fx!.requests.listPending(deviceId))[0]);
+    fx.clock.advance(300_000);
+    const started = Date.now();
+    await fx.requests.sweepExpired();
+    assert.equal((await first).kind, 'pending-timeout');
+    assert.ok(Date.now() - started < 1_000);
+  });
+
+  it('runs on an interval while started, shared by every caller', async () => {
+    fx = coreFixture({ daemon: { holdTimeMs: 50 } });
+    const deviceId = await withDevice(fx);
+    await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    const stopA = fx.requests.startExpirySweeper();
+    const stopB = fx.requests.startExpirySweeper();
+    stopA();
+    fx.clock.advance(300_000);
+    // The default interval is 1 s; the one left running does the work.
+    await eventually(async () => fx!.notifier.settled.length === 1, 3_000);
+    stopB();
+    assert.deepEqual(await fx.requests.listPending(deviceId), []);
+  });
+});
+
+describe('RequestService and rejected push tokens', () => {
+  class TokenRejector implements Notifier {
+    readonly name = 'fcm';
+    async requestOpened(_r: RequestRecord, d: DeviceRecord): Promise<void> {
+      throw new PushTokenRejectedError(d.pushToken ?? '', 'messaging/registration-token-not-registered');
+    }
+    async requestSettled(): Promise<void> {}
+  }
+
+  it('drops the rejected token from the device and logs it without the token', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    fx = coreFixture();
+    const deviceId = await withDevice(fx);
+    await fx.store.setPushToken(deviceId, 'secret-fcm-token-1', 'android');
+    // A RequestService with a logger we can read; the fixture's one is silent.
+    const requests = new RequestService(fx.store, fx.clock, fx.approvals, [new TokenRejector()], createLogger({ level: 'debug', destination, pretty: false }), { requestTtlMs: 300_000 });
+    const device = await fx.store.getDevice(deviceId);
+    assert.ok(device);
+    await requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '127.0.0.9' });
+    await eventually(async () => (await fx!.store.getDevice(deviceId))?.pushToken === undefined);
+    const log = lines.join('');
+    assert.match(log, /"event":"device.push-token"/);
+    assert.match(log, /"action":"dropped"/);
+    assert.equal(log.includes('secret-fcm-token-1'), false);
+  });
+
+  it('keeps a token the app registered after the rejected push left', async () => {
+    fx = coreFixture({ notifiers: [new TokenRejector()] });
+    const deviceId = await withDevice(fx);
+    await fx.store.setPushToken(deviceId, 'old-token', 'ios');
+    const device = await fx.store.getDevice(deviceId);
+    assert.ok(device);
+    await fx.store.setPushToken(deviceId, 'new-token', 'ios');
+    await fx.requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '127.0.0.8' });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await fx.store.getDevice(deviceId))?.pushToken, 'new-token');
+  });
+});

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LoginResult, VerifiedUpstream } from '../../../src/core/login-types.js';
+import { pop3LoginReply } from '../../../src/protocols/pop3/pop3-replies.js';
+
+type S = VerifiedUpstream & { loginResponseText: string };
+const session = (loginResponseText: string): S => ({ loginResponseText, close: () => undefined });
+const reply = (r: LoginResult<S>) => pop3LoginReply(r);
+
+describe('pop3 login replies', () => {
+  it('answers every kind of result', () => {
+    // Each LoginResult kind once; the compiler checks the switch, this checks the words.
+    const table: [LoginResult<S>, string | null][] = [
+      [{ kind: 'approved', session: session('Logged in.'), reason: 'tap' }, '+OK Logged in.'],
+      [{ kind: 'pending-timeout', requestId: 'r1' }, '-ERR [SYS/TEMP] Approve this connection on your phone, then retry.'],
+      [{ kind: 'denied', requestId: 'r1' }, '-ERR [AUTH] Authentication failed.'],
+      [{ kind: 'bad-password' }, '-ERR [AUTH] Authentication failed.'],
+      [{ kind: 'no-device' }, '-ERR [AUTH] Two-factor approval is required but no device is bound; contact your administrator.'],
+      [{ kind: 'rate-limited', limit: 'ip' }, '-ERR [SYS/TEMP] Too many attempts, try again later.'],
+      [{ kind: 'unavailable', reason: 'store' }, '-ERR [SYS/TEMP] Temporary failure, please retry.'],
+      [{ kind: 'aborted' }, null],
+    ];
+    for (const [result, expected] of table) assert.equal(reply(result), expected, result.kind);
+  });
+
+  it('passes the upstream +OK text on, or says Logged in. when it gave none', () => {
+    assert.equal(reply({ kind: 'approved', session: session('Mailbox locked and ready'), reason: 'approval' }), '+OK Mailbox locked and ready');
+    assert.equal(reply({ kind: 'approved', session: session(''), reason: 'not-required' }), '+OK Logged in.');
+  });
+
+  it("gives a wrong password the upstream's words, always under [AUTH]", () => {
+    assert.equal(reply({ kind: 'bad-password', reply: '[AUTH] Authentication failed.' }), '-ERR [AUTH] Authentication failed.');
+    assert.equal(reply({ kind: 'bad-password', reply: 'Invalid login' }), '-ERR [AUTH] Invalid login');
+    assert.equal(reply({ kind: 'bad-password', reply: '[FOO] odd' }), '-ERR [AUTH] odd');
+    assert.equal(reply({ kind: 'bad-password', reply: '' }), '-ERR [AUTH] Authentication failed.');
+  });
+
+  it("passes an upstream temporary refusal on as it said it ([IN-USE], [LOGIN-DELAY])", () => {
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[IN-USE] Mailbox is locked by another session' }), '-ERR [IN-USE] Mailbox is locked by another session');
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[LOGIN-DELAY] Wait 15 minutes' }), '-ERR [LOGIN-DELAY] Wait 15 minutes');
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: 'no code' }), '-ERR [SYS/TEMP] no code');
+  });
+
+  it('keeps upstream text on one line (no CR/LF/NUL injection into the reply)', () => {
+    assert.equal(reply({ kind: 'bad-password', reply: 'bad\r\n+OK Logged in.' }), '-ERR [AUTH] bad +OK Logged in.');
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[IN-USE] a\r\n+OK\0' }), '-ERR [IN-USE] a +OK');
+    assert.equal(reply({ kind: 'approved', session: session('ok\r\n-ERR x'), reason: 'tap' }), '+OK ok -ERR x');
+  });
+});
