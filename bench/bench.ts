@@ -1,6 +1,7 @@
 /**
  * npm run bench: direct-to-Dovecot vs through mailotp (approved path), upstream over TLS and plain.
  * Prints one table; compares with bench/baseline.json side by side when it exists.
+ * Also POP3 RETR throughput and SMTP submission messages per second (1 KB and 1 MB).
  * Options: --logins N (200), --messages N (40), --size BYTES (1 MiB), --idle N (1000), --save-baseline
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { testCerts } from '../test/helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
 import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
+import { startSmtpSink } from '../test/helpers/smtp-sink.js';
+import { pop3RetrThroughput } from './pop3-bench.js';
+import { smtpMessagesPerSecond } from './smtp-bench.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number) => {
@@ -159,10 +163,23 @@ interface Figures {
   loginP50: number;
   loginP99: number;
   fetchMBs: number;
+  pop3MBs: number;
+  smtp1kPerS: number;
+  smtp1mPerS: number;
 }
 
+const SMTP_SMALL = { size: 1024, count: 300 };
+const SMTP_LARGE = { size: 1024 * 1024, count: 20 };
+
 async function main(): Promise<void> {
-  const dovecot = await startDovecot({ users: [{ user: USER, password: PASS }], maxConnections: IDLE + 100 });
+  const sink = await startSmtpSink();
+  const dovecot = await startDovecot({ users: [{ user: USER, password: PASS }], maxConnections: IDLE + 100, relayPort: sink.port });
+  const ca = testCerts().ca;
+  const mailFigures = async (pop3Port: number, smtpPort: number, smtpMode: 'implicit' | 'starttls') => ({
+    pop3MBs: await pop3RetrThroughput(pop3Port, USER, PASS, MESSAGES, ca),
+    smtp1kPerS: await smtpMessagesPerSecond(smtpPort, USER, PASS, SMTP_SMALL.size, SMTP_SMALL.count, ca, sink, smtpMode),
+    smtp1mPerS: await smtpMessagesPerSecond(smtpPort, USER, PASS, SMTP_LARGE.size, SMTP_LARGE.count, ca, sink, smtpMode),
+  });
   const results: Record<string, Figures> = {};
   let memKiB = NaN;
   try {
@@ -171,14 +188,25 @@ async function main(): Promise<void> {
 
     process.stderr.write('direct...\n');
     const dl = await loginLatency(dovecot.ports.imaps);
-    results.direct = { loginP50: dl.p50, loginP99: dl.p99, fetchMBs: await fetchThroughput(dovecot.ports.imaps) };
+    results.direct = {
+      loginP50: dl.p50,
+      loginP99: dl.p99,
+      fetchMBs: await fetchThroughput(dovecot.ports.imaps),
+      // Dovecot has no implicit-TLS submission port here: direct SMTP is STARTTLS on its submission port.
+      ...(await mailFigures(dovecot.ports.pop3s, dovecot.ports.submission, 'starttls')),
+    };
 
     for (const up of ['implicit', 'none'] as const) {
       process.stderr.write(`through mailotp, upstream ${up}...\n`);
       const m = await prepare(dovecot, up);
       try {
         const l = await loginLatency(m.imaps);
-        results[`mailotp-${up === 'implicit' ? 'tls' : 'plain'}`] = { loginP50: l.p50, loginP99: l.p99, fetchMBs: await fetchThroughput(m.imaps) };
+        results[`mailotp-${up === 'implicit' ? 'tls' : 'plain'}`] = {
+          loginP50: l.p50,
+          loginP99: l.p99,
+          fetchMBs: await fetchThroughput(m.imaps),
+          ...(await mailFigures(m.pop3s, m.smtps, 'implicit')),
+        };
         if (up === 'none') {
           process.stderr.write(`idle memory over ${IDLE} connections...\n`);
           memKiB = await idleMemory(m);
@@ -189,12 +217,19 @@ async function main(): Promise<void> {
     }
   } finally {
     await dovecot.stop();
+    await sink.stop();
   }
 
   const baselineFile = fileURLToPath(new URL('../../bench/baseline.json', import.meta.url));
   const baseline = existsSync(baselineFile) ? (JSON.parse(readFileSync(baselineFile, 'utf8')) as { results: Record<string, Figures>; memKiB: number }) : null;
   const d = results.direct!;
-  const rows: string[][] = [['path', 'login p50 ms', 'login p99 ms', 'p50 vs direct', 'FETCH MB/s', 'FETCH vs direct', ...(baseline ? ['baseline p50', 'baseline MB/s'] : [])]];
+  const rel = (v: number, base: number) => `${((v / base) * 100).toFixed(0)}%`;
+  const rows: string[][] = [
+    [
+      'path', 'login p50 ms', 'login p99 ms', 'p50 vs direct', 'IMAP FETCH MB/s', 'vs direct', 'POP3 RETR MB/s', 'vs direct',
+      'SMTP 1KB msg/s', 'vs direct', 'SMTP 1MB msg/s', 'vs direct', ...(baseline ? ['baseline p50', 'baseline FETCH'] : []),
+    ],
+  ];
   for (const [name, f] of Object.entries(results)) {
     const b = baseline?.results[name];
     rows.push([
@@ -203,7 +238,13 @@ async function main(): Promise<void> {
       f.loginP99.toFixed(2),
       `${(f.loginP50 / d.loginP50).toFixed(2)}x`,
       f.fetchMBs.toFixed(1),
-      `${((f.fetchMBs / d.fetchMBs) * 100).toFixed(0)}%`,
+      rel(f.fetchMBs, d.fetchMBs),
+      f.pop3MBs.toFixed(1),
+      rel(f.pop3MBs, d.pop3MBs),
+      f.smtp1kPerS.toFixed(0),
+      rel(f.smtp1kPerS, d.smtp1kPerS),
+      f.smtp1mPerS.toFixed(1),
+      rel(f.smtp1mPerS, d.smtp1mPerS),
       ...(baseline ? [b ? b.loginP50.toFixed(2) : '-', b ? b.fetchMBs.toFixed(1) : '-'] : []),
     ]);
   }
@@ -214,9 +255,10 @@ async function main(): Promise<void> {
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
   const lines = [
     `machine: ${machine}`,
-    `logins: ${LOGINS} sequential (TLS connect + LOGIN), FETCH: ${MESSAGES} x ${SIZE} bytes BODY.PEEK[] (median of 3)`,
+    `logins: ${LOGINS} sequential (TLS connect + LOGIN), FETCH: ${MESSAGES} x ${SIZE} bytes BODY.PEEK[] (median of 3), RETR: the same messages one by one (median of 3), SMTP: ${SMTP_SMALL.count} x 1 KB and ${SMTP_LARGE.count} x 1 MB in one session until the relay sink has them`,
     ...table,
     `memory per idle authenticated connection (mailotp RSS delta / ${IDLE - 20} connections): ${memKiB.toFixed(1)} KiB${baseline ? ` (baseline ${baseline.memKiB.toFixed(1)} KiB)` : ''}`,
+    `targets (plain upstream): POP3 RETR >= 90%: ${plain.pop3MBs / d.pop3MBs >= 0.9 ? 'met' : 'NOT met'}; SMTP 1 KB >= 90%: ${plain.smtp1kPerS / d.smtp1kPerS >= 0.9 ? 'met' : 'NOT met'}; SMTP 1 MB >= 90%: ${plain.smtp1mPerS / d.smtp1mPerS >= 0.9 ? 'met' : 'NOT met'}`,
     `targets: FETCH >= 90% of direct: ${plain.fetchMBs / d.fetchMBs >= 0.9 ? 'met' : 'NOT met'}; login p50 <= 1.3x direct (plain upstream): ${plain.loginP50 / d.loginP50 <= 1.3 ? 'met' : 'NOT met'}; <= 40 KiB per idle connection: ${memKiB <= 40 ? 'met' : 'NOT met'}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
