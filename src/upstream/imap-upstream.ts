@@ -2,10 +2,12 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { UpstreamEndpoint } from '../config/schema.js';
 import { MailotpError, isMailotpError } from '../core/errors.js';
-import type { ClientInfo, VerifiedUpstream, VerifyResult } from '../core/login-types.js';
+import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
 import { connectUpstream } from './connect-upstream.js';
+import { CapabilityCache } from './capability-cache.js';
 import { ResponseReader } from './response-reader.js';
+import { endPolitely, UpstreamSession } from './upstream-session.js';
 
 /** What capabilities() answers while the upstream has never been reachable. */
 export const DEFAULT_IMAP_CAPABILITIES: readonly string[] = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE'];
@@ -23,7 +25,6 @@ const DEFAULT_CAPABILITY_TTL_MS = 5 * 60_000;
 const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
 /** After a failed refresh, how soon capabilities() tries the upstream again. */
 const CAPABILITY_RETRY_MS = 30_000;
-const LOGOUT_GRACE_MS = 2_000;
 
 export interface ImapUpstreamOptions {
   /** How long a capability list read from the upstream is served before a background refresh. */
@@ -38,51 +39,16 @@ export interface ImapUpstreamOptions {
 export type ImapClientInfo = ClientInfo & { localIp?: string; localPort?: number };
 
 /** A logged-in IMAP session on the upstream, held while the phone decides, then spliced or closed. */
-export class ImapUpstreamSession implements VerifiedUpstream {
-  private closed = false;
-  private handedOver = false;
-  private gone = false;
-
+export class ImapUpstreamSession extends UpstreamSession {
   constructor(
-    /** Paused, no 'data' listener: ready for splice(). */
-    readonly socket: net.Socket | tls.TLSSocket,
+    socket: net.Socket | tls.TLSSocket,
     /** What followed "<tag> OK " in the upstream's answer, e.g. "[CAPABILITY IMAP4rev1 ...] Logged in". */
     readonly loginResponseText: string,
     readonly postLoginCapabilities: string[] | null,
-    /** Bytes the upstream sent after its OK line; they go to the client before anything else. */
-    readonly buffered: Buffer,
-    private readonly logoutTag: string,
+    buffered: Buffer,
+    logoutTag: string,
   ) {
-    // While held nothing reads the socket; an upstream reset must not become an uncaught 'error'.
-    socket.on('error', () => (this.gone = true));
-    socket.once('close', () => (this.gone = true));
-  }
-
-  /** False once the upstream connection failed or closed (as far as a paused socket can tell). */
-  get alive(): boolean {
-    return !this.gone && !this.socket.destroyed && !this.closed;
-  }
-
-  /**
-   * Marks the session as given to the client: close() will no longer send LOGOUT into what is
-   * now the client's conversation. Returns what splice() needs.
-   */
-  handOver(): { socket: net.Socket | tls.TLSSocket; buffered: Buffer } {
-    this.handedOver = true;
-    return { socket: this.socket, buffered: this.buffered };
-  }
-
-  close(): void {
-    if (this.closed || this.handedOver) return;
-    this.closed = true;
-    const socket = this.socket;
-    if (socket.destroyed) return;
-    const timer = setTimeout(() => socket.destroy(), LOGOUT_GRACE_MS);
-    timer.unref();
-    socket.once('close', () => clearTimeout(timer));
-    if (socket.writable) socket.end(`${this.logoutTag} LOGOUT\r\n`);
-    // Drain the BYE/OK so the upstream's FIN is read and the socket closes on its own.
-    socket.resume();
+    super(socket, buffered, `${logoutTag} LOGOUT`);
   }
 }
 
@@ -242,61 +208,42 @@ function loginParts(user: string, password: string, literalPlus: boolean): Buffe
 
 /** The IMAP side of mailotp's upstream: checks passwords by logging in, and reports capabilities. */
 export class ImapUpstream {
-  private readonly capabilityTtlMs: number;
   private readonly loginTimeoutMs: number;
   private readonly authMode: 'auto' | 'login';
   private readonly log: Logger;
-  private cache: { caps: string[]; expiresAt: number } | null = null;
-  private refreshing: Promise<void> | null = null;
-  private stopped = false;
+  private readonly capabilityCache: CapabilityCache<string>;
 
   constructor(
     private readonly endpoint: UpstreamEndpoint,
     logger: Logger,
     opts: ImapUpstreamOptions = {},
   ) {
-    this.capabilityTtlMs = opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS;
     this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
     this.authMode = opts.auth ?? 'auto';
     this.log = logger.child({ component: 'imap-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
+    this.capabilityCache = new CapabilityCache(() => this.fetchCapabilities(), {
+      ttlMs: opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS,
+      retryMs: CAPABILITY_RETRY_MS,
+      fallback: DEFAULT_IMAP_CAPABILITIES,
+      logger: this.log,
+      readLog: (caps) => [{ capabilities: caps.join(' ') }, 'upstream capabilities read'],
+      failedMessage: 'cannot read the upstream IMAP capabilities; keeping the previous list',
+    });
   }
 
   /** Reads the capability list once; an unreachable upstream only logs a warning. */
-  async start(): Promise<void> {
-    await this.refresh();
+  start(): Promise<void> {
+    return this.capabilityCache.start();
   }
 
   /** No more background refreshes (shutdown). Sessions already handed out are not touched. */
   stop(): void {
-    this.stopped = true;
+    this.capabilityCache.stop();
   }
 
   /** The upstream's pre-login capabilities as a TLS client sees them (STARTTLS, LOGINDISABLED removed). */
-  async capabilities(): Promise<string[]> {
-    if (!this.stopped) {
-      if (!this.cache) await this.refresh();
-      else if (Date.now() >= this.cache.expiresAt) void this.refresh();
-    }
-    return [...(this.cache?.caps ?? DEFAULT_IMAP_CAPABILITIES)];
-  }
-
-  private refresh(): Promise<void> {
-    this.refreshing ??= this.fetchCapabilities()
-      .then((caps) => {
-        this.cache = { caps, expiresAt: Date.now() + this.capabilityTtlMs };
-        this.log.debug({ capabilities: caps.join(' ') }, 'upstream capabilities read');
-      })
-      .catch((err: unknown) => {
-        this.log.warn({ err: (err as Error).message }, 'cannot read the upstream IMAP capabilities; keeping the previous list');
-        this.cache = {
-          caps: this.cache?.caps ?? [...DEFAULT_IMAP_CAPABILITIES],
-          expiresAt: Date.now() + Math.min(this.capabilityTtlMs, CAPABILITY_RETRY_MS),
-        };
-      })
-      .finally(() => {
-        this.refreshing = null;
-      });
-    return this.refreshing;
+  capabilities(): Promise<string[]> {
+    return this.capabilityCache.get();
   }
 
   private async fetchCapabilities(): Promise<string[]> {
@@ -435,14 +382,7 @@ export class ImapUpstream {
 /** Ends a connection that will not be used: politely, without waiting for the answer. */
 function quit(exchange: ImapExchange): void {
   exchange.reader.detach();
-  const socket = exchange.socket;
-  // Nothing listens any more; a reset during the goodbye must not become an uncaught 'error'.
-  socket.on('error', () => undefined);
-  if (!socket.destroyed && socket.writable) socket.end(`${exchange.nextTag()} LOGOUT\r\n`);
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), LOGOUT_GRACE_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+  endPolitely(exchange.socket, `${exchange.nextTag()} LOGOUT`);
 }
 
 /** Accepts "* OK"; PREAUTH (nothing to verify), BYE and anything else make the upstream unusable. */

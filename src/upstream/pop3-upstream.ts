@@ -2,10 +2,12 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { UpstreamEndpoint } from '../config/schema.js';
 import { MailotpError } from '../core/errors.js';
-import type { ClientInfo, VerifiedUpstream, VerifyResult } from '../core/login-types.js';
+import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
 import { connectUpstream } from './connect-upstream.js';
+import { CapabilityCache } from './capability-cache.js';
 import { ResponseReader } from './response-reader.js';
+import { endPolitely, UpstreamSession } from './upstream-session.js';
 
 /** What capabilities() answers while the upstream has never been reachable. */
 export const DEFAULT_POP3_CAPABILITIES: readonly string[] = ['TOP', 'UIDL'];
@@ -19,7 +21,6 @@ const TEMPORARY_CODES = new Set(['IN-USE', 'SYS/TEMP', 'LOGIN-DELAY', 'SYS/PERM'
 const DEFAULT_CAPABILITY_TTL_MS = 5 * 60_000;
 const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
 const CAPABILITY_RETRY_MS = 30_000;
-const QUIT_GRACE_MS = 2_000;
 /** A CAPA answer longer than this is not a capability list. */
 const MAX_CAPA_LINES = 100;
 
@@ -31,40 +32,18 @@ export interface Pop3UpstreamOptions {
   auth?: 'auto' | 'user';
 }
 
-/** A logged-in POP3 session on the upstream, held while the phone decides, then spliced or closed. */
-export class Pop3UpstreamSession implements VerifiedUpstream {
-  private closed = false;
-  private handedOver = false;
-  private gone = false;
-
+/**
+ * A logged-in POP3 session on the upstream, held while the phone decides, then spliced or closed.
+ * close() sends QUIT: nothing was marked deleted, so the UPDATE state changes nothing.
+ */
+export class Pop3UpstreamSession extends UpstreamSession {
   constructor(
-    /** Paused, no 'data' listener: ready for splice(). */
-    readonly socket: net.Socket | tls.TLSSocket,
+    socket: net.Socket | tls.TLSSocket,
     /** What followed "+OK " in the answer to PASS/AUTH, e.g. "Logged in.". */
     readonly loginResponseText: string,
-    /** Bytes the upstream sent after its +OK line; they go to the client before anything else. */
-    readonly buffered: Buffer,
+    buffered: Buffer,
   ) {
-    // While held nothing reads the socket; an upstream reset must not become an uncaught 'error'.
-    socket.on('error', () => (this.gone = true));
-    socket.once('close', () => (this.gone = true));
-  }
-
-  get alive(): boolean {
-    return !this.gone && !this.socket.destroyed && !this.closed;
-  }
-
-  /** Marks the session as the client's: close() no longer sends QUIT into its conversation. */
-  handOver(): { socket: net.Socket | tls.TLSSocket; buffered: Buffer } {
-    this.handedOver = true;
-    return { socket: this.socket, buffered: this.buffered };
-  }
-
-  /** Sends QUIT (nothing was marked deleted, so the UPDATE state changes nothing) and lets go. */
-  close(): void {
-    if (this.closed || this.handedOver) return;
-    this.closed = true;
-    endPolitely(this.socket);
+    super(socket, buffered, 'QUIT');
   }
 }
 
@@ -144,60 +123,41 @@ function refusal(text: string): VerifyResult<Pop3UpstreamSession> {
 
 /** The POP3 side of mailotp's upstream: checks passwords by logging in, and reports CAPA. */
 export class Pop3Upstream {
-  private readonly capabilityTtlMs: number;
   private readonly loginTimeoutMs: number;
   private readonly authMode: 'auto' | 'user';
   private readonly log: Logger;
-  private cache: { caps: string[]; expiresAt: number } | null = null;
-  private refreshing: Promise<void> | null = null;
-  private stopped = false;
+  private readonly capabilityCache: CapabilityCache<string>;
 
   constructor(
     private readonly endpoint: UpstreamEndpoint,
     logger: Logger,
     opts: Pop3UpstreamOptions = {},
   ) {
-    this.capabilityTtlMs = opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS;
     this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
     this.authMode = opts.auth ?? 'auto';
     this.log = logger.child({ component: 'pop3-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
+    this.capabilityCache = new CapabilityCache(() => this.fetchCapabilities(), {
+      ttlMs: opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS,
+      retryMs: CAPABILITY_RETRY_MS,
+      fallback: DEFAULT_POP3_CAPABILITIES,
+      logger: this.log,
+      readLog: (caps) => [{ capabilities: caps.join(', ') }, 'upstream CAPA read'],
+      failedMessage: 'cannot read the upstream POP3 CAPA; keeping the previous list',
+    });
   }
 
   /** Reads CAPA once; an unreachable upstream only logs a warning. */
-  async start(): Promise<void> {
-    await this.refresh();
+  start(): Promise<void> {
+    return this.capabilityCache.start();
   }
 
   stop(): void {
-    this.stopped = true;
+    this.capabilityCache.stop();
   }
 
   /** The upstream's pre-login CAPA lines as a TLS client sees them (STLS removed). */
-  async capabilities(): Promise<string[]> {
-    if (!this.stopped) {
-      if (!this.cache) await this.refresh();
-      else if (Date.now() >= this.cache.expiresAt) void this.refresh();
-    }
-    return [...(this.cache?.caps ?? DEFAULT_POP3_CAPABILITIES)];
-  }
-
-  private refresh(): Promise<void> {
-    this.refreshing ??= this.fetchCapabilities()
-      .then((caps) => {
-        this.cache = { caps, expiresAt: Date.now() + this.capabilityTtlMs };
-        this.log.debug({ capabilities: caps.join(', ') }, 'upstream CAPA read');
-      })
-      .catch((err: unknown) => {
-        this.log.warn({ err: (err as Error).message }, 'cannot read the upstream POP3 CAPA; keeping the previous list');
-        this.cache = {
-          caps: this.cache?.caps ?? [...DEFAULT_POP3_CAPABILITIES],
-          expiresAt: Date.now() + Math.min(this.capabilityTtlMs, CAPABILITY_RETRY_MS),
-        };
-      })
-      .finally(() => {
-        this.refreshing = null;
-      });
-    return this.refreshing;
+  capabilities(): Promise<string[]> {
+    return this.capabilityCache.get();
   }
 
   private async fetchCapabilities(): Promise<string[]> {
@@ -304,22 +264,10 @@ export class Pop3Upstream {
   }
 }
 
-/** Ends a socket with QUIT without waiting for the answer; destroyed after a grace. */
-function endPolitely(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  // Nothing listens any more; a reset during the goodbye must not become an uncaught 'error'.
-  socket.on('error', () => undefined);
-  const timer = setTimeout(() => socket.destroy(), QUIT_GRACE_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-  if (socket.writable) socket.end('QUIT\r\n');
-  // Drain the +OK so the upstream's FIN is read and the socket closes on its own.
-  socket.resume();
-}
-
+/** Ends a connection that will not be used: QUIT, without waiting for the answer. */
 function quit(exchange: Pop3Exchange): void {
   exchange.reader.detach();
-  endPolitely(exchange.socket);
+  endPolitely(exchange.socket, 'QUIT');
 }
 
 /** Accepts "+OK"; an -ERR greeting (server full, shutting down) makes the upstream unusable now. */

@@ -3,10 +3,12 @@ import os from 'node:os';
 import type tls from 'node:tls';
 import type { UpstreamEndpoint } from '../config/schema.js';
 import { MailotpError } from '../core/errors.js';
-import type { ClientInfo, VerifiedUpstream, VerifyResult } from '../core/login-types.js';
+import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
 import { connectUpstream } from './connect-upstream.js';
+import { CapabilityCache } from './capability-cache.js';
 import { ResponseReader } from './response-reader.js';
+import { endPolitely, UpstreamSession } from './upstream-session.js';
 
 /** What extensions() answers while the upstream has never been reachable. */
 export const DEFAULT_SMTP_EXTENSIONS: readonly string[] = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES'];
@@ -15,7 +17,6 @@ const DEFAULT_EXTENSION_TTL_MS = 5 * 60_000;
 const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
 /** After a failed refresh, how soon extensions() tries the upstream again. */
 const EXTENSION_RETRY_MS = 30_000;
-const QUIT_GRACE_MS = 2_000;
 
 export interface SmtpUpstreamOptions {
   /** How long an EHLO list read from the upstream is served before a background refresh. */
@@ -32,37 +33,9 @@ export interface SmtpUpstreamOptions {
 export type SmtpClientInfo = ClientInfo & { heloName?: string };
 
 /** An SMTP session on the upstream right after its 235: the next command is the client's MAIL FROM. */
-export class SmtpUpstreamSession implements VerifiedUpstream {
-  private closed = false;
-  private handedOver = false;
-  private gone = false;
-
-  constructor(
-    /** Paused, no 'data' listener: ready for splice(). */
-    readonly socket: net.Socket | tls.TLSSocket,
-    /** Bytes the upstream sent after its 235 line; they go to the client before anything else. */
-    readonly buffered: Buffer,
-  ) {
-    // While held nothing reads the socket; an upstream reset must not become an uncaught 'error'.
-    socket.on('error', () => (this.gone = true));
-    socket.once('close', () => (this.gone = true));
-  }
-
-  /** False once the upstream connection failed or closed (as far as a paused socket can tell). */
-  get alive(): boolean {
-    return !this.gone && !this.socket.destroyed && !this.closed;
-  }
-
-  /** From now on the session is the client's: close() no longer sends QUIT into its conversation. */
-  handOver(): { socket: net.Socket | tls.TLSSocket; buffered: Buffer } {
-    this.handedOver = true;
-    return { socket: this.socket, buffered: this.buffered };
-  }
-
-  close(): void {
-    if (this.closed || this.handedOver) return;
-    this.closed = true;
-    quitSocket(this.socket);
+export class SmtpUpstreamSession extends UpstreamSession {
+  constructor(socket: net.Socket | tls.TLSSocket, buffered: Buffer) {
+    super(socket, buffered, 'QUIT');
   }
 }
 
@@ -159,67 +132,44 @@ function clientHelo(name: string | undefined): string | undefined {
 
 /** The SMTP submission side of mailotp's upstream: checks passwords by logging in, and reports the EHLO list. */
 export class SmtpUpstream {
-  private readonly extensionTtlMs: number;
   private readonly loginTimeoutMs: number;
   private readonly heloName: string;
   private readonly authMode: 'auto' | 'login';
   private readonly log: Logger;
-  private cache: { lines: string[]; expiresAt: number } | null = null;
-  private refreshing: Promise<void> | null = null;
-  private stopped = false;
+  private readonly extensionCache: CapabilityCache<string>;
 
   constructor(
     private readonly endpoint: UpstreamEndpoint,
     logger: Logger,
     opts: SmtpUpstreamOptions = {},
   ) {
-    this.extensionTtlMs = opts.extensionTtlMs ?? DEFAULT_EXTENSION_TTL_MS;
     this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
     this.heloName = ownHeloName(opts.heloName);
     this.authMode = opts.auth ?? 'auto';
     this.log = logger.child({ component: 'smtp-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
+    this.extensionCache = new CapabilityCache(() => this.fetchExtensions(), {
+      ttlMs: opts.extensionTtlMs ?? DEFAULT_EXTENSION_TTL_MS,
+      retryMs: EXTENSION_RETRY_MS,
+      fallback: DEFAULT_SMTP_EXTENSIONS,
+      logger: this.log,
+      readLog: (lines) => [{ extensions: lines.join(', ') }, 'upstream EHLO read'],
+      failedMessage: 'cannot read the upstream EHLO list; keeping the previous one',
+    });
   }
 
   /** Reads the EHLO list once; an unreachable upstream only logs a warning. */
-  async start(): Promise<void> {
-    await this.refresh();
+  start(): Promise<void> {
+    return this.extensionCache.start();
   }
 
   /** No more background refreshes (shutdown). Sessions already handed out are not touched. */
   stop(): void {
-    this.stopped = true;
+    this.extensionCache.stop();
   }
 
   /** The upstream's EHLO extension lines as a TLS client sees them before AUTH ("SIZE 1000", "8BITMIME", ...). */
-  async extensions(): Promise<string[]> {
-    if (!this.stopped) {
-      if (!this.cache) await this.refresh();
-      else if (Date.now() >= this.cache.expiresAt) void this.refresh();
-    }
-    return [...(this.cache?.lines ?? DEFAULT_SMTP_EXTENSIONS)];
-  }
-
-  private remember(lines: string[]): void {
-    this.cache = { lines, expiresAt: Date.now() + this.extensionTtlMs };
-  }
-
-  private refresh(): Promise<void> {
-    this.refreshing ??= this.fetchExtensions()
-      .then((lines) => {
-        this.remember(lines);
-        this.log.debug({ extensions: lines.join(', ') }, 'upstream EHLO read');
-      })
-      .catch((err: unknown) => {
-        this.log.warn({ err: (err as Error).message }, 'cannot read the upstream EHLO list; keeping the previous one');
-        this.cache = {
-          lines: this.cache?.lines ?? [...DEFAULT_SMTP_EXTENSIONS],
-          expiresAt: Date.now() + Math.min(this.extensionTtlMs, EXTENSION_RETRY_MS),
-        };
-      })
-      .finally(() => {
-        this.refreshing = null;
-      });
-    return this.refreshing;
+  extensions(): Promise<string[]> {
+    return this.extensionCache.get();
   }
 
   private async fetchExtensions(): Promise<string[]> {
@@ -308,7 +258,7 @@ export class SmtpUpstream {
           log.warn({ reply: describe(r) }, 'upstream refused XCLIENT; it will see mailotp as the client (add mailotp to its trusted networks)');
         }
       }
-      this.remember(ehlo);
+      this.extensionCache.set(ehlo);
 
       const r = await this.authenticate(exchange, user, password, ehlo);
       if (r.code === 235) {
@@ -375,22 +325,10 @@ export class SmtpUpstream {
  */
 const MAILOTP_FAULT = new Set([500, 501, 502, 503, 504, 530, 534, 538]);
 
-/** Sends QUIT and ends the connection without waiting for the answer. */
-function quitSocket(socket: net.Socket): void {
-  // Nothing listens any more; a reset during the goodbye must not become an uncaught 'error'.
-  socket.on('error', () => undefined);
-  if (socket.destroyed) return;
-  if (socket.writable) socket.end('QUIT\r\n');
-  // Drain the 221 so the upstream's FIN is read and the socket closes on its own.
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), QUIT_GRACE_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-}
-
+/** Ends a connection that will not be used: QUIT, without waiting for the answer. */
 function quit(exchange: SmtpExchange): void {
   exchange.reader.detach();
-  quitSocket(exchange.socket);
+  endPolitely(exchange.socket, 'QUIT');
 }
 
 /** Accepts 220; 554 ("no service here") and anything else make the upstream unusable. */

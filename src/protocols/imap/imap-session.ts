@@ -1,34 +1,22 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
-import type { LimitsConfig } from '../../config/schema.js';
-import type { AuthorizeLogin, ClientInfo, LoginAttempt, LoginResult, VerifiedUpstream, VerifyResult } from '../../core/login-types.js';
+import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
-import type { TlsContextProvider } from '../../net/tls-context.js';
+import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { astringBytes, checkCredentials, clientNameFromId, SaslExchange, saslMechanism, type SaslOutcome } from './imap-auth.js';
 import { clientCapabilities } from './imap-capabilities.js';
 import { ClientConnection } from '../shared/client-connection.js';
 import { ImapCommandReader, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
 import { IMAP_AUTH_FAILED, IMAP_PROGRESS_LINE, imapLoginReply, isFailedLogin } from './imap-replies.js';
 
-export interface ImapUpstreamLike extends VerifiedUpstream {
-  socket: Duplex; // logged-in upstream socket, to splice
+export interface ImapUpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "tag OK " upstream, e.g. "[CAPABILITY IMAP4rev1 IDLE ...] Logged in"
-  buffered: Buffer; // bytes the upstream sent after its OK line
 }
 
-export interface ImapSessionDeps {
-  authorize: AuthorizeLogin;
-  /** Logs in upstream with these credentials (the adapter passes this as LoginAttempt.verify). */
-  upstreamLogin(user: string, password: string, client: ClientInfo, signal: AbortSignal): Promise<VerifyResult<ImapUpstreamLike>>;
+export interface ImapSessionDeps extends MailSessionDeps<ImapUpstreamLike> {
   /** The upstream's pre-login capabilities (cached by the caller). */
   upstreamCapabilities(): Promise<string[]>;
-  /** Splices the two sockets once approved; resolves when the session ends. */
-  splice(client: Duplex, upstream: Duplex, opts: { clientBuffered: Buffer; upstreamBuffered: Buffer }): Promise<unknown>;
-  tls: TlsContextProvider;
-  limits: LimitsConfig;
   progressIntervalMs: number; // "* OK Waiting for approval on your phone" cadence (10 s default)
-  logger: Logger; // already a child with { cid, protocol, clientIp }
 }
 
 /**

@@ -1,34 +1,22 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
-import type { LimitsConfig } from '../../config/schema.js';
-import type { AuthorizeLogin, ClientInfo, LoginAttempt, LoginResult, VerifiedUpstream, VerifyResult } from '../../core/login-types.js';
+import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
-import type { TlsContextProvider } from '../../net/tls-context.js';
 import { SaslExchange, type SaslOutcome } from '../imap/imap-auth.js';
+import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
 import { ClientConnection } from '../shared/client-connection.js';
 import { clientCapabilities, POP3_SASL_MECHANISMS } from './pop3-capabilities.js';
 import { maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
 import { isFailedLogin, POP3_AUTH_FAILED, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
 
-export interface Pop3UpstreamLike extends VerifiedUpstream {
-  socket: Duplex; // logged-in upstream socket, to splice
+export interface Pop3UpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "+OK " upstream, e.g. "Logged in."
-  buffered: Buffer; // bytes the upstream sent after its +OK line
 }
 
-export interface Pop3SessionDeps {
-  authorize: AuthorizeLogin;
-  /** Logs in upstream with these credentials (the adapter passes this as LoginAttempt.verify). */
-  upstreamLogin(user: string, password: string, client: ClientInfo, signal: AbortSignal): Promise<VerifyResult<Pop3UpstreamLike>>;
+export interface Pop3SessionDeps extends MailSessionDeps<Pop3UpstreamLike> {
   /** The upstream's pre-login CAPA lines (cached by the caller). */
   upstreamCapabilities(): Promise<string[]>;
-  /** Splices the two sockets once approved; resolves when the session ends. */
-  splice(client: Duplex, upstream: Duplex, opts: { clientBuffered: Buffer; upstreamBuffered: Buffer }): Promise<unknown>;
-  tls: TlsContextProvider;
-  limits: LimitsConfig;
-  logger: Logger; // already a child with { cid, protocol, clientIp }
 }
 
 /**

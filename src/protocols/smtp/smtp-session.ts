@@ -1,39 +1,27 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
-import type { LimitsConfig } from '../../config/schema.js';
-import type { AuthorizeLogin, ClientInfo, LoginAttempt, LoginResult, VerifiedUpstream, VerifyResult } from '../../core/login-types.js';
+import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
-import type { TlsContextProvider } from '../../net/tls-context.js';
 import { checkCredentials } from '../shared/sasl.js';
+import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { ClientConnection } from '../shared/client-connection.js';
 import { SmtpSaslExchange, smtpSaslMechanism, type SmtpSaslOutcome } from './smtp-auth.js';
 import { loggableVerb, maskForLog, parseCommand, SmtpCommandReader, type SmtpCommand } from './smtp-command-reader.js';
 import { clientExtensions, ehloReply } from './smtp-extensions.js';
 import { isFailedLogin, SMTP_AUTH_FAILED, SMTP_AUTH_REQUIRED, SMTP_STARTTLS_FIRST, smtpLoginReply } from './smtp-replies.js';
 
-export interface SmtpUpstreamLike extends VerifiedUpstream {
-  socket: Duplex; // authenticated upstream socket, to splice
-  buffered: Buffer; // bytes the upstream sent after its 235
+export interface SmtpUpstreamLike extends SplicedUpstream {
   /** false when the upstream is known to have gone while the login was held. */
   readonly alive?: boolean;
 }
 
 export type SmtpClientInfo = ClientInfo & { heloName?: string };
 
-export interface SmtpSessionDeps {
-  authorize: AuthorizeLogin;
-  /** Logs in upstream with these credentials (the adapter passes this as LoginAttempt.verify). */
-  upstreamLogin(user: string, password: string, client: SmtpClientInfo, signal: AbortSignal): Promise<VerifyResult<SmtpUpstreamLike>>;
+export interface SmtpSessionDeps extends MailSessionDeps<SmtpUpstreamLike, SmtpClientInfo> {
   /** The upstream's EHLO extension lines (cached by the caller). */
   upstreamExtensions(): Promise<string[]>;
-  /** Splices the two sockets once approved; resolves when the session ends. */
-  splice(client: Duplex, upstream: Duplex, opts: { clientBuffered: Buffer; upstreamBuffered: Buffer }): Promise<unknown>;
-  tls: TlsContextProvider;
-  limits: LimitsConfig;
   /** The name in the greeting and the EHLO reply. */
   hostname: string;
-  logger: Logger; // already a child with { cid, protocol, clientIp }
 }
 
 /**

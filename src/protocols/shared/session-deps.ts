@@ -1,0 +1,23 @@
+import type { Duplex } from 'node:stream';
+import type { LimitsConfig } from '../../config/schema.js';
+import type { AuthorizeLogin, ClientInfo, VerifiedUpstream, VerifyResult } from '../../core/login-types.js';
+import type { Logger } from '../../log/logger.js';
+import type { TlsContextProvider } from '../../net/tls-context.js';
+
+/** A logged-in upstream session as every protocol's client side needs it: something to splice. */
+export interface SplicedUpstream extends VerifiedUpstream {
+  socket: Duplex; // logged-in upstream socket, to splice
+  buffered: Buffer; // bytes the upstream sent after its login reply
+}
+
+/** What every protocol session gets from its service: the core's question, the upstream, the splice. */
+export interface MailSessionDeps<U extends SplicedUpstream, C extends ClientInfo = ClientInfo> {
+  authorize: AuthorizeLogin;
+  /** Logs in upstream with these credentials (the adapter passes this as LoginAttempt.verify). */
+  upstreamLogin(user: string, password: string, client: C, signal: AbortSignal): Promise<VerifyResult<U>>;
+  /** Splices the two sockets once approved; resolves when the session ends. */
+  splice(client: Duplex, upstream: Duplex, opts: { clientBuffered: Buffer; upstreamBuffered: Buffer }): Promise<unknown>;
+  tls: TlsContextProvider;
+  limits: LimitsConfig;
+  logger: Logger; // already a child with { cid, protocol, clientIp }
+}
