@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { checkConfigFiles } from '../config/check-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
@@ -25,11 +26,12 @@ export function buildProgram(): Command {
 
   program
     .command('check-config')
-    .description('validate the config file; print each problem with its key path')
+    .description('validate the config file and the files it names (certificate, CAs, FCM key); print each problem with its key path')
     .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
     .action((o: { config?: string }) => {
       const file = configPath(o.config);
-      loadConfig(file);
+      const problems = checkConfigFiles(loadConfig(file));
+      if (problems.length > 0) throw new ConfigError(problems);
       process.stdout.write(`${file}: OK\n`);
     });
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Agent } from 'node:http';
 import { cert, deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
 import { getMessaging, type Message, type Messaging } from 'firebase-admin/messaging';
 import { systemClock, type Clock } from '../core/clock.js';
+import { checkServiceAccount } from './fcm-service-account.js';
 import { MailotpError } from '../core/errors.js';
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
@@ -172,28 +172,3 @@ function scrub(err: unknown, token: string): string {
   return message.split(token).join('[token]').slice(0, 300);
 }
 
-/**
- * Checks the file before firebase-admin reads it, so that a mistake is a config error naming the
- * key, never a parse error quoting the file (which holds a private key). Returns the project id.
- */
-function checkServiceAccount(file: string): string {
-  const fail = (why: string): never => {
-    throw new MailotpError('MAILOTP_ERR_CONFIG', `push.fcm.serviceAccountFile: ${file} ${why}`);
-  };
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    fail(`cannot be read (${errorCode(err)})`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    fail('is not valid JSON');
-  }
-  const sa = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
-  const missing = ['project_id', 'client_email', 'private_key'].filter((k) => typeof sa[k] !== 'string' || sa[k] === '');
-  if (missing.length > 0) fail(`is not a service account key (missing ${missing.join(', ')})`);
-  return sa.project_id as string;
-}

@@ -1,12 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { testCerts } from '../helpers/certs.js';
-import { cleanupDir, decide, deviceApi, enrol, imapClient, runBin, startMailotp, waitForRequest, type MailotpProcess } from './harness.js';
+import { cleanupDir, decide, deviceApi, enrol, imapClient, ROOT, runBin, runProcess, startMailotp, waitForRequest, type MailotpProcess } from './harness.js';
 
 const USERS = [
   { user: 'alice', password: 'Secr3t-Alice-Pw!' },
@@ -100,7 +100,7 @@ describe('logs, upstream transports and process lifecycle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailotp-cc-'));
     try {
       const good = join(dir, 'good.yaml');
-      writeFileSync(good, `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: a.crt, key: a.key }\nupstream:\n  imap: { host: mail.internal, port: 993, tls: implicit }\n`);
+      writeFileSync(good, `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: ${testCerts().certFile}, key: ${testCerts().keyFile} }\nupstream:\n  imap: { host: mail.internal, port: 993, tls: implicit }\n`);
       const ok = await runBin(['check-config', '--config', good]);
       assert.equal(ok.code, 0, ok.stderr);
       const viaEnv = await runBin(['check-config'], { MAILOTP_CONFIG: good });
@@ -110,8 +110,33 @@ describe('logs, upstream transports and process lifecycle', () => {
       const r = await runBin(['check-config', '--config', bad]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^daemonOtp\.approvalTtl: expected a duration like "24h"$/m);
-      const example = await runBin(['check-config', '--config', join(process.cwd(), 'config', 'mailotp.example.yaml')]);
+      // The shipped example, next to a certificate made by the shipped script, is valid as it stands.
+      mkdirSync(join(dir, 'config'));
+      copyFileSync(join(ROOT, 'config', 'mailotp.example.yaml'), join(dir, 'config', 'mailotp.example.yaml'));
+      const exampleConfig = join(dir, 'config', 'mailotp.example.yaml');
+      const before = await runBin(['check-config', '--config', exampleConfig]);
+      assert.equal(before.code, 1);
+      assert.match(before.stderr, /^tls: cannot read the certificate or key \(ENOENT\)$/m);
+      const made = await runProcess('bash', [join(ROOT, 'certs', 'make-dev-cert.sh'), join(dir, 'certs'), 'mail.example.com']);
+      assert.equal(made.code, 0, made.stderr);
+      const example = await runBin(['check-config', '--config', exampleConfig]);
       assert.equal(example.code, 0, example.stderr);
+
+      // The files a config names are checked too: a key that does not match, a broken FCM key file.
+      const certs = testCerts();
+      const files = join(dir, 'files.yaml');
+      writeFileSync(join(dir, 'sa.json'), '{"project_id": "p", "private_key": "-----BEGIN PRIVATE KEY-----"');
+      writeFileSync(
+        files,
+        `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: ${certs.certFile}, key: ${join(dir, 'certs', 'server.key')} }\n` +
+          `upstream:\n  imap: { host: mail.internal, port: 993, tls: implicit, ca: missing-ca.pem }\npush:\n  fcm: { serviceAccountFile: sa.json }\n`,
+      );
+      const badFiles = await runBin(['check-config', '--config', files]);
+      assert.equal(badFiles.code, 1);
+      assert.match(badFiles.stderr, /^tls: .* are not a matching PEM certificate and key$/m);
+      assert.match(badFiles.stderr, /^upstream\.imap\.ca: .*missing-ca\.pem is not a readable PEM CA file \(ENOENT\)$/m);
+      assert.match(badFiles.stderr, /^push\.fcm\.serviceAccountFile: .*sa\.json is not valid JSON$/m);
+      assert.doesNotMatch(badFiles.stderr, /PRIVATE KEY/, 'never quotes the key file');
     } finally {
       cleanupDir(dir);
     }
