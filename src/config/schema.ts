@@ -31,9 +31,6 @@ const listener = z
   })
   .strict()
   .superRefine((l, ctx) => {
-    if (l.proxyProtocol) {
-      ctx.addIssue({ code: 'custom', path: ['proxyProtocol'], message: 'the PROXY protocol is not served by this version yet; remove it or set false' });
-    }
     if (l.tls === 'none' && !l.allowInsecure) {
       ctx.addIssue({
         code: 'custom',

@@ -148,7 +148,15 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
       check();
     });
 
-  const started = await waitForLog((e) => e.msg === 'mailotp started');
+  let started: Record<string, unknown>;
+  try {
+    started = await waitForLog((e) => e.msg === 'mailotp started');
+  } catch (err) {
+    // Never leave a half-started server behind a failed test.
+    child.kill('SIGKILL');
+    if (ownsDir) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const bound = started.listeners as { protocol: string; tls: string; port: number }[];
   const portOf = (protocol: string, mode: string) => bound.find((l) => l.protocol === protocol && l.tls === mode)?.port ?? 0;
   const portal = (started.portal as { port: number }).port;

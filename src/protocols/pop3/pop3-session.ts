@@ -1,14 +1,13 @@
 import type net from 'node:net';
-import tls from 'node:tls';
-import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
-import type { Logger } from '../../log/logger.js';
+import type tls from 'node:tls';
+import type { ClientInfo } from '../../core/login-types.js';
 import { SaslExchange, type SaslOutcome } from '../imap/imap-auth.js';
+import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
-import { ClientConnection } from '../shared/client-connection.js';
 import { clientCapabilities, POP3_SASL_MECHANISMS } from './pop3-capabilities.js';
 import { maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
-import { isFailedLogin, POP3_AUTH_FAILED, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
+import { POP3_AUTH_FAILED, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
 
 export interface Pop3UpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "+OK " upstream, e.g. "Logged in."
@@ -34,133 +33,48 @@ export function handlePop3Connection(
   return new Pop3Session(socket, mode, client, deps).run();
 }
 
-type State = 'greeting' | 'ready' | 'sasl' | 'login' | 'tls' | 'closing' | 'done' | 'spliced';
-
 /** Valid only after login: answered as such rather than as unknown, so the client knows why. */
 const TRANSACTION_COMMANDS = new Set(['STAT', 'LIST', 'RETR', 'DELE', 'NOOP', 'RSET', 'TOP', 'UIDL', 'LAST']);
 
-class Pop3Session {
-  private readonly conn: ClientConnection;
-  private secure: boolean;
-  private state: State = 'greeting';
-  private reader: Pop3CommandReader;
-  private upstreamCaps: string[] = [];
+class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3SessionDeps> {
   /** The name from USER, waiting for PASS. */
   private user: Buffer | undefined;
-  private commands = 0;
-  private failures = 0;
   private sasl: SaslExchange | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private loginAbort: AbortController | undefined;
-  private loginDone: Promise<void> = Promise.resolve();
-  private resolveRun!: () => void;
-  private readonly log: Logger;
 
-  constructor(
-    socket: net.Socket,
-    private readonly mode: 'implicit' | 'starttls' | 'none',
-    private readonly client: ClientInfo,
-    private readonly deps: Pop3SessionDeps,
-  ) {
-    this.log = deps.logger;
-    this.secure = socket instanceof tls.TLSSocket;
-    this.reader = new Pop3CommandReader(deps.limits.maxLineLength);
-    this.conn = new ClientConnection(socket, this.log, {
-      data: (chunk) => this.onData(chunk),
-      end: () => this.close(),
-      closed: () => this.onClosed(),
-    });
+  constructor(socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: Pop3SessionDeps) {
+    super(socket, 'pop3', mode, client, deps);
   }
 
-  run(): Promise<void> {
-    const finished = new Promise<void>((resolve) => (this.resolveRun = resolve));
-    this.conn.start();
-    if (this.state === 'done') return finished;
-    this.touch();
-    if (this.mode === 'implicit' && !this.secure) this.startTls(true);
-    else void this.greet();
-    return finished;
+  protected override newReader(): Pop3CommandReader {
+    return new Pop3CommandReader(this.deps.limits.maxLineLength);
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.state !== 'greeting' && this.state !== 'ready' && this.state !== 'sasl' && this.state !== 'login') return;
-    this.reader.push(chunk);
-    if (this.state === 'ready' || this.state === 'sasl') this.pump();
-    // Bytes pipelined behind a login are kept for the upstream; past a few lines' worth the socket
-    // is paused (TCP backpressure) rather than buffering without bound.
-    else if (this.reader.buffered > 2 * this.deps.limits.maxLineLength) this.conn.pause();
+  protected override fetchUpstreamCaps(): Promise<string[]> {
+    return this.deps.upstreamCapabilities();
   }
 
-  private onClosed(): void {
-    if (this.state === 'spliced' || this.state === 'done') return;
-    this.state = 'done';
-    this.clearTimer();
-    this.loginAbort?.abort();
-    // The run is over only once a login in flight has settled (and released its upstream).
-    void this.loginDone.then(() => this.resolveRun());
+  protected override upstreamCapsUnavailable(): string {
+    return 'upstream POP3 capabilities unavailable; advertising only mailotp own';
   }
 
-  private send(line: string): void {
-    this.conn.send(line);
+  protected override greeting(): string {
+    return '+OK mailotp ready.';
   }
 
-  /** Sends a last line (POP3 has no untagged BYE: it must be the answer to a command) and closes. */
-  private close(last?: string): void {
-    if (this.state === 'closing' || this.state === 'done' || this.state === 'spliced') return;
-    if (last !== undefined && this.state !== 'tls') this.send(last);
-    this.state = 'closing';
-    this.clearTimer();
-    this.loginAbort?.abort();
-    this.conn.end();
+  /** A few lines' worth. */
+  protected override maxPendingBytes(): number {
+    return 2 * this.deps.limits.maxLineLength;
   }
 
-  private touch(): void {
-    this.clearTimer();
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = undefined;
-      this.log.debug({ state: this.state }, 'pop3 pre-login idle timeout');
-      if (this.state === 'tls') this.conn.destroy();
-      else this.close('-ERR Disconnected for inactivity.');
-    }, this.deps.limits.preLoginIdleTimeout);
+  /** POP3 has no untagged BYE: a last line must be the answer to a command (so none after a failed login). */
+  protected override goodbye(why: Goodbye): string | undefined {
+    if (why === 'idle') return '-ERR Disconnected for inactivity.';
+    if (why === 'too-many-commands') return '-ERR Too many commands.';
+    return undefined;
   }
 
-  private clearTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-  }
-
-  private async greet(): Promise<void> {
-    try {
-      this.upstreamCaps = await this.deps.upstreamCapabilities();
-    } catch (err) {
-      this.log.warn({ err }, 'upstream POP3 capabilities unavailable; advertising only mailotp own');
-    }
-    if (this.state !== 'greeting') return;
-    this.send('+OK mailotp ready.');
-    this.becomeReady();
-  }
-
-  private becomeReady(): void {
-    this.state = 'ready';
-    this.conn.resume();
-    this.touch();
-    this.pump();
-  }
-
-  private startTls(greetAfter: boolean): void {
-    this.state = 'tls';
+  protected override forgetBeforeTls(): void {
     this.user = undefined;
-    // RFC 2595 / CVE-2011-0411: plaintext pipelined behind STLS is never executed.
-    this.reader.clear();
-    this.conn.upgrade(this.deps.tls.serverOptions(), (socket) => {
-      if (this.state !== 'tls') return;
-      this.secure = true;
-      this.reader = new Pop3CommandReader(this.deps.limits.maxLineLength);
-      this.log.debug({ tlsVersion: socket.getProtocol() }, 'pop3 TLS established');
-      if (!greetAfter) return this.becomeReady();
-      this.state = 'greeting';
-      void this.greet();
-    });
   }
 
   /** A STARTTLS port before TLS is up: nothing secret may be sent yet. */
@@ -170,7 +84,7 @@ class Pop3Session {
 
   // ---- commands --------------------------------------------------------------------------
 
-  private pump(): void {
+  protected override pump(): void {
     while (this.state === 'ready' || this.state === 'sasl') {
       const r = this.reader.next();
       if (!r) return;
@@ -184,8 +98,7 @@ class Pop3Session {
   }
 
   private onCommand(cmd: Pop3Command): void {
-    this.commands++;
-    if (this.commands > this.deps.limits.maxCommandsBeforeLogin) return this.close('-ERR Too many commands.');
+    if (!this.countCommand()) return;
     this.touch();
     this.log.debug({ command: cmd.keyword.slice(0, 16) }, 'pop3 command');
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog(cmd) }, 'pop3 <');
@@ -271,88 +184,26 @@ class Pop3Session {
     this.startLogin(outcome.user, outcome.password);
   }
 
-  /** A login refused here, without asking the core; it still counts as a failed login. */
-  private refuseLogin(reply: string, why: string): void {
-    this.log.debug({ why }, 'pop3 login refused locally');
-    this.send(reply);
-    this.countFailure();
-  }
-
-  /**
-   * Closes after the Nth failure rather than refusing the N+1th attempt: that attempt would cost
-   * one more password check upstream, which is what the limit is there to prevent.
-   */
-  private countFailure(): void {
-    this.failures++;
-    if (this.failures >= this.deps.limits.maxFailedLoginsPerConnection) this.close();
-  }
-
   // ---- login -----------------------------------------------------------------------------
 
   private startLogin(userBytes: Buffer, passwordBytes: Buffer): void {
     const creds = checkCredentials(userBytes, passwordBytes);
     if (!creds.ok) return this.refuseLogin(POP3_AUTH_FAILED, creds.why);
-    this.state = 'login';
-    this.clearTimer();
-    this.loginDone = this.runLogin(creds.user, creds.password).catch((err: unknown) => {
-      this.log.error({ err }, 'pop3 login handling failed');
-      this.conn.destroy();
-    });
+    this.beginLogin(() => this.runLogin(creds.user, creds.password));
   }
 
   private async runLogin(user: string, password: string): Promise<void> {
-    const abort = new AbortController();
-    this.loginAbort = abort;
-    const attempt: LoginAttempt<Pop3UpstreamLike> = {
+    const result = await this.askCore((signal) => ({
       protocol: 'pop3',
       user,
       password,
       clientIp: this.client.ip,
-      verify: () => this.deps.upstreamLogin(user, password, this.client, abort.signal),
+      verify: () => this.deps.upstreamLogin(user, password, this.client, signal),
       // POP3 has no untagged lines: nothing may be sent before the final answer, so the hold is silent.
-      signal: abort.signal,
-    };
-    let result: LoginResult<Pop3UpstreamLike>;
-    try {
-      result = await this.deps.authorize(attempt);
-    } catch (err) {
-      this.log.error({ err }, 'authorize threw; refusing the login as temporary');
-      result = { kind: 'unavailable', reason: 'internal error' };
-    } finally {
-      this.loginAbort = undefined;
-    }
-    this.log.debug({ result: result.kind }, 'pop3 login answered');
-    if (this.state !== 'login') {
-      // The client left while the core decided: an upstream session handed to us is ours to end.
-      if (result.kind === 'approved') result.session.close();
-      return;
-    }
+      signal,
+    }));
+    if (!result) return;
     const reply = pop3LoginReply(result);
-    if (result.kind === 'approved') return this.spliceTo(reply ?? '+OK', result.session);
-    // 'aborted' while the client is still here: nothing sensible to say, so hang up.
-    if (reply === null) return this.close();
-    this.send(reply);
-    if (isFailedLogin(result.kind)) {
-      this.countFailure();
-      if (this.state !== 'login') return;
-    }
-    this.becomeReady();
-  }
-
-  private async spliceTo(okLine: string, upstream: Pop3UpstreamLike): Promise<void> {
-    this.send(okLine);
-    this.state = 'spliced';
-    this.clearTimer();
-    const socket = this.conn.handOver();
-    const clientBuffered = this.reader.takeRemaining();
-    try {
-      await this.deps.splice(socket, upstream.socket, { clientBuffered, upstreamBuffered: upstream.buffered });
-    } catch (err) {
-      this.log.warn({ err }, 'pop3 splice failed');
-      socket.destroy();
-      upstream.close();
-    } finally {
-      this.resolveRun();
-    }
+    return this.finishLogin(result, reply, reply ?? '+OK');
   }
 }

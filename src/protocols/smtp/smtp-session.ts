@@ -1,14 +1,13 @@
 import type net from 'node:net';
-import tls from 'node:tls';
-import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
-import type { Logger } from '../../log/logger.js';
+import type tls from 'node:tls';
+import type { ClientInfo } from '../../core/login-types.js';
 import { checkCredentials } from '../shared/sasl.js';
+import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
-import { ClientConnection } from '../shared/client-connection.js';
 import { SmtpSaslExchange, smtpSaslMechanism, type SmtpSaslOutcome } from './smtp-auth.js';
 import { loggableVerb, maskForLog, parseCommand, SmtpCommandReader, type SmtpCommand } from './smtp-command-reader.js';
 import { clientExtensions, ehloReply } from './smtp-extensions.js';
-import { isFailedLogin, SMTP_AUTH_FAILED, SMTP_AUTH_REQUIRED, SMTP_STARTTLS_FIRST, smtpLoginReply } from './smtp-replies.js';
+import { SMTP_AUTH_FAILED, SMTP_AUTH_REQUIRED, SMTP_STARTTLS_FIRST, smtpLoginReply } from './smtp-replies.js';
 
 export interface SmtpUpstreamLike extends SplicedUpstream {
   /** false when the upstream is known to have gone while the login was held. */
@@ -39,148 +38,63 @@ export function handleSmtpConnection(
   return new SmtpSession(socket, mode, client, deps).run();
 }
 
-type State = 'greeting' | 'ready' | 'sasl' | 'login' | 'tls' | 'closing' | 'done' | 'spliced';
-
 /** Commands that belong to a mail transaction: the upstream's business, after AUTH. */
 const TRANSACTION = new Set(['MAIL', 'RCPT', 'DATA', 'BDAT', 'BURL', 'VRFY', 'EXPN', 'ETRN']);
 const MAX_CLIENT_NAME = 64;
 
-class SmtpSession {
-  private readonly conn: ClientConnection;
-  private secure: boolean;
-  private state: State = 'greeting';
-  private reader: SmtpCommandReader;
-  private upstreamExtensions: string[] = [];
+class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpSessionDeps> {
   private heloName: string | undefined;
-  private commands = 0;
-  private failures = 0;
   /** The phone said no to this connection; see startLogin(). */
   private denied = false;
   private sasl: SmtpSaslExchange | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private loginAbort: AbortController | undefined;
-  private loginDone: Promise<void> = Promise.resolve();
-  private resolveRun!: () => void;
-  private readonly log: Logger;
 
-  constructor(
-    socket: net.Socket,
-    private readonly mode: 'implicit' | 'starttls' | 'none',
-    private readonly client: ClientInfo,
-    private readonly deps: SmtpSessionDeps,
-  ) {
-    this.log = deps.logger;
-    this.secure = socket instanceof tls.TLSSocket;
-    this.reader = this.newReader();
-    this.conn = new ClientConnection(socket, this.log, {
-      data: (chunk) => this.onData(chunk),
-      end: () => this.close(),
-      closed: () => this.onClosed(),
-    });
+  constructor(socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: SmtpSessionDeps) {
+    super(socket, 'smtp', mode, client, deps);
   }
 
-  run(): Promise<void> {
-    const finished = new Promise<void>((resolve) => (this.resolveRun = resolve));
-    this.conn.start();
-    if (this.state === 'done') return finished;
-    this.touch();
-    if (this.mode === 'implicit' && !this.secure) this.startTls(true);
-    else void this.greet();
-    return finished;
-  }
-
-  private newReader(): SmtpCommandReader {
+  protected override newReader(): SmtpCommandReader {
     return new SmtpCommandReader({ maxLineLength: this.deps.limits.maxLineLength });
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.state !== 'greeting' && this.state !== 'ready' && this.state !== 'sasl' && this.state !== 'login') return;
-    this.reader.push(chunk);
-    if (this.state === 'ready' || this.state === 'sasl') this.pump();
-    // What a client pipelines behind AUTH is kept for the upstream; past a few lines' worth the
-    // socket is paused (TCP backpressure) rather than buffering without bound.
-    else if (this.reader.buffered > 4 * this.deps.limits.maxLineLength) this.conn.pause();
+  protected override fetchUpstreamCaps(): Promise<string[]> {
+    return this.deps.upstreamExtensions();
   }
 
-  private onClosed(): void {
-    if (this.state === 'spliced' || this.state === 'done') return;
-    this.state = 'done';
-    this.clearTimer();
-    this.loginAbort?.abort();
-    // The run is over only once a login in flight has settled (and released its upstream).
-    void this.loginDone.then(() => this.resolveRun());
+  protected override upstreamCapsUnavailable(): string {
+    return 'upstream EHLO list unavailable; offering only mailotp own extensions';
   }
 
-  private send(line: string): void {
+  protected override greeting(): string {
+    return `220 ${this.deps.hostname} ESMTP mailotp`;
+  }
+
+  /** What a client pipelines behind AUTH: a few lines' worth. */
+  protected override maxPendingBytes(): number {
+    return 4 * this.deps.limits.maxLineLength;
+  }
+
+  protected override goodbye(why: Goodbye): string {
+    const host = this.deps.hostname;
+    if (why === 'idle') return `421 4.4.2 ${host} Idle timeout, closing connection`;
+    if (why === 'too-many-commands') return `421 4.7.0 ${host} Too many commands before authentication, closing connection`;
+    return `421 4.7.0 ${host} Too many failed authentications, closing connection`;
+  }
+
+  /** RFC 3207 4.2: everything learnt before TLS is forgotten; the client must EHLO again. */
+  protected override forgetBeforeTls(): void {
+    this.heloName = undefined;
+  }
+
+  protected override send(line: string): void {
     const s = this.conn.socket;
     if (s.destroyed || !s.writable) return;
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line }, 'smtp >');
     s.write(`${line}\r\n`);
   }
 
-  /** Says goodbye and ends the connection; the 'close' event then finishes the session. */
-  private close(bye?: string): void {
-    if (this.state === 'closing' || this.state === 'done' || this.state === 'spliced') return;
-    if (bye !== undefined && this.state !== 'tls') this.send(bye);
-    this.state = 'closing';
-    this.clearTimer();
-    this.loginAbort?.abort();
-    this.conn.end();
-  }
-
-  private touch(): void {
-    this.clearTimer();
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = undefined;
-      this.log.debug({ state: this.state }, 'smtp pre-login idle timeout');
-      if (this.state === 'tls') this.conn.destroy();
-      else this.close(`421 4.4.2 ${this.deps.hostname} Idle timeout, closing connection`);
-    }, this.deps.limits.preLoginIdleTimeout);
-  }
-
-  private clearTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-  }
-
-  private async greet(): Promise<void> {
-    try {
-      this.upstreamExtensions = await this.deps.upstreamExtensions();
-    } catch (err) {
-      this.log.warn({ err }, 'upstream EHLO list unavailable; offering only mailotp own extensions');
-    }
-    if (this.state !== 'greeting') return;
-    this.send(`220 ${this.deps.hostname} ESMTP mailotp`);
-    this.becomeReady();
-  }
-
-  private becomeReady(): void {
-    this.state = 'ready';
-    this.conn.resume();
-    this.touch();
-    this.pump();
-  }
-
-  private startTls(greetAfter: boolean): void {
-    this.state = 'tls';
-    // RFC 3207 / CVE-2011-0411: plaintext pipelined behind STARTTLS is never executed.
-    this.reader.clear();
-    this.conn.upgrade(this.deps.tls.serverOptions(), (socket) => {
-      if (this.state !== 'tls') return;
-      this.secure = true;
-      this.reader = this.newReader();
-      // RFC 3207 4.2: everything learnt before TLS is forgotten; the client must EHLO again.
-      this.heloName = undefined;
-      this.log.debug({ tlsVersion: socket.getProtocol() }, 'smtp TLS established');
-      if (!greetAfter) return this.becomeReady();
-      this.state = 'greeting';
-      void this.greet();
-    });
-  }
-
   // ---- commands --------------------------------------------------------------------------
 
-  private pump(): void {
+  protected override pump(): void {
     while (this.state === 'ready' || this.state === 'sasl') {
       const r = this.reader.next();
       if (!r) return;
@@ -199,14 +113,6 @@ class SmtpSession {
     if (!this.countCommand()) return;
     this.touch();
     this.send('500 5.5.2 Line too long');
-  }
-
-  /** false when the pre-login command cap is hit (and the connection is being closed). */
-  private countCommand(): boolean {
-    this.commands++;
-    if (this.commands <= this.deps.limits.maxCommandsBeforeLogin) return true;
-    this.close(`421 4.7.0 ${this.deps.hostname} Too many commands before authentication, closing connection`);
-    return false;
   }
 
   /** On a STARTTLS port nothing but the way to TLS is served in clear. */
@@ -262,7 +168,7 @@ class SmtpSession {
     if (!/^[\x21-\x7e]{1,255}$/.test(name)) return this.send('501 5.5.4 Invalid domain name');
     this.heloName = name;
     if (verb === 'HELO') return this.send(`250 ${this.deps.hostname}`);
-    const extensions = clientExtensions(this.upstreamExtensions, { mode: this.mode, secure: this.secure });
+    const extensions = clientExtensions(this.upstreamCaps, { mode: this.mode, secure: this.secure });
     for (const line of ehloReply(this.deps.hostname, extensions)) this.send(line);
   }
 
@@ -304,24 +210,6 @@ class SmtpSession {
     this.startLogin(outcome.user, outcome.password);
   }
 
-  /** A login refused here, without asking the core; it still counts as a failed login. */
-  private refuseLogin(reply: string, why: string): void {
-    this.log.debug({ why }, 'smtp login refused locally');
-    this.send(reply);
-    this.countFailure();
-  }
-
-  /**
-   * Closes after the Nth failure rather than refusing the N+1th attempt: that attempt would cost
-   * one more password check upstream, which is what the limit is there to prevent.
-   */
-  private countFailure(): void {
-    this.failures++;
-    if (this.failures >= this.deps.limits.maxFailedLoginsPerConnection) {
-      this.close(`421 4.7.0 ${this.deps.hostname} Too many failed authentications, closing connection`);
-    }
-  }
-
   // ---- login -----------------------------------------------------------------------------
 
   private startLogin(userBytes: Buffer, passwordBytes: Buffer): void {
@@ -330,46 +218,25 @@ class SmtpSession {
     // Clients such as Python's smtplib answer a 535 by trying the next mechanism at once; after a
     // deny that would push a second request to the phone that just said no.
     if (this.denied) return this.refuseLogin(SMTP_AUTH_FAILED, 'denied earlier on this connection');
-    this.state = 'login';
     // SMTP has no progress line: the client hears nothing until the answer, so the hold
     // (daemonOtp.holdTime) is what must stay under its timeout, not this one.
-    this.clearTimer();
-    this.loginDone = this.runLogin(creds.user, creds.password).catch((err: unknown) => {
-      this.log.error({ err }, 'smtp login handling failed');
-      this.conn.destroy();
-    });
+    this.beginLogin(() => this.runLogin(creds.user, creds.password));
   }
 
   private async runLogin(user: string, password: string, retried = false): Promise<void> {
-    const abort = new AbortController();
-    this.loginAbort = abort;
     const clientName = this.heloName?.slice(0, MAX_CLIENT_NAME);
     const client: SmtpClientInfo = { ...this.client, name: clientName, heloName: this.heloName };
-    const attempt: LoginAttempt<SmtpUpstreamLike> = {
+    const result = await this.askCore((signal) => ({
       protocol: 'smtp',
       user,
       password,
       clientIp: this.client.ip,
       clientName,
-      verify: () => this.deps.upstreamLogin(user, password, client, abort.signal),
+      verify: () => this.deps.upstreamLogin(user, password, client, signal),
       onHold: () => this.log.debug('smtp login held for approval'),
-      signal: abort.signal,
-    };
-    let result: LoginResult<SmtpUpstreamLike>;
-    try {
-      result = await this.deps.authorize(attempt);
-    } catch (err) {
-      this.log.error({ err }, 'authorize threw; refusing the login as temporary');
-      result = { kind: 'unavailable', reason: 'internal error' };
-    } finally {
-      this.loginAbort = undefined;
-    }
-    this.log.debug({ result: result.kind }, 'smtp login answered');
-    if (this.state !== 'login') {
-      // The client left while the core decided: an upstream session handed to us is ours to end.
-      if (result.kind === 'approved') result.session.close();
-      return;
-    }
+      signal,
+    }));
+    if (!result) return;
     if (result.kind === 'approved' && result.session.alive === false && !retried) {
       // The upstream dropped the session while the tap was awaited. The approval now exists, so
       // asking again logs in afresh and is approved at once instead of failing the client.
@@ -378,32 +245,7 @@ class SmtpSession {
       return this.runLogin(user, password, true);
     }
     const reply = smtpLoginReply(result);
-    if (result.kind === 'approved') return this.spliceTo(reply ?? '235 2.7.0 Authentication successful', result.session);
-    // 'aborted' while the client is still here: nothing sensible to say, so hang up.
-    if (reply === null) return this.close();
-    this.send(reply);
     if (result.kind === 'denied') this.denied = true;
-    if (isFailedLogin(result.kind)) {
-      this.countFailure();
-      if (this.state !== 'login') return;
-    }
-    this.becomeReady();
-  }
-
-  private async spliceTo(okLine: string, upstream: SmtpUpstreamLike): Promise<void> {
-    this.send(okLine);
-    this.state = 'spliced';
-    this.clearTimer();
-    const socket = this.conn.handOver();
-    const clientBuffered = this.reader.takeRemaining();
-    try {
-      await this.deps.splice(socket, upstream.socket, { clientBuffered, upstreamBuffered: upstream.buffered });
-    } catch (err) {
-      this.log.warn({ err }, 'smtp splice failed');
-      socket.destroy();
-      upstream.close();
-    } finally {
-      this.resolveRun();
-    }
+    return this.finishLogin(result, reply, reply ?? '235 2.7.0 Authentication successful');
   }
 }
