@@ -82,11 +82,14 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
 
   const listeners: MailListener[] = [];
   const bound: RunningMailotp['listeners'] = [];
+  let portal: PortalServer | null = null;
+  let portalPort: { port: number } | null = null;
   try {
     for (const lc of config.listeners) {
       const handler = services[lc.protocol]?.handler;
       if (!handler) {
-        logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listeners are not served by this version yet; skipped`);
+        // Only when no tls.cert/key is configured (the schema requires an upstream per listener).
+        logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listener skipped: mail listeners need tls.cert and tls.key`);
         continue;
       }
       const listener = new MailListener(lc, tls, handler, logger);
@@ -95,27 +98,26 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
       bound.push({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port });
       logger.info({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port }, 'listening');
     }
+    if (config.portal.enabled) {
+      portal = new PortalServer({
+        settings: config.portal,
+        tls: config.portal.tls ? tls : null,
+        devices: core.devices,
+        requests: core.requests,
+        store,
+        logger: logger.child({ component: 'portal' }),
+      });
+      portalPort = await portal.listen();
+      logger.info({ host: config.portal.host, port: portalPort.port, tls: config.portal.tls }, 'portal listening');
+    }
   } catch (err) {
+    // A port already in use (or any start failure) leaves nothing running behind it.
     for (const l of listeners) l.stopAccepting();
+    await portal?.close().catch(() => undefined);
     for (const s of Object.values(services)) s.stop();
     stopSweeper();
     await store.close().catch(() => undefined);
     throw err;
-  }
-
-  let portal: PortalServer | null = null;
-  let portalPort: { port: number } | null = null;
-  if (config.portal.enabled) {
-    portal = new PortalServer({
-      settings: config.portal,
-      tls: config.portal.tls ? tls : null,
-      devices: core.devices,
-      requests: core.requests,
-      store,
-      logger: logger.child({ component: 'portal' }),
-    });
-    portalPort = await portal.listen();
-    logger.info({ host: config.portal.host, port: portalPort.port, tls: config.portal.tls }, 'portal listening');
   }
 
   let stopping: Promise<void> | null = null;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { testCerts } from '../helpers/certs.js';
@@ -138,6 +139,33 @@ describe('logs, upstream transports and process lifecycle', () => {
       assert.match(badFiles.stderr, /^push\.fcm\.serviceAccountFile: .*sa\.json is not valid JSON$/m);
       assert.doesNotMatch(badFiles.stderr, /PRIVATE KEY/, 'never quotes the key file');
     } finally {
+      cleanupDir(dir);
+    }
+  });
+
+  it('start fails with exit 1 and leaves nothing running when a port is taken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailotp-busy-'));
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const port = (busy.address() as net.AddressInfo).port;
+      const file = join(dir, 'busy.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          listeners: [{ protocol: 'imap', host: '127.0.0.1', port, tls: 'implicit' }],
+          tls: { cert: testCerts().certFile, key: testCerts().keyFile },
+          upstream: { imap: { host: '127.0.0.1', port: dovecot.ports.imaps, tls: 'implicit', ca: testCerts().caFile, servername: 'localhost' } },
+          store: { path: 'data/m.db' },
+          portal: { host: '127.0.0.1', port: 0 },
+        }),
+      );
+      // runBin resolves only once the process has exited: nothing may keep it alive.
+      const r = await runBin(['start', '--config', file]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /EADDRINUSE/);
+    } finally {
+      busy.close();
       cleanupDir(dir);
     }
   });
