@@ -155,11 +155,7 @@ describe('PROXY protocol behind a TCP load balancer (real Dovecot, real binary)'
     assert.equal(box.exists, 0);
     await client.logout();
 
-    const login = dovecot
-      .readLog()
-      .split('\n')
-      .find((l) => l.includes('Login: user=<alice>'));
-    assert.ok(login, `no Dovecot login line in: ${dovecot.readLog().slice(-2000)}`);
+    const login = await dovecot.waitForLog(/Login: user=<alice>/);
     assert.match(login, new RegExp(`rip=${CLIENT_IP.replace(/\./g, '\\.')}[,\\s]`));
     assert.match(login, new RegExp(`lip=${BALANCER_VIP.replace(/\./g, '\\.')}[,\\s]`));
     const conn = m.events().find((e) => e.msg === 'connection' && e.clientIp === CLIENT_IP);

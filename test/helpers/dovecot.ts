@@ -51,6 +51,8 @@ export interface DovecotHandle {
   mailUser: string;
   stop(): Promise<void>;
   readLog(): string;
+  /** The first log line matching pattern, polled for: Dovecot's log process writes asynchronously. */
+  waitForLog(pattern: RegExp, ms?: number): Promise<string>;
   appendMessage(user: string, raw: Buffer | string, mailbox?: string): Promise<void>;
 }
 
@@ -353,6 +355,15 @@ async function launch(a: {
       return '';
     }
   };
+  const waitForLog = async (pattern: RegExp, ms = 3000): Promise<string> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const line = readLog().split('\n').find((l) => pattern.test(l));
+      if (line) return line;
+      if (Date.now() > deadline) throw new Error(`no Dovecot log line matching ${pattern}; log tail:\n${readLog().slice(-3000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
 
   const child = spawn('/bin/sh', ['-c', WATCHDOG, DOVECOT_BIN, configFile], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -429,6 +440,7 @@ async function launch(a: {
     mailUser: MAIL_USER,
     stop,
     readLog,
+    waitForLog,
     appendMessage,
   };
 }

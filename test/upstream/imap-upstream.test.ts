@@ -49,16 +49,6 @@ function expectOk(r: VerifyResult<ImapUpstreamSession>): ImapUpstreamSession {
   return session;
 }
 
-/** Dovecot's log process writes asynchronously; poll for a line. */
-async function waitForLog(pattern: RegExp, ms = 3000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const line = dv.readLog().split('\n').find((l) => pattern.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) assert.fail(`no log line matching ${pattern}; log:\n${dv.readLog()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** A throwaway server playing the upstream with a script; for answers Dovecot never gives. */
 async function fakeUpstream(onConnection: (s: net.Socket) => void): Promise<number> {
@@ -177,11 +167,11 @@ describe('ImapUpstream against Dovecot', () => {
   test("forwards the client's address with ID, so Dovecot logs the real client", async () => {
     const up = new ImapUpstream(endpoint(), silentLogger());
     expectOk(await up.login('bob', 'bob-pass-2', { ip: '::ffff:203.0.113.9', port: 51234, name: 'Thunderbird' }));
-    const line = await waitForLog(/imap-login: .*Login: user=<bob>.*rip=203\.0\.113\.9/);
+    const line = await dv.waitForLog(/imap-login: .*Login: user=<bob>.*rip=203\.0\.113\.9/);
     assert.match(line, /method=PLAIN/);
-    await waitForLog(/ID sent: .*name=Thunderbird/);
+    await dv.waitForLog(/ID sent: .*name=Thunderbird/);
     await new ImapUpstream(endpoint(), silentLogger()).login('bob', 'nope', { ip: '203.0.113.10', port: 1 });
-    await waitForLog(/auth: .*\(bob,203\.0\.113\.10,.*Password mismatch/);
+    await dv.waitForLog(/auth: .*\(bob,203\.0\.113\.10,.*Password mismatch/);
   });
 
   test("capabilities() returns Dovecot's list as a TLS client sees it", async () => {
@@ -267,7 +257,7 @@ describe('ImapUpstream against Dovecot', () => {
     session.close();
     session.close();
     await closed;
-    await waitForLog(/imap\(carol\).*Disconnected: Logged out/);
+    await dv.waitForLog(/imap\(carol\).*Disconnected: Logged out/);
   });
 
   test('an abort while logging in ends it as unavailable', async () => {

@@ -40,15 +40,6 @@ function expectOk(r: VerifyResult<Pop3UpstreamSession>): Pop3UpstreamSession {
   return session;
 }
 
-async function waitForLog(pattern: RegExp, ms = 3000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const line = dv.readLog().split('\n').find((l) => pattern.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) assert.fail(`no log line matching ${pattern}; log:\n${dv.readLog()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** Sends one command on a logged-in session socket and reads its answer (multi-line up to "."). */
 async function converse(socket: net.Socket, reader: ResponseReader, line: string, multi = false): Promise<string[]> {
@@ -93,9 +84,9 @@ describe('Pop3Upstream against Dovecot', () => {
 
   test("forwards the client's address with XCLIENT (offered in Dovecot's greeting), so Dovecot logs the real client", async () => {
     expectOk(await new Pop3Upstream(endpoint(), silentLogger()).login('bob', 'bob-pass-2', { ip: '::ffff:203.0.113.9', port: 51234 }));
-    assert.match(await waitForLog(/pop3-login: .*Login: user=<bob>.*rip=203\.0\.113\.9/), /method=PLAIN/);
+    assert.match(await dv.waitForLog(/pop3-login: .*Login: user=<bob>.*rip=203\.0\.113\.9/), /method=PLAIN/);
     await new Pop3Upstream(starttls(), silentLogger(), { auth: 'user' }).login('bob', 'nope', { ip: '2001:db8::5', port: 1 });
-    await waitForLog(/auth: .*\(bob,2001:db8::5,.*Password mismatch/);
+    await dv.waitForLog(/auth: .*\(bob,2001:db8::5,.*Password mismatch/);
   });
 
   test("capabilities() returns Dovecot's CAPA as a TLS client sees it, without STLS", async () => {
@@ -140,7 +131,7 @@ describe('Pop3Upstream against Dovecot', () => {
     session.close();
     session.close();
     await closed;
-    await waitForLog(/pop3\(dave\).*Disconnected: Logged out/);
+    await dv.waitForLog(/pop3\(dave\).*Disconnected: Logged out/);
   });
 });
 

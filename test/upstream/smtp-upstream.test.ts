@@ -41,15 +41,6 @@ function expectOk(r: VerifyResult<SmtpUpstreamSession>): SmtpUpstreamSession {
   return session;
 }
 
-async function waitForLog(pattern: RegExp, ms = 3000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const line = dv.readLog().split('\n').find((l) => pattern.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) assert.fail(`no log line matching ${pattern}; log:\n${dv.readLog()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** Talks SMTP over a handed-out session socket: one command, its whole reply. */
 function converse(socket: net.Socket, send: string, until: RegExp): Promise<string> {
@@ -118,7 +109,7 @@ describe('SmtpUpstream against Dovecot submission', () => {
     assert.equal(msg?.mailFrom, 'alice@example.com');
     // XCLIENT reached Dovecot: it writes the client's HELO name and address, not mailotp's.
     assert.match(msg!.raw.toString(), /^Received: from client\.helo\.example \(\[198\.51\.100\.7\]\)/);
-    await waitForLog(/submission-login: .*Login: user=<alice>, method=PLAIN, rip=198\.51\.100\.7, .*TLS/);
+    await dv.waitForLog(/submission-login: .*Login: user=<alice>, method=PLAIN, rip=198\.51\.100\.7, .*TLS/);
     socket.destroy();
   });
 
@@ -126,9 +117,9 @@ describe('SmtpUpstream against Dovecot submission', () => {
     const up = new SmtpUpstream(endpoint({ tls: 'none' }), silentLogger(), { auth: 'login' });
     const session = expectOk(await up.login('erin', WEIRD_PASSWORD, { ip: '2001:db8::7', port: 1, heloName: 'v6.example' }));
     assert.ok(!(session.socket instanceof tls.TLSSocket));
-    await waitForLog(/Login: user=<erin>, method=LOGIN, rip=2001:db8::7/);
+    await dv.waitForLog(/Login: user=<erin>, method=LOGIN, rip=2001:db8::7/);
     expectOk(await new SmtpUpstream(endpoint(), silentLogger()).login('erin', WEIRD_PASSWORD, { ip: '::ffff:203.0.113.4', port: 2 }));
-    await waitForLog(/Login: user=<erin>, method=PLAIN, rip=203\.0\.113\.4,/);
+    await dv.waitForLog(/Login: user=<erin>, method=PLAIN, rip=203\.0\.113\.4,/);
   });
 
   test("a wrong password is bad-password with Dovecot's reply, at once", async () => {
@@ -138,7 +129,7 @@ describe('SmtpUpstream against Dovecot submission', () => {
       assert.deepEqual(await up.login('dave', `wrong-${i}`, CLIENT), { kind: 'bad-password', reply: '535 5.7.8 Authentication failed.' });
     }
     assert.ok(Date.now() - started < 3000, `3 failures took ${Date.now() - started} ms`);
-    await waitForLog(/auth: .*\(dave,198\.51\.100\.7,.*Password mismatch/);
+    await dv.waitForLog(/auth: .*\(dave,198\.51\.100\.7,.*Password mismatch/);
   });
 
   test('a certificate from another CA makes the upstream unavailable', async () => {
