@@ -1,3 +1,4 @@
+import { MailotpError } from '../core/errors.js';
 /**
  * Every Redis key name and every store timing constant, in one place, so that the SQLite and
  * Redis stores keep records for the same time and an operator can find any key from here.
@@ -14,6 +15,7 @@
  *   P req-expiry                           sorted set of request ids by expiresAt, for the expiry sweep;
  *                                          members leave when swept (decided or gone ones too)
  *   P ctr:<key>:<windowMs>:<bucket>        fixed-window counter; TTL = window end + grace
+ *   P val:<key>                            short-lived value `{"v":value,"e":expiresAt}`; TTL = expiresAt + grace
  *   P events                               pub/sub channel of JSON StoreEvents
  *   P event-seq                            the last event id given out (INCR), no TTL
  *   P dev-events:<deviceId>                sorted set: logged events of the device by eventId, members
@@ -28,6 +30,7 @@ export const DEFAULT_KEY_PREFIX = 'mailotp:';
 export const REQUEST_GRACE_MS = 60_000;
 export const APPROVAL_GRACE_MS = 60_000;
 export const COUNTER_GRACE_MS = 5_000;
+export const VALUE_GRACE_MS = 60_000;
 
 /** How long a device's event log (and the record of what it dropped) outlives its last event. Its
  * events are dropped after the caller's retention anyway; this only bounds what an idle or removed
@@ -40,7 +43,7 @@ export const SQLITE_PURGE_INTERVAL_MS = 60_000;
 /** Long enough to ride out another process's write transaction on the same file, short enough to fail closed. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 /** Bumped when the SQLite schema changes; stored in PRAGMA user_version. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
 export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
@@ -61,6 +64,12 @@ export function keyPart(s: string): string {
 /** A TTL for a record that expires at expiresAt, measured from the caller's clock, never below 1 ms. */
 export function ttlMs(expiresAt: number, now: number, graceMs: number): number {
   return Math.max(1, Math.ceil(expiresAt - now + graceMs));
+}
+
+export function checkTtl(ttl: number): void {
+  if (!Number.isFinite(ttl) || ttl <= 0) {
+    throw new MailotpError('MAILOTP_ERR_BAD_INPUT', `a value's ttl must be positive, got ${ttl}`);
+  }
 }
 
 /** The fixed window that `now` falls in. */
@@ -119,6 +128,9 @@ export class RedisKeys {
   }
   counter(key: string, windowMs: number, bucket: number): string {
     return `${this.prefix}ctr:${keyPart(key)}:${windowMs}:${bucket}`;
+  }
+  value(key: string): string {
+    return `${this.prefix}val:${keyPart(key)}`;
   }
   events(): string {
     return `${this.prefix}events`;

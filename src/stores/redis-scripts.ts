@@ -189,4 +189,13 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`,
   },
+  /** KEYS: value. ARGV: now, ttl, body. Sets the value unless an unexpired one is there; 1 when set. */
+  mailotpSetValueIfAbsent: {
+    numberOfKeys: 1,
+    lua: `
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw).e > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+return 1`,
+  },
 } as const;

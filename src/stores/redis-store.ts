@@ -12,6 +12,8 @@ import {
   REDIS_RECONNECT_STEP_MS,
   REQUEST_GRACE_MS,
   RedisKeys,
+  VALUE_GRACE_MS,
+  checkTtl,
   ttlMs,
   windowBucket,
 } from './keys.js';
@@ -41,6 +43,12 @@ function unavailable(err: unknown): MailotpError {
 
 function parse<T>(raw: string | null | undefined): T | null {
   return raw === null || raw === undefined ? null : (JSON.parse(raw) as T);
+}
+
+/** The value of a stored `{"v","e"}` body when it has not expired by `now`. */
+function unexpired(raw: string | null, now: number): string | null {
+  const body = parse<{ v: string; e: number }>(raw);
+  return body && body.e > now ? body.v : null;
 }
 
 function checkWindow(windowMs: number): void {
@@ -317,6 +325,31 @@ export class RedisStore implements Store {
     checkWindow(windowMs);
     const k = this.keys.counter(key, windowMs, windowBucket(now, windowMs));
     await this.run((r) => r.del(k));
+  }
+
+  async setValue(key: string, value: string, ttl: number, now: number): Promise<void> {
+    checkTtl(ttl);
+    const body = JSON.stringify({ v: value, e: now + ttl });
+    await this.run((r) => r.set(this.keys.value(key), body, 'PX', ttlMs(now + ttl, now, VALUE_GRACE_MS)));
+  }
+
+  async setValueIfAbsent(key: string, value: string, ttl: number, now: number): Promise<boolean> {
+    checkTtl(ttl);
+    const body = JSON.stringify({ v: value, e: now + ttl });
+    const px = ttlMs(now + ttl, now, VALUE_GRACE_MS);
+    return this.run(async (r) => Number(await r.mailotpSetValueIfAbsent(this.keys.value(key), now, px, body)) === 1);
+  }
+
+  async getValue(key: string, now: number): Promise<string | null> {
+    return this.run(async (r) => unexpired(await r.get(this.keys.value(key)), now));
+  }
+
+  async takeValue(key: string, now: number): Promise<string | null> {
+    return this.run(async (r) => unexpired(await r.getdel(this.keys.value(key)), now));
+  }
+
+  async deleteValue(key: string, now: number): Promise<boolean> {
+    return this.run(async (r) => unexpired(await r.getdel(this.keys.value(key)), now) !== null);
   }
 
   async publish(event: StoreEvent): Promise<void> {

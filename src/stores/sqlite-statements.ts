@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS counters (
   PRIMARY KEY (key, window_ms, bucket)
 );
 CREATE INDEX IF NOT EXISTS counters_expires ON counters (expires_at);
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires_at);
 `;
 
 export interface UserRow {
@@ -121,6 +127,13 @@ export function prepareStatements(db: Database.Database) {
     ),
     count: db.prepare('SELECT count FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
     clear: db.prepare('DELETE FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
+    setValue: db.prepare(
+      `INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+    ),
+    getValue: db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?'),
+    deleteValue: db.prepare('DELETE FROM kv WHERE key = ? RETURNING expires_at'),
+    purgeValues: db.prepare('DELETE FROM kv WHERE expires_at < ?'),
     purgeRequests: db.prepare('DELETE FROM requests WHERE expires_at < ?'),
     purgeApprovals: db.prepare('DELETE FROM approvals WHERE expires_at < ?'),
     purgeCounters: db.prepare('DELETE FROM counters WHERE expires_at < ?'),

@@ -11,6 +11,8 @@ import {
   SQLITE_BUSY_TIMEOUT_MS,
   SQLITE_PURGE_INTERVAL_MS,
   SQLITE_SCHEMA_VERSION,
+  VALUE_GRACE_MS,
+  checkTtl,
   windowBucket,
 } from './keys.js';
 import { EVENT_LOG_SCHEMA, SqliteEventLog } from './sqlite-event-log.js';
@@ -112,6 +114,7 @@ export class SqliteStore implements Store {
     this.st.purgeRequests.run(now - REQUEST_GRACE_MS);
     this.st.purgeApprovals.run(now - APPROVAL_GRACE_MS);
     this.st.purgeCounters.run(now - COUNTER_GRACE_MS);
+    this.st.purgeValues.run(now - VALUE_GRACE_MS);
     this.events.purge(now);
   }
 
@@ -287,6 +290,43 @@ export class SqliteStore implements Store {
     checkWindow(windowMs);
     this.write(() => {
       this.st.clear.run(key, windowMs, windowBucket(now, windowMs));
+    });
+  }
+
+  async setValue(key: string, value: string, ttlMs: number, now: number): Promise<void> {
+    checkTtl(ttlMs);
+    this.write(() => {
+      this.maybePurge(now);
+      this.st.setValue.run(key, value, now + ttlMs);
+    });
+  }
+
+  async setValueIfAbsent(key: string, value: string, ttlMs: number, now: number): Promise<boolean> {
+    checkTtl(ttlMs);
+    return this.write(() => {
+      this.maybePurge(now);
+      if (this.st.getValue.get(key, now)) return false;
+      this.st.setValue.run(key, value, now + ttlMs);
+      return true;
+    });
+  }
+
+  async getValue(key: string, now: number): Promise<string | null> {
+    return this.read(() => (this.st.getValue.get(key, now) as { value: string } | undefined)?.value ?? null);
+  }
+
+  async takeValue(key: string, now: number): Promise<string | null> {
+    return this.write(() => {
+      const row = this.st.getValue.get(key, now) as { value: string } | undefined;
+      this.st.deleteValue.run(key);
+      return row?.value ?? null;
+    });
+  }
+
+  async deleteValue(key: string, now: number): Promise<boolean> {
+    return this.write(() => {
+      const row = this.st.deleteValue.get(key) as { expires_at: number } | undefined;
+      return row !== undefined && row.expires_at > now;
     });
   }
 

@@ -90,6 +90,19 @@ export interface Store {
   count(key: string, windowMs: number, now: number): Promise<number>;
   clear(key: string, windowMs: number, now: number): Promise<void>;
 
+  // short-lived values shared by every instance: cool-downs, web sessions, pairing codes, replay guards.
+  // Each expires at now + ttlMs of the caller's clock; reads filter on that, backend TTLs only collect garbage.
+  /** Sets (or overwrites) the value. */
+  setValue(key: string, value: string, ttlMs: number, now: number): Promise<void>;
+  /** Sets the value only when the key holds no unexpired value; true when it was set. */
+  setValueIfAbsent(key: string, value: string, ttlMs: number, now: number): Promise<boolean>;
+  /** The unexpired value, or null. */
+  getValue(key: string, now: number): Promise<string | null>;
+  /** Reads and deletes in one atomic step (single-use codes): only one caller across instances gets it. */
+  takeValue(key: string, now: number): Promise<string | null>;
+  /** Deletes the value; true when an unexpired one was there. */
+  deleteValue(key: string, now: number): Promise<boolean>;
+
   // events to every instance (Redis pub/sub; in-process for SQLite)
   publish(event: StoreEvent): Promise<void>;
   subscribe(handler: (event: StoreEvent) => void): Unsubscribe;

@@ -524,6 +524,58 @@ export function storeContract(name: string, make: MakeStore): void {
       });
     });
 
+    describe('values', () => {
+      it('keeps a value until its ttl runs out by the caller\'s clock', async () => {
+        await store.setValue('cool:alice', 'deny', MINUTE, clock.now());
+        assert.equal(await store.getValue('cool:alice', clock.now()), 'deny');
+        assert.equal(await store.getValue('cool:bob', clock.now()), null);
+        clock.advance(MINUTE - 1);
+        assert.equal(await store.getValue('cool:alice', clock.now()), 'deny');
+        clock.advance(1);
+        assert.equal(await store.getValue('cool:alice', clock.now()), null);
+      });
+
+      it('overwrites, and deletes', async () => {
+        await store.setValue('k', 'one', MINUTE, clock.now());
+        await store.setValue('k', 'two', 2 * MINUTE, clock.now());
+        clock.advance(MINUTE + 1);
+        assert.equal(await store.getValue('k', clock.now()), 'two');
+        assert.equal(await store.deleteValue('k', clock.now()), true);
+        assert.equal(await store.deleteValue('k', clock.now()), false);
+        assert.equal(await store.getValue('k', clock.now()), null);
+      });
+
+      it('sets if absent only once, and again once the old value expired', async () => {
+        assert.equal(await store.setValueIfAbsent('once', 'a', MINUTE, clock.now()), true);
+        assert.equal(await store.setValueIfAbsent('once', 'b', MINUTE, clock.now()), false);
+        assert.equal(await store.getValue('once', clock.now()), 'a');
+        clock.advance(MINUTE);
+        assert.equal(await store.setValueIfAbsent('once', 'c', MINUTE, clock.now()), true);
+        assert.equal(await store.getValue('once', clock.now()), 'c');
+      });
+
+      it('gives a value to exactly one of concurrent takers, and none once expired', async () => {
+        await store.setValue('code', 'x', MINUTE, clock.now());
+        const taken = await Promise.all(Array.from({ length: 10 }, () => store.takeValue('code', clock.now())));
+        assert.deepEqual(taken.filter((v) => v !== null), ['x']);
+        await store.setValue('code', 'y', MINUTE, clock.now());
+        clock.advance(MINUTE);
+        assert.equal(await store.takeValue('code', clock.now()), null);
+      });
+
+      it('lets exactly one of concurrent setters win', async () => {
+        const won = await Promise.all(Array.from({ length: 10 }, (_, i) => store.setValueIfAbsent('race', String(i), MINUTE, clock.now())));
+        assert.equal(won.filter(Boolean).length, 1);
+      });
+
+      it('keeps values with awkward keys apart', async () => {
+        await store.setValue('a:b', '1', MINUTE, clock.now());
+        await store.setValue('a%3Ab', '2', MINUTE, clock.now());
+        assert.equal(await store.getValue('a:b', clock.now()), '1');
+        assert.equal(await store.getValue('a%3Ab', clock.now()), '2');
+      });
+    });
+
     describe('events', () => {
       it('delivers to every subscriber until it unsubscribes', async () => {
         const a: StoreEvent[] = [];
