@@ -1,7 +1,9 @@
 import type { Config } from './config/schema.js';
 import type { Protocol } from './core/types.js';
 import { systemClock, type Clock } from './core/clock.js';
+import { MailotpError } from './core/errors.js';
 import { buildCore, type CoreServices } from './core/services.js';
+import { mergeSpellings } from './core/user-merge.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { MailListener } from './net/mail-listener.js';
 import { TlsContextProvider } from './net/tls-context.js';
@@ -63,6 +65,15 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     );
   const notifiers = buildNotifiers(config, logger);
   const core = buildCore(config, { store, clock, logger, notifiers });
+  try {
+    // Before any listener: a record under another spelling would otherwise let that user in without
+    // two-factor. The store must be reachable for this; a start that cannot check exits.
+    await mergeSpellings(store, core.names, clock, logger.child({ component: 'core' }));
+  } catch (err) {
+    await Promise.all(notifiers.map((n) => n.close?.()));
+    await store.close().catch(() => undefined);
+    throw new MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE', `cannot check stored user names at start-up: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
   // Every instance sweeps expired requests (the store makes each count once), portal or not.
   const stopSweeper = core.requests.startExpirySweeper();
   const tls = config.tls ? new TlsContextProvider(config.tls) : null;

@@ -1,11 +1,12 @@
 import { Command, Option } from 'commander';
+import type { CoreServices } from '../core/services.js';
 import { CliError, iso, print, withCore } from './context.js';
 
-const USER_RE = /^[^\x00-\x20\x7f]{1,255}$/;
-
-function checkUser(user: string): string {
-  if (!USER_RE.test(user)) throw new CliError(`invalid user name: ${JSON.stringify(user)}`);
-  return user;
+/** The USER argument in its canonical form (config `users`): `device add ALICE` binds `alice`. */
+function canonicalUser(core: CoreServices, typed: string): string {
+  const c = core.names.canonical(typed);
+  if (!c.ok) throw new CliError(`invalid user name ${JSON.stringify(typed)}: ${c.why}`);
+  return c.name;
 }
 
 function configOption(): Option {
@@ -22,9 +23,10 @@ export function deviceCommand(): Command {
     .option('--name <name>', 'a name the user recognises', 'Phone')
     .option('--replace', 'replace the device already bound (its token stops working)', false)
     .option('--json', 'print one JSON document', false)
-    .action(async (user: string, o: { config?: string; name: string; replace: boolean; json: boolean }) => {
+    .action(async (typed: string, o: { config?: string; name: string; replace: boolean; json: boolean }) => {
       await withCore(o.config, async (core) => {
-        const r = await core.devices.bind(checkUser(user), o.name, o.replace);
+        const user = canonicalUser(core, typed);
+        const r = await core.devices.bind(user, o.name, o.replace);
         if (r.status === 'exists') {
           throw new CliError(`${user} already has a bound device (${r.device.name}, ${r.device.deviceId}); use --replace to replace it`);
         }
@@ -41,9 +43,10 @@ export function deviceCommand(): Command {
     .argument('<user>')
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
-    .action(async (user: string, o: { config?: string; json: boolean }) => {
+    .action(async (typed: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
-        const removed = await core.devices.remove(checkUser(user));
+        const user = canonicalUser(core, typed);
+        const removed = await core.devices.remove(user);
         if (!removed) throw new CliError(`${user} has no bound device`);
         print(o.json, { user, deviceId: removed.deviceId, removed: true }, `Removed device ${removed.deviceId} of ${user}`);
       });
@@ -60,9 +63,10 @@ export function userCommand(): Command {
     .addOption(configOption())
     .addOption(new Option('--daemon-otp <state>', 'two-factor required for send/receive').choices(['on', 'off']).makeOptionMandatory())
     .option('--json', 'print one JSON document', false)
-    .action(async (user: string, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
+    .action(async (typed: string, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
       await withCore(o.config, async (core) => {
-        await core.store.setDaemonOtp(checkUser(user), o.daemonOtp === 'on', core.clock.now());
+        const user = canonicalUser(core, typed);
+        await core.store.setDaemonOtp(user, o.daemonOtp === 'on', core.clock.now());
         print(o.json, { user, daemonOtp: o.daemonOtp === 'on' }, `daemon OTP for ${user}: ${o.daemonOtp}`);
       });
     });
@@ -72,9 +76,9 @@ export function userCommand(): Command {
     .argument('<user>')
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
-    .action(async (user: string, o: { config?: string; json: boolean }) => {
+    .action(async (typed: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core, config) => {
-        checkUser(user);
+        const user = canonicalUser(core, typed);
         const [rec, device, approvals] = await Promise.all([
           core.store.getUser(user),
           core.store.getDeviceByUser(user),
@@ -117,7 +121,7 @@ export function approvalsCommand(): Command {
     .option('--json', 'print one JSON document', false)
     .action(async (o: { config?: string; user?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
-        const list = await core.approvals.list(o.user ? checkUser(o.user) : null);
+        const list = await core.approvals.list(o.user ? canonicalUser(core, o.user) : null);
         const doc = { approvals: list.map((a) => ({ user: a.user, clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt) })) };
         const text = list.length === 0 ? 'no approvals' : doc.approvals.map((a) => `${a.user}  ${a.clientIp}  approved ${a.approvedAt}  expires ${a.expiresAt}`).join('\n');
         print(o.json, doc, text);
@@ -130,9 +134,10 @@ export function approvalsCommand(): Command {
     .addOption(configOption())
     .option('--ip <ip>', 'only the approval for this client IP')
     .option('--json', 'print one JSON document', false)
-    .action(async (user: string, o: { config?: string; ip?: string; json: boolean }) => {
+    .action(async (typed: string, o: { config?: string; ip?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
-        const n = await core.approvals.revoke(checkUser(user), o.ip);
+        const user = canonicalUser(core, typed);
+        const n = await core.approvals.revoke(user, o.ip);
         print(o.json, { user, revoked: n }, `revoked ${n} approval${n === 1 ? '' : 's'} of ${user}`);
       });
     });

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { checkConfigFiles } from '../config/check-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
+import { UserNames } from '../core/user-names.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
 
@@ -26,13 +27,17 @@ export function buildProgram(): Command {
 
   program
     .command('check-config')
-    .description('validate the config file and the files it names (certificate, CAs, FCM key); print each problem with its key path')
+    .description(
+      'validate the config file and the files it names (certificate, CAs, FCM key); print each problem with its key path, ' +
+        'or OK and the upstream user-name rule the `users` section assumes',
+    )
     .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
     .action((o: { config?: string }) => {
       const file = configPath(o.config);
-      const problems = checkConfigFiles(loadConfig(file));
+      const config = loadConfig(file);
+      const problems = checkConfigFiles(config);
       if (problems.length > 0) throw new ConfigError(problems);
-      process.stdout.write(`${file}: OK\n`);
+      process.stdout.write(`${file}: OK\nusers: ${new UserNames(config.users).describe()}\n`);
     });
 
   program.addCommand(deviceCommand());

@@ -110,6 +110,10 @@ export const configSchema = z
         requestTtl: duration(1000).prefault('5m'),
         /** Interval of the IMAP "* OK Waiting for approval" lines while a login is held. */
         progressInterval: duration(100).prefault('10s'),
+        /** After a deny, the same user and client address get no new push for this long. */
+        denyCooldown: duration(0).prefault('15m'),
+        /** After "this wasn't me", the same, for longer. */
+        reportCooldown: duration(0).prefault('24h'),
       })
       .strict()
       .prefault({})
@@ -140,6 +144,25 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** How the upstream folds user names into one account; see UserNames. */
+    users: z
+      .object({
+        caseSensitive: z.boolean().default(false),
+        stripDomain: z.boolean().default(false),
+        defaultDomain: z
+          .string()
+          .trim()
+          .regex(/^@?[^\s@\p{Cc}\p{Cf}]+$/u, 'expected a domain like example.com')
+          .transform((d) => d.replace(/^@/, ''))
+          .optional(),
+      })
+      .strict()
+      .prefault({})
+      .superRefine((u, ctx) => {
+        if (u.stripDomain && u.defaultDomain !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['defaultDomain'], message: 'set stripDomain or defaultDomain, not both' });
+        }
+      }),
     limits: limits.prefault({}),
     shutdown: z
       .object({ drainTimeout: duration(0).prefault('30s') })
@@ -166,3 +189,4 @@ export type DaemonOtpConfig = Config['daemonOtp'];
 export type StoreConfig = Config['store'];
 export type PortalConfig = Config['portal'];
 export type PushConfig = Config['push'];
+export type UsersConfig = Config['users'];

@@ -1,10 +1,12 @@
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
+import type { Cooldowns } from './cooldowns.js';
 import type { LoginAttempt, LoginResult, VerifiedUpstream } from './login-types.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { RequestService } from './request-service.js';
 import type { DeviceRecord } from './types.js';
+import type { UserNames } from './user-names.js';
 
 export interface DaemonOtpSettings {
   enabled: boolean;
@@ -16,8 +18,8 @@ type Requirement = { required: false } | { required: true; device: DeviceRecord 
 
 /**
  * The one decision every protocol asks for: may this client in now?
- * Order: rate limits → password at the upstream → is two-factor required → approval window →
- * open or join the pending request and hold until the tap, the hold time, or the client leaves.
+ * Order: canonical name → rate limits → password at the upstream → is two-factor required →
+ * approval window → deny cool-down → open or join the pending request and hold until the tap, the hold time, or the client leaves.
  * Any store failure ends in 'unavailable' (a temporary refusal), never in 'approved'.
  */
 export class LoginAuthorizer {
@@ -28,15 +30,27 @@ export class LoginAuthorizer {
     private readonly limiter: RateLimiter,
     private readonly logger: Logger,
     private readonly settings: DaemonOtpSettings,
+    private readonly names: UserNames,
+    private readonly cooldowns: Cooldowns,
   ) {}
 
   /** Bound so it can be handed to adapters as a plain function. */
   readonly authorize = async <S extends VerifiedUpstream>(attempt: LoginAttempt<S>): Promise<LoginResult<S>> => {
-    const log = this.logger.child({ user: attempt.user, clientIp: attempt.clientIp, protocol: attempt.protocol });
-    const result = await this.decide(attempt, log);
+    // One identity from here on: the canonical name, for every limit, record and log line. The
+    // adapter's verify() still sends the upstream exactly what the client typed.
+    const canonical = this.names.canonical(attempt.user);
+    if (!canonical.ok) {
+      const log = this.logger.child({ clientIp: attempt.clientIp, protocol: attempt.protocol });
+      log.info({ event: 'login.bad-password', reason: 'invalid-user-name', why: canonical.why }, 'login bad-password');
+      return { kind: 'bad-password', invalidName: canonical.why };
+    }
+    const named: LoginAttempt<S> = { ...attempt, user: canonical.name };
+    const log = this.logger.child({ user: named.user, clientIp: named.clientIp, protocol: named.protocol });
+    const result = await this.decide(named, log);
     const event = `login.${result.kind}` as const;
     const level = result.kind === 'approved' ? 'info' : result.kind === 'unavailable' ? 'warn' : 'info';
-    log[level]({ event, ...('reason' in result ? { reason: result.reason } : {}) }, `login ${result.kind}`);
+    const extra = result.kind === 'denied' && result.cooldown ? { reason: `${result.cooldown}-cooldown`, until: new Date(result.until).toISOString() } : {};
+    log[level]({ event, ...('reason' in result ? { reason: result.reason } : {}), ...extra }, `login ${result.kind}`);
     return result;
   };
 
@@ -79,6 +93,9 @@ export class LoginAuthorizer {
       if (!need.required) return { kind: 'approved', session, reason: 'not-required' };
       if (!need.device) return refuse({ kind: 'no-device' });
       if (await this.approvals.find(user, clientIp)) return { kind: 'approved', session, reason: 'approval' };
+      // After a deny (or a report) this address gets no new push for a while: no fatigue by retries.
+      const cooldown = await this.cooldowns.active(user, clientIp);
+      if (cooldown) return refuse({ kind: 'denied', cooldown: cooldown.kind, until: cooldown.until });
 
       const pending = await this.openOrJoin(attempt, need.device);
       if (pending === 'push-limit') return refuse({ kind: 'rate-limited', limit: 'push' });

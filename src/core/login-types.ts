@@ -1,3 +1,4 @@
+import type { CooldownKind } from './cooldowns.js';
 import type { Protocol } from './types.js';
 
 /** A logged-in upstream session, held while the login waits, then spliced or closed. */
@@ -45,8 +46,11 @@ export type LoginResult<S extends VerifiedUpstream> =
   | { kind: 'approved'; session: S; reason: 'disabled' | 'not-required' | 'approval' | 'tap' }
   /** No tap within holdTime; the request stays answerable and a retry may get in. */
   | { kind: 'pending-timeout'; requestId: string }
-  | { kind: 'denied'; requestId: string }
-  | { kind: 'bad-password'; reply?: string }
+  /** The phone said no, or it did so lately for this user and address (`cooldown`: no request was opened). */
+  | { kind: 'denied'; requestId: string; cooldown?: undefined }
+  | { kind: 'denied'; requestId?: undefined; cooldown: CooldownKind; until: number }
+  /** `invalidName`: the typed name cannot be an account (see UserNames); the upstream was not asked. */
+  | { kind: 'bad-password'; reply?: string; invalidName?: string }
   /** Two-factor is required for this user but no device is bound. */
   | { kind: 'no-device' }
   /** Too many failed logins, or too many pushes for this user. */

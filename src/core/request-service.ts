@@ -3,10 +3,13 @@ import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../pu
 import type { EventLogRead, LoggedEvent, Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
+import { cleanClientName } from './client-name.js';
+import type { Cooldowns } from './cooldowns.js';
 import type { DeviceRecord, Protocol, RequestRecord } from './types.js';
 import { newRequestId } from './tokens.js';
 
-export type Decision = 'approve' | 'deny';
+/** 'report': "this wasn't me": a deny that also starts the longer cool-down and is announced as such. */
+export type Decision = 'approve' | 'deny' | 'report';
 export type DecideOutcome =
   | { status: 'approved' | 'denied'; request: RequestRecord }
   | { status: 'not-found' }
@@ -49,6 +52,7 @@ export class RequestService {
     private readonly notifiers: readonly Notifier[],
     private readonly logger: Logger,
     private readonly settings: RequestSettings,
+    private readonly cooldowns: Cooldowns,
   ) {}
 
   /** How long the device event logs keep an event: a reconnecting stream replays this far back. */
@@ -59,6 +63,8 @@ export class RequestService {
   /** Opens a connection request, or joins the pending one of the same user and client IP. */
   async openConnection(input: ConnectionRequestInput): Promise<{ request: RequestRecord; created: boolean }> {
     const now = this.clock.now();
+    // Cleaned once, here, so that every channel (device API, event stream, webhook, FCM) shows the same.
+    const clientName = cleanClientName(input.clientName);
     const candidate: RequestRecord = {
       id: newRequestId(),
       type: 'connection',
@@ -66,7 +72,7 @@ export class RequestService {
       deviceId: input.device.deviceId,
       protocol: input.protocol,
       clientIp: input.clientIp,
-      ...(input.clientName ? { clientName: input.clientName } : {}),
+      ...(clientName ? { clientName } : {}),
       createdAt: now,
       expiresAt: now + this.settings.requestTtlMs,
       status: 'pending',
@@ -96,13 +102,15 @@ export class RequestService {
   }
 
   /** Tells the notifiers about a request that was decided or expired, on this instance. */
-  private settle(request: RequestRecord): void {
+  private settle(request: RequestRecord, reported = false): void {
     void this.store
       .getDevice(request.deviceId)
       .catch(() => null)
       .then((device) => {
         for (const n of this.notifiers) {
           send(() => n.requestSettled(request, device)).catch((err: unknown) => this.pushFailed(n.name, request, device, err, 'settle push failed'));
+          const report = n.requestReported?.bind(n);
+          if (reported && report) send(() => report(request, device)).catch((err: unknown) => this.pushFailed(n.name, request, device, err, 'report push failed'));
         }
       });
   }
@@ -148,14 +156,28 @@ export class RequestService {
     const result = await this.store.decideRequest(id, decision === 'approve' ? 'approved' : 'denied', now);
     if (result.status !== 'ok') return result;
     const request = result.request;
-    // The approval is written before the decision is published, so a released login always finds it.
+    const reported = decision === 'report';
+    // The approval (or the cool-down) is written before the decision is published, so a released
+    // login, or its retry, always finds it.
     if (request.status === 'approved' && request.type === 'connection') await this.approvals.grant(request);
-    await this.store.appendEvent({ type: 'request.decided', request }, now, this.eventRetentionMs);
+    let cooldown = null;
+    if (request.status === 'denied') {
+      cooldown = await this.cooldowns.start(request.user, request.clientIp, reported ? 'report' : 'deny');
+      // Whatever this address was let in for before, the owner just said it is not theirs.
+      if (reported) await this.approvals.revoke(request.user, request.clientIp);
+    }
+    await this.store.appendEvent({ type: reported ? 'request.reported' : 'request.decided', request }, now, this.eventRetentionMs);
     this.logger.info(
-      { event: request.status === 'approved' ? 'request.approved' : 'request.denied', requestId: id, user: request.user, clientIp: request.clientIp },
-      `request ${request.status}`,
+      {
+        event: reported ? 'request.reported' : request.status === 'approved' ? 'request.approved' : 'request.denied',
+        requestId: id,
+        user: request.user,
+        clientIp: request.clientIp,
+        ...(cooldown ? { cooldownUntil: new Date(cooldown.until).toISOString() } : {}),
+      },
+      reported ? 'request reported as not the owner' : `request ${request.status}`,
     );
-    this.settle(request);
+    this.settle(request, reported);
     return { status: request.status === 'approved' ? 'approved' : 'denied', request };
   }
 

@@ -4,10 +4,12 @@ import type { Notifier } from '../push/notifier.js';
 import type { Store } from '../stores/store.js';
 import { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
+import { Cooldowns } from './cooldowns.js';
 import { DeviceService } from './device-service.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
+import { UserNames } from './user-names.js';
 
 /** The core, built from its slices of the config; shared by the servers and the admin CLI. */
 export interface CoreServices {
@@ -18,6 +20,9 @@ export interface CoreServices {
   requests: RequestService;
   limiter: RateLimiter;
   authorizer: LoginAuthorizer;
+  /** The one canonicaliser of user names: the CLI and every service use it. */
+  names: UserNames;
+  cooldowns: Cooldowns;
 }
 
 export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[] }): CoreServices {
@@ -26,7 +31,9 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const audit = logger.child({ component: 'core' });
   const devices = new DeviceService(store, clock, audit);
   const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo });
-  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl });
+  const names = new UserNames(config.users);
+  const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
+  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns);
   const l = config.limits;
   const limiter = new RateLimiter(store, clock, {
     failedLoginsPerUser: l.failedLoginsPerUser,
@@ -38,6 +45,6 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     enabled: d.enabled,
     enforce: d.enforce,
     holdTimeMs: d.holdTime,
-  });
-  return { store, clock, devices, approvals, requests, limiter, authorizer };
+  }, names, cooldowns);
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns };
 }

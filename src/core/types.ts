@@ -59,10 +59,12 @@ export interface RequestRecord {
 export type StoreEvent = (
   | { type: 'request.opened'; request: RequestRecord }
   | { type: 'request.decided'; request: RequestRecord }
+  /** Denied with "this wasn't me". */
+  | { type: 'request.reported'; request: RequestRecord }
   | { type: 'request.expired'; request: RequestRecord }
 ) & {
   /** Set on events that went through the device's event log (Store.appendEvent): their position in it. */
   eventId?: number;
 };
 
-export const STORE_EVENT_TYPES: readonly StoreEvent['type'][] = ['request.opened', 'request.decided', 'request.expired'];
+export const STORE_EVENT_TYPES: readonly StoreEvent['type'][] = ['request.opened', 'request.decided', 'request.reported', 'request.expired'];

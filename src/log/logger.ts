@@ -41,6 +41,7 @@ export const AUDIT_EVENTS = [
   'request.push-failed',
   'request.approved',
   'request.denied',
+  'request.reported',
   'request.settled',
   'request.expired',
   'request.sweep-failed',
@@ -51,6 +52,8 @@ export const AUDIT_EVENTS = [
   'device.push-token',
   'device.auth-failed',
   'device.auth-unavailable',
+  'users.merged',
+  'users.merge-failed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

@@ -55,7 +55,7 @@ const decideSchema = {
   type: 'object',
   required: ['decision'],
   properties: {
-    decision: { type: 'string', enum: ['approve', 'deny'] },
+    decision: { type: 'string', enum: ['approve', 'deny', 'report'] },
     number: { type: 'integer', minimum: 0, maximum: 999_999_999 },
   },
 } as const;

@@ -179,6 +179,8 @@ export class DeviceEventStream {
       else this.sse.send('request', e.eventId, toApiRequest(r));
     } else {
       this.sse.send('settled', e.eventId, { id: r.id, status: r.status });
+      // After the settled a client already handles, so one that knows no 'reported' still clears it.
+      if (e.type === 'request.reported') this.sse.send('reported', e.eventId, { id: r.id, status: r.status });
     }
   }
 

@@ -1,10 +1,9 @@
 import type { Message } from 'firebase-admin/messaging';
+import { cleanClientName } from '../core/client-name.js';
 import type { RequestRecord } from '../core/types.js';
 
 /** How long a clear may wait for an offline phone: the notification it removes may still be shown. */
 export const CLEAR_TTL_MS = 3_600_000;
-/** Notification text is shown as is; a client name is the client's own word (IMAP ID), so bounded. */
-const MAX_CLIENT_NAME = 64;
 
 const PROTOCOL_LABEL: Record<RequestRecord['protocol'], string> = {
   imap: 'IMAP',
@@ -14,9 +13,9 @@ const PROTOCOL_LABEL: Record<RequestRecord['protocol'], string> = {
 };
 
 function clientLabel(name: string | undefined): string {
-  // Control and bidi-override characters could make the question read as something else.
-  const clean = (name ?? '').replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, '').trim().slice(0, MAX_CLIENT_NAME);
-  return clean || 'a mail app';
+  // Cleaned when the request was created (RequestService); cleaned again here because the text goes
+  // straight onto the lock screen, whatever an older record holds.
+  return cleanClientName(name) ?? 'a mail app';
 }
 
 /** The question the phone shows: who wants in, over what, from where. */

@@ -10,6 +10,8 @@ export interface Notifier {
   requestOpened(request: RequestRecord, device: DeviceRecord): Promise<NotifyOutcome>;
   /** A request was approved, denied or expired, so the device can clear it. */
   requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
+  /** After requestSettled, when the device answered "this wasn't me" (the request is denied). */
+  requestReported?(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
   close?(): Promise<void>;
 }
 

@@ -21,13 +21,13 @@ export interface WebhookOptions {
   backoffMs?: number;
 }
 
-export type WebhookEvent = 'request.opened' | 'request.settled';
+export type WebhookEvent = 'request.opened' | 'request.settled' | 'request.reported';
 
 /** The JSON body POSTed to the webhook. */
 export interface WebhookPayload {
   event: WebhookEvent;
   request: ApiRequest;
-  /** Only on request.settled: 'expired' when nobody answered before request.expiresAt. */
+  /** On request.settled (and request.reported, always 'denied'): 'expired' when nobody answered before request.expiresAt. */
   status?: Exclude<RequestStatus, 'pending'>;
   device: { deviceId: string; name: string | null };
   portalUrl?: string;
@@ -74,6 +74,13 @@ export class WebhookNotifier implements Notifier {
   async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<void> {
     // The device may have been removed since; the request still names it.
     const payload = this.payload('request.settled', request, { deviceId: request.deviceId, name: device?.name ?? null });
+    if (request.status !== 'pending') payload.status = request.status;
+    await this.deliver(payload);
+  }
+
+  /** Sent after request.settled when the device answered "this wasn't me". */
+  async requestReported(request: RequestRecord, device: DeviceRecord | null): Promise<void> {
+    const payload = this.payload('request.reported', request, { deviceId: request.deviceId, name: device?.name ?? null });
     if (request.status !== 'pending') payload.status = request.status;
     await this.deliver(payload);
   }

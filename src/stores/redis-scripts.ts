@@ -138,6 +138,18 @@ dropDevice(ARGV[1], ARGV[2], ARGV[3], id)
 redis.call('DEL', KEYS[1])
 return raw`,
   },
+  /** KEYS: device-of(from), device-of(to), device. ARGV: device id, rewritten json. The json was built
+   * from a read of the device; 'changed' when the binding moved meanwhile (the caller reads again). */
+  mailotpMoveDevice: {
+    numberOfKeys: 3,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'changed' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 'moved'`,
+  },
   /** KEYS: approvals hash, approval-users set. ARGV: scope, json, now, grace, user.
    * Also drops long-expired scopes and keeps the hash alive until its latest approval expires. */
   mailotpPutApproval: {

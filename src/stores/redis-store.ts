@@ -148,6 +148,39 @@ export class RedisStore implements Store {
     await this.run((r) => r.set(this.keys.user(user), JSON.stringify(rec)));
   }
 
+  async deleteUser(user: string): Promise<void> {
+    await this.run((r) => r.del(this.keys.user(user)));
+  }
+
+  async listUserNames(): Promise<string[]> {
+    return this.run(async (r) => {
+      const names = new Set<string>();
+      for (const kind of ['user:', 'device-of:'] as const) {
+        const base = this.keys.prefix + kind;
+        let cursor = '0';
+        do {
+          const [next, keys] = await r.scan(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', 500);
+          cursor = next;
+          for (const k of keys) names.add(unKeyPart(k.slice(base.length)));
+        } while (cursor !== '0');
+      }
+      for (const u of await r.smembers(this.keys.approvalUsers())) names.add(u);
+      return [...names];
+    });
+  }
+
+  async moveDevice(from: string, to: string): Promise<'moved' | 'missing' | 'exists'> {
+    for (let attempt = 0; attempt < REDIS_CAS_MAX_ATTEMPTS; attempt++) {
+      const device = await this.getDeviceByUser(from);
+      if (!device) return 'missing';
+      const res = await this.run((r) =>
+        r.mailotpMoveDevice(this.keys.deviceOf(from), this.keys.deviceOf(to), this.keys.device(device.deviceId), device.deviceId, JSON.stringify({ ...device, user: to })),
+      );
+      if (res === 'moved' || res === 'exists') return res;
+    }
+    throw new MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE', `redis store: the device of ${JSON.stringify(from)} kept changing`);
+  }
+
   async getDevice(deviceId: string): Promise<DeviceRecord | null> {
     return this.run(async (r) => parse<DeviceRecord>(await r.get(this.keys.device(deviceId))));
   }
@@ -400,4 +433,14 @@ async function quit(r: Redis): Promise<void> {
     }
   }
   r.disconnect();
+}
+
+/** MATCH patterns treat * ? [ ] and \\ specially; a key prefix may contain any of them. */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** The inverse of keyPart. */
+function unKeyPart(s: string): string {
+  return s.replace(/%3A/g, ':').replace(/%25/g, '%');
 }

@@ -83,6 +83,9 @@ export function records<T>(rows: unknown[]): T[] {
 export function prepareStatements(db: Database.Database) {
   return {
     getUser: db.prepare('SELECT * FROM users WHERE user = ?'),
+    deleteUser: db.prepare('DELETE FROM users WHERE user = ?'),
+    listUserNames: db.prepare('SELECT user FROM users UNION SELECT user FROM devices UNION SELECT user FROM approvals'),
+    moveDevice: db.prepare('UPDATE devices SET user = ?, data = ? WHERE device_id = ?'),
     upsertUser: db.prepare(
       `INSERT INTO users (user, daemon_otp, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (user) DO UPDATE SET daemon_otp = excluded.daemon_otp, updated_at = excluded.updated_at`,

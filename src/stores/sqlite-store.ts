@@ -131,6 +131,26 @@ export class SqliteStore implements Store {
     });
   }
 
+  async deleteUser(user: string): Promise<void> {
+    this.write(() => {
+      this.st.deleteUser.run(user);
+    });
+  }
+
+  async listUserNames(): Promise<string[]> {
+    return this.read(() => (this.st.listUserNames.all() as { user: string }[]).map((r) => r.user));
+  }
+
+  async moveDevice(from: string, to: string): Promise<'moved' | 'missing' | 'exists'> {
+    return this.write(() => {
+      const device = record<DeviceRecord>(this.st.getDeviceByUser.get(from));
+      if (!device) return 'missing';
+      if (this.st.getDeviceByUser.get(to)) return 'exists';
+      this.st.moveDevice.run(to, JSON.stringify({ ...device, user: to }), device.deviceId);
+      return 'moved';
+    });
+  }
+
   async getDevice(deviceId: string): Promise<DeviceRecord | null> {
     return this.read(() => record<DeviceRecord>(this.st.getDevice.get(deviceId)));
   }

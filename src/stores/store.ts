@@ -40,6 +40,12 @@ export interface Store {
   getUser(user: string): Promise<UserRecord | null>;
   setDaemonOtp(user: string, on: boolean, now: number): Promise<void>;
 
+  /** Deletes the user's record (the daemon-OTP switch). */
+  deleteUser(user: string): Promise<void>;
+  /** Every user name that has a user record, a bound device or an approval (any spelling, each once).
+   * For the start-up merge of names written before they were canonicalised. */
+  listUserNames(): Promise<string[]>;
+
   // devices: at most one per user
   getDevice(deviceId: string): Promise<DeviceRecord | null>;
   getDeviceByUser(user: string): Promise<DeviceRecord | null>;
@@ -49,6 +55,9 @@ export interface Store {
   /** Clears the user's device and the pending requests addressed to it. Returns the removed device. */
   removeDevice(user: string): Promise<DeviceRecord | null>;
   setPushToken(deviceId: string, token: string | null, platform: 'android' | 'ios' | null): Promise<void>;
+  /** Rebinds `from`'s device (same id and token) to `to`, atomically: 'missing' when `from` has none,
+   * 'exists' (and changes nothing) when `to` has one already. */
+  moveDevice(from: string, to: string): Promise<'moved' | 'missing' | 'exists'>;
 
   // approvals
   putApproval(approval: ApprovalRecord, now: number): Promise<void>;

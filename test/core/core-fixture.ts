@@ -1,5 +1,7 @@
 import { ApprovalService, type BindTo } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
+import { Cooldowns, type CooldownSettings } from '../../src/core/cooldowns.js';
+import { UserNames, type UserNameRules } from '../../src/core/user-names.js';
 import { DeviceService } from '../../src/core/device-service.js';
 import { LoginAuthorizer, type DaemonOtpSettings } from '../../src/core/login-authorizer.js';
 import type { LoginAttempt, VerifiedUpstream, VerifyResult } from '../../src/core/login-types.js';
@@ -39,14 +41,27 @@ export interface CoreFixture {
   approvals: ApprovalService;
   requests: RequestService;
   authorizer: LoginAuthorizer;
+  cooldowns: Cooldowns;
+  names: UserNames;
   notifier: RecordingNotifier;
   /** A login attempt whose upstream says `password === 'right'`. */
   attempt(user: string, password: string, clientIp?: string, extra?: Partial<LoginAttempt<TestSession>>): LoginAttempt<TestSession> & { session: TestSession; verifyCalls: () => number };
   close(): Promise<void>;
 }
 
+/** The production defaults (15 min, 24 h). */
+export const TEST_COOLDOWNS: CooldownSettings = { denyMs: 15 * 60_000, reportMs: 24 * 3_600_000 };
+
 export function coreFixture(
-  opts: { daemon?: Partial<DaemonOtpSettings>; limits?: Partial<RateLimitSettings>; bindTo?: BindTo; store?: Store; notifiers?: Notifier[] } = {},
+  opts: {
+    daemon?: Partial<DaemonOtpSettings>;
+    limits?: Partial<RateLimitSettings>;
+    bindTo?: BindTo;
+    store?: Store;
+    notifiers?: Notifier[];
+    users?: Partial<UserNameRules>;
+    cooldowns?: Partial<CooldownSettings>;
+  } = {},
 ): CoreFixture {
   const store = opts.store ?? new SqliteStore({ path: ':memory:' });
   const clock = new FakeClock(Date.now());
@@ -54,7 +69,9 @@ export function coreFixture(
   const notifier = new RecordingNotifier();
   const devices = new DeviceService(store, clock, logger);
   const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: opts.bindTo ?? 'client-ip' });
-  const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 });
+  const cooldowns = new Cooldowns(store, clock, { ...TEST_COOLDOWNS, ...opts.cooldowns });
+  const names = new UserNames({ caseSensitive: false, stripDomain: false, ...opts.users });
+  const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 }, cooldowns);
   const limiter = new RateLimiter(store, clock, {
     failedLoginsPerUser: 5,
     failedLoginsPerIp: 20,
@@ -67,7 +84,7 @@ export function coreFixture(
     enforce: 'optional',
     holdTimeMs: 300,
     ...opts.daemon,
-  });
+  }, names, cooldowns);
   return {
     store,
     clock,
@@ -75,6 +92,8 @@ export function coreFixture(
     approvals,
     requests,
     authorizer,
+    cooldowns,
+    names,
     notifier,
     attempt(user, password, clientIp = '127.0.0.2', extra = {}) {
       const session = new TestSession();
@@ -106,4 +125,12 @@ export async function eventually<T>(fn: () => Promise<T | null | undefined | fal
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Turns the user's switch on and binds a device; returns its id. */
+export async function withDevice(f: CoreFixture, user = 'alice'): Promise<string> {
+  await f.store.setDaemonOtp(user, true, f.clock.now());
+  const bound = await f.devices.bind(user, 'Phone', false);
+  if (bound.status !== 'bound') throw new Error(`${user} already has a device`);
+  return bound.device.deviceId;
 }

@@ -1,6 +1,6 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { coreFixture, eventually, type CoreFixture } from './core-fixture.js';
+import { coreFixture, eventually, withDevice, type CoreFixture } from './core-fixture.js';
 import type { Store } from '../../src/stores/store.js';
 import { MailotpError } from '../../src/core/errors.js';
 
@@ -10,13 +10,6 @@ afterEach(async () => {
   await fx?.close();
   fx = null;
 });
-
-async function withDevice(f: CoreFixture, user = 'alice'): Promise<string> {
-  await f.store.setDaemonOtp(user, true, f.clock.now());
-  const bound = await f.devices.bind(user, 'Phone', false);
-  assert.equal(bound.status, 'bound');
-  return bound.device.deviceId;
-}
 
 /** The pending request addressed to the device, once it exists. */
 function pendingFor(f: CoreFixture, deviceId: string) {

@@ -5,20 +5,13 @@ import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createLogger } from '../../src/log/logger.js';
 import { PushTokenRejectedError, type Notifier } from '../../src/push/notifier.js';
-import { coreFixture, eventually, type CoreFixture } from './core-fixture.js';
+import { coreFixture, eventually, withDevice, type CoreFixture } from './core-fixture.js';
 
 let fx: CoreFixture | null = null;
 afterEach(async () => {
   await fx?.close();
   fx = null;
 });
-
-async function withDevice(f: CoreFixture, user = 'alice'): Promise<string> {
-  await f.store.setDaemonOtp(user, true, f.clock.now());
-  const bound = await f.devices.bind(user, 'Phone', false);
-  assert.equal(bound.status, 'bound');
-  return bound.device.deviceId;
-}
 
 /** Never answers: what a push service that hangs looks like to the core. */
 class HangingNotifier implements Notifier {
@@ -158,7 +151,7 @@ describe('RequestService and rejected push tokens', () => {
     const deviceId = await withDevice(fx);
     await fx.store.setPushToken(deviceId, 'secret-fcm-token-1', 'android');
     // A RequestService with a logger we can read; the fixture's one is silent.
-    const requests = new RequestService(fx.store, fx.clock, fx.approvals, [new TokenRejector()], createLogger({ level: 'debug', destination, pretty: false }), { requestTtlMs: 300_000 });
+    const requests = new RequestService(fx.store, fx.clock, fx.approvals, [new TokenRejector()], createLogger({ level: 'debug', destination, pretty: false }), { requestTtlMs: 300_000 }, fx.cooldowns);
     const device = await fx.store.getDevice(deviceId);
     assert.ok(device);
     await requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '127.0.0.9' });

@@ -1,3 +1,5 @@
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -355,7 +357,7 @@ describe('device API failure handling', () => {
     });
     const logger = createLogger({ level: 'debug', destination, pretty: false });
     const devices = new DeviceService(store, f.clock, logger);
-    const requests = new RequestService(store, f.clock, f.approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS });
+    const requests = new RequestService(store, f.clock, f.approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS }, new Cooldowns(store, f.clock, TEST_COOLDOWNS));
     portal = new PortalServer({
       settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
       tls: null,

@@ -1,3 +1,5 @@
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RequestService } from '../../src/core/request-service.js';
@@ -127,7 +129,7 @@ describe('device event stream', () => {
         return (value as (...a: unknown[]) => unknown).bind(target);
       },
     });
-    const requests = new RequestService(racing, f.clock, f.approvals, [], silentLogger(), { requestTtlMs: REQUEST_TTL_MS });
+    const requests = new RequestService(racing, f.clock, f.approvals, [], silentLogger(), { requestTtlMs: REQUEST_TTL_MS }, new Cooldowns(racing, f.clock, TEST_COOLDOWNS));
     const portal = new PortalServer({
       settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
       tls: null,

@@ -1,3 +1,5 @@
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 /** Shared by the device API tests: an HTTP(S) client, a minimal EventSource and an in-memory core. */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -207,7 +209,7 @@ export function fixture(): Fixture {
   const logger = silentLogger();
   const devices = new DeviceService(store, clock, logger);
   const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: 'client-ip' });
-  const requests = new RequestService(store, clock, approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS, recheckMs: 50, sweepIntervalMs: 50 });
+  const requests = new RequestService(store, clock, approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS, recheckMs: 50, sweepIntervalMs: 50 }, new Cooldowns(store, clock, TEST_COOLDOWNS));
   return { store, clock, devices, approvals, requests, subscriptions: () => active };
 }
 

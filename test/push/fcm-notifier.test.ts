@@ -1,3 +1,5 @@
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -272,7 +274,7 @@ describe('FcmNotifier through firebase-admin to a local fcm.googleapis.com', () 
       store = new SqliteStore({ path: ':memory:' });
       fcm = notifier();
       const approvals = new ApprovalService(store, clock, logger, { ttlMs: 3_600_000, bindTo: 'client-ip' });
-      requests = new RequestService(store, clock, approvals, [fcm], logger, { requestTtlMs: 300_000 });
+      requests = new RequestService(store, clock, approvals, [fcm], logger, { requestTtlMs: 300_000 }, new Cooldowns(store, clock, TEST_COOLDOWNS));
       await store.putDevice(device, false);
     });
     afterEach(async () => {

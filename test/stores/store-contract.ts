@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mergeSpellings } from '../../src/core/user-merge.js';
+import { UserNames } from '../../src/core/user-names.js';
+import { silentLogger } from '../../src/log/logger.js';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { isMailotpError } from '../../src/core/errors.js';
@@ -85,6 +88,46 @@ export async function assertUnavailable(p: Promise<unknown>): Promise<void> {
 }
 
 /** The behaviour every Store backend must show; run once per backend. */
+async function spellings(store: Store, now: number): Promise<void> {
+  await store.setDaemonOtp('Alice', true, now);
+  await store.setDaemonOtp('alice', false, now);
+  await store.putDevice({ deviceId: 'dev-B', user: 'BOB', name: 'Phone', tokenHash: 'x'.repeat(64), createdAt: now }, false);
+  await store.putDevice({ deviceId: 'dev-c1', user: 'Carol', name: 'Old', tokenHash: 'y'.repeat(64), createdAt: now }, false);
+  await store.putDevice({ deviceId: 'dev-c2', user: 'carol', name: 'New', tokenHash: 'z'.repeat(64), createdAt: now }, false);
+  await store.putApproval({ user: 'DAVE', scope: '10.0.0.1', clientIp: '10.0.0.1', approvedAt: now, expiresAt: now + 60_000 }, now);
+  await store.putApproval({ user: 'dave', scope: '10.0.0.1', clientIp: '10.0.0.1', approvedAt: now, expiresAt: now + 30_000 }, now);
+  await store.setDaemonOtp('ev\u0000il', true, now);
+}
+
+/** Runs the start-up merge on a store written under other spellings; shared with the Redis test. */
+async function checkMerge(store: Store, now: number): Promise<void> {
+  await spellings(store, now);
+  const names = new UserNames({ caseSensitive: false, stripDomain: false });
+  const report = await mergeSpellings(store, names, new FakeClock(now), silentLogger());
+  assert.deepEqual(report.merged.map((m) => m.from).sort(), ['Alice', 'BOB', 'Carol', 'DAVE']);
+  assert.deepEqual(report.unusable, ['ev\u0000il']);
+  // The switch that was on under any spelling is on.
+  assert.equal((await store.getUser('alice'))?.daemonOtp, true);
+  assert.equal(await store.getUser('Alice'), null);
+  // A device under another spelling answers for the canonical name, with the same id (its token works).
+  assert.equal((await store.getDeviceByUser('bob'))?.deviceId, 'dev-B');
+  assert.equal((await store.getDevice('dev-B'))?.user, 'bob');
+  assert.equal(await store.getDeviceByUser('BOB'), null);
+  // Two devices: the canonical name's stays, the other is removed (and reported).
+  assert.equal((await store.getDeviceByUser('carol'))?.deviceId, 'dev-c2');
+  assert.equal(await store.getDevice('dev-c1'), null);
+  assert.equal(report.merged.find((m) => m.from === 'Carol')?.droppedDeviceId, 'dev-c1');
+  // Approvals keep the later expiry.
+  const daves = await store.listApprovals('dave', now);
+  assert.equal(daves.length, 1);
+  assert.equal(daves[0]?.expiresAt, now + 60_000);
+  assert.deepEqual(await store.listApprovals('DAVE', now), []);
+  // Nothing left to merge: running it again changes nothing.
+  const again = await mergeSpellings(store, names, new FakeClock(now), silentLogger());
+  assert.deepEqual(again.merged, []);
+}
+
+
 export function storeContract(name: string, make: MakeStore): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
@@ -108,6 +151,35 @@ export function storeContract(name: string, make: MakeStore): void {
         await store.setDaemonOtp('alice', false, clock.now());
         assert.deepEqual(await store.getUser('alice'), { user: 'alice', daemonOtp: false, updatedAt: clock.now() });
         assert.equal(await store.getUser('bob'), null);
+      });
+    });
+
+    describe('user names', () => {
+      it('lists every name with a switch, a device or an approval once, awkward ones too', async () => {
+        await store.setDaemonOtp('a:b%3A*', true, clock.now());
+        await store.putDevice(device('a:b%3A*'), false);
+        await store.putDevice(device('[x]'), false);
+        await store.putApproval(approval(clock, 'Carol'), clock.now());
+        assert.deepEqual((await store.listUserNames()).sort(), ['Carol', '[x]', 'a:b%3A*']);
+        await store.deleteUser('a:b%3A*');
+        assert.equal(await store.getUser('a:b%3A*'), null);
+      });
+
+      it('moves a device to another name, keeping its id, unless that name has one', async () => {
+        const d = device('ALICE');
+        await store.putDevice(d, false);
+        assert.equal(await store.moveDevice('nobody', 'alice'), 'missing');
+        assert.equal(await store.moveDevice('ALICE', 'alice'), 'moved');
+        assert.deepEqual(await store.getDeviceByUser('alice'), { ...d, user: 'alice' });
+        assert.deepEqual(await store.getDevice(d.deviceId), { ...d, user: 'alice' });
+        assert.equal(await store.getDeviceByUser('ALICE'), null);
+        await store.putDevice(device('Alice'), false);
+        assert.equal(await store.moveDevice('Alice', 'alice'), 'exists');
+        assert.equal((await store.getDeviceByUser('alice'))?.deviceId, d.deviceId);
+      });
+
+      it('start-up merge: switches, devices and approvals move to the canonical name', async () => {
+        await checkMerge(store, clock.now());
       });
     });
 

@@ -1,0 +1,65 @@
+import type { Store } from '../stores/store.js';
+import type { Clock } from './clock.js';
+
+export type CooldownKind = 'deny' | 'report';
+
+export interface Cooldown {
+  kind: CooldownKind;
+  until: number;
+}
+
+export interface CooldownSettings {
+  denyMs: number;
+  reportMs: number;
+}
+
+/**
+ * Against push fatigue: after a deny (or a "this wasn't me" report) the same user and client
+ * address get no new push for a while. Kept with the store's short-lived values, so every
+ * instance sees it. Errors propagate so the caller fails closed.
+ */
+export class Cooldowns {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly settings: CooldownSettings,
+  ) {}
+
+  private key(user: string, clientIp: string): string {
+    // The address last and the user encoded, so no two (user, address) pairs share a key.
+    return `cooldown:${encodeURIComponent(user)}:${clientIp}`;
+  }
+
+  /** Starts the cool-down. A deny never shortens a report's longer one. Returns it, or null when off (0). */
+  async start(user: string, clientIp: string, kind: CooldownKind): Promise<Cooldown | null> {
+    const ms = kind === 'report' ? this.settings.reportMs : this.settings.denyMs;
+    if (ms <= 0) return null;
+    const now = this.clock.now();
+    const cooldown: Cooldown = { kind, until: now + ms };
+    const value = JSON.stringify(cooldown);
+    if (kind === 'report') await this.store.setValue(this.key(user, clientIp), value, ms, now);
+    else if (!(await this.store.setValueIfAbsent(this.key(user, clientIp), value, ms, now))) {
+      const current = await this.active(user, clientIp);
+      if (current?.kind !== 'report') await this.store.setValue(this.key(user, clientIp), value, ms, now);
+    }
+    return cooldown;
+  }
+
+  /** The cool-down in force for this user and address, or null. */
+  async active(user: string, clientIp: string): Promise<Cooldown | null> {
+    const raw = await this.store.getValue(this.key(user, clientIp), this.clock.now());
+    if (raw === null) return null;
+    try {
+      const v = JSON.parse(raw) as Partial<Cooldown>;
+      if ((v.kind === 'deny' || v.kind === 'report') && typeof v.until === 'number') return { kind: v.kind, until: v.until };
+    } catch {
+      // fall through: an unreadable value still means someone started a cool-down
+    }
+    return { kind: 'deny', until: this.clock.now() };
+  }
+
+  /** Ends it now (an admin's decision). True when there was one. */
+  clear(user: string, clientIp: string): Promise<boolean> {
+    return this.store.deleteValue(this.key(user, clientIp), this.clock.now());
+  }
+}
