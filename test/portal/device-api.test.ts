@@ -1,5 +1,3 @@
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -10,12 +8,14 @@ import tls from 'node:tls';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { Cooldowns } from '../../src/core/cooldowns.js';
 import { DeviceService } from '../../src/core/device-service.js';
 import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { TlsContextProvider } from '../../src/net/tls-context.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import { bind, call, fixture, flakyStore, iso, makeCert, open, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
 
 const run = promisify(execFile);
@@ -134,6 +134,31 @@ describe('device API over HTTPS', () => {
     assert.deepEqual(r.json, { status: 'denied' });
     assert.equal(await f.approvals.find('alice', '10.0.0.3'), null);
     assert.equal((await f.store.getRequest(req.id, f.clock.now()))?.status, 'denied');
+  });
+
+  test('report ("this wasn\'t me") gives 200 denied, cools the address down, and the stream hears settled then reported', async () => {
+    const erin = await bind(f, 'erin');
+    const sse = await SseClient.open(target, erin.token);
+    const hostile = 'Mail\u202e\u2066lppA\u0007\u200b' + 'y'.repeat(100);
+    const req = await open(f, erin.device, '10.0.0.9', hostile);
+    const shown = await waitFor('the request', () => sse.events.find((e) => e.event === 'request'));
+    const cleaned = ('MaillppA' + 'y'.repeat(100)).slice(0, 64);
+    assert.equal((JSON.parse(shown.data) as { clientName: string }).clientName, cleaned);
+    const listed = await call(target, 'GET', '/api/v1/device/requests', { token: erin.token });
+    assert.equal((listed.json as { requests: { clientName: string }[] }).requests[0]?.clientName, cleaned);
+
+    const r = await call(target, 'POST', `/api/v1/device/requests/${req.id}`, { token: erin.token, body: { decision: 'report' } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, { status: 'denied' });
+    assert.equal((await f.store.getRequest(req.id, f.clock.now()))?.status, 'denied');
+    const reported = await waitFor('the reported event', () => sse.events.find((e) => e.event === 'reported'));
+    const settled = sse.events.find((e) => e.event === 'settled');
+    assert.deepEqual(JSON.parse(settled?.data ?? ''), { id: req.id, status: 'denied' });
+    assert.deepEqual(JSON.parse(reported.data), { id: req.id, status: 'denied' });
+    assert.equal(sse.events.indexOf(settled!) < sse.events.indexOf(reported), true);
+    sse.close();
+    const again = await call(target, 'POST', `/api/v1/device/requests/${req.id}`, { token: erin.token, body: { decision: 'report' } });
+    assert.equal(again.status, 409);
   });
 
   test('404 for another device\'s request, an unknown id, a malformed id and an expired request', async () => {

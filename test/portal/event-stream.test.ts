@@ -1,5 +1,3 @@
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RequestService } from '../../src/core/request-service.js';
@@ -7,6 +5,8 @@ import type { RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
 import { bind, call, fixture, open, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 
 /** The event stream's ids, Last-Event-ID resumption, resets and expiry, on a plain-HTTP portal. */
 describe('device event stream', () => {

@@ -1,5 +1,3 @@
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 /** Shared by the device API tests: an HTTP(S) client, a minimal EventSource and an in-memory core. */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,6 +13,8 @@ import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import type { Store } from '../../src/stores/store.js';
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 
 export const REQUEST_TTL_MS = 300_000;
 

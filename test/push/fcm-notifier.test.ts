@@ -1,5 +1,3 @@
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +17,8 @@ import { FcmNotifier, type FcmOptions } from '../../src/push/fcm-notifier.js';
 import { PushTokenRejectedError } from '../../src/push/notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { LocalFcmAgent, makeFcmCerts } from '../helpers/fcm-stand-in.js';
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 
 const PROJECT = 'mailotp-test';
 const SEND_PATH = `/v1/projects/${PROJECT}/messages:send`;
@@ -307,6 +307,15 @@ describe('FcmNotifier through firebase-admin to a local fcm.googleapis.com', () 
       assert.equal((await requests.decide(device.deviceId, opened.id, 'approve')).status, 'approved');
       await until('the clear', () => received.length === 2);
       assert.deepEqual((received[1]?.body as { message: { data: unknown } }).message.data, { action: 'clear', requestId: opened.id, status: 'approved' });
+    });
+
+    test('the client name is cleaned in the data and the notification text alike', async () => {
+      await requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '203.0.113.9', clientName: 'Out\u202elook\u2066\u0000\u200b' + 'z'.repeat(100) });
+      await until('the request push', () => received.length === 1);
+      const message = (received[0]?.body as { message: { data: { clientName: string }; notification: { title: string } } }).message;
+      const cleaned = ('Outlook' + 'z'.repeat(100)).slice(0, 64);
+      assert.equal(message.data.clientName, cleaned);
+      assert.equal(message.notification.title, `Approve ${cleaned} on IMAP from 203.0.113.9?`);
     });
 
     test('an unanswered request is cleared as expired', async () => {

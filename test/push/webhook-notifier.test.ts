@@ -4,7 +4,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
+import { ApprovalService } from '../../src/core/approval-service.js';
+import { FakeClock } from '../../src/core/clock.js';
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { RequestService } from '../../src/core/request-service.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { SqliteStore } from '../../src/stores/sqlite-store.js';
+import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import { signWebhook, WebhookNotifier } from '../../src/push/webhook-notifier.js';
 
 const SECRET = 'a-webhook-secret-of-some-length';
@@ -46,6 +52,14 @@ function verify(secret: string, received: Received): boolean {
   const expected = Buffer.from('sha256=' + createHmac('sha256', secret).update(`${ts}.${received.body}`).digest('hex'));
   const got = Buffer.from(String(received.headers['x-mailotp-signature']));
   return got.length === expected.length && timingSafeEqual(got, expected);
+}
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!cond()) {
+    assert.ok(Date.now() < deadline, 'timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 describe('WebhookNotifier', () => {
@@ -135,6 +149,28 @@ describe('WebhookNotifier', () => {
     assert.deepEqual(body.device, { deviceId: device.deviceId, name: null });
     assert.equal('portalUrl' in body, false);
     assert.ok(verify(SECRET, received[0]!));
+  });
+
+  test('through the core: the client name is cleaned, and a report is settled then reported', async () => {
+    const store = new SqliteStore({ path: ':memory:' });
+    const clock = new FakeClock(request.createdAt);
+    try {
+      const approvals = new ApprovalService(store, clock, silentLogger(), { ttlMs: 3_600_000, bindTo: 'client-ip' });
+      const hook = notifier();
+      const requests = new RequestService(store, clock, approvals, [hook], silentLogger(), { requestTtlMs: 300_000 }, new Cooldowns(store, clock, TEST_COOLDOWNS));
+      await store.putDevice(device, false);
+      const { request: opened } = await requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '198.51.100.8', clientName: '\u202eThunder\u0008bird\u2069' });
+      await waitUntil(() => received.length === 1);
+      assert.equal((JSON.parse(received[0]!.body) as { request: { clientName: string } }).request.clientName, 'Thunderbird');
+      assert.equal((await requests.decide(device.deviceId, opened.id, 'report')).status, 'denied');
+      await waitUntil(() => received.length === 3);
+      const [settled, reported] = received.slice(1).map((r) => JSON.parse(r.body) as { event: string; status: string; request: { id: string } });
+      assert.deepEqual([settled?.event, settled?.status], ['request.settled', 'denied']);
+      assert.deepEqual([reported?.event, reported?.status, reported?.request.id], ['request.reported', 'denied', opened.id]);
+      assert.ok(verify(SECRET, received[2]!));
+    } finally {
+      await store.close();
+    }
   });
 
   test('an unanswered request is settled as expired, signed like the rest', async () => {
