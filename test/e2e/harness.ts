@@ -19,6 +19,8 @@ export interface MailotpOptions {
   store?: Record<string, unknown>;
   limits?: Record<string, unknown>;
   push?: Record<string, unknown>;
+  /** The `users` section (how the upstream folds names). */
+  users?: Record<string, unknown>;
   logLevel?: string;
   /** Reuse another instance's folder (same SQLite file). */
   dir?: string;
@@ -93,6 +95,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     portal: { host: '127.0.0.1', port: 0, tls: true, publicUrl: 'https://localhost:8443' },
     push: opts.push ?? {},
     limits: { failedLoginsPerUser: 50, failedLoginsPerIp: 200, ...opts.limits },
+    ...(opts.users ? { users: opts.users } : {}),
     shutdown: { drainTimeout: '2s' },
     log: { level: opts.logLevel ?? 'debug' },
   };
@@ -150,7 +153,8 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
 
   let started: Record<string, unknown>;
   try {
-    started = await waitForLog((e) => e.msg === 'mailotp started');
+    // Generous: on a loaded machine (the suite shares two cores) a start can take well over 15 s.
+    started = await waitForLog((e) => e.msg === 'mailotp started', 40_000);
   } catch (err) {
     // Never leave a half-started server behind a failed test.
     child.kill('SIGKILL');
@@ -245,7 +249,7 @@ export async function waitForRequest(port: number, token: string, pred: (r: ApiR
   }
 }
 
-export async function decide(port: number, token: string, id: string, decision: 'approve' | 'deny'): Promise<{ status: number; json: unknown }> {
+export async function decide(port: number, token: string, id: string, decision: 'approve' | 'deny' | 'report'): Promise<{ status: number; json: unknown }> {
   return deviceApi(port, token, 'POST', `/api/v1/device/requests/${id}`, { decision });
 }
 

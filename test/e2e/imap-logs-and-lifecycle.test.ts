@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -104,6 +104,13 @@ describe('logs, upstream transports and process lifecycle', () => {
       writeFileSync(good, `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: ${testCerts().certFile}, key: ${testCerts().keyFile} }\nupstream:\n  imap: { host: mail.internal, port: 993, tls: implicit }\n`);
       const ok = await runBin(['check-config', '--config', good]);
       assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /^users: names are case-insensitive .*like Dovecot %Lu\)$/m);
+      writeFileSync(join(dir, 'ln.yaml'), `${readFileSync(good, 'utf8')}users: { stripDomain: true }\n`);
+      assert.match((await runBin(['check-config', '--config', join(dir, 'ln.yaml')])).stdout, /^users: .*the domain is dropped.*%Ln\)$/m);
+      writeFileSync(join(dir, 'both.yaml'), `${readFileSync(good, 'utf8')}users: { stripDomain: true, defaultDomain: example.com }\n`);
+      const both = await runBin(['check-config', '--config', join(dir, 'both.yaml')]);
+      assert.equal(both.code, 1);
+      assert.match(both.stderr, /^users\.defaultDomain: set stripDomain or defaultDomain, not both$/m);
       const viaEnv = await runBin(['check-config'], { MAILOTP_CONFIG: good });
       assert.equal(viaEnv.code, 0, viaEnv.stderr);
       const bad = join(dir, 'bad.yaml');

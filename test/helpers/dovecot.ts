@@ -38,6 +38,8 @@ export interface DovecotOptions {
    * defaults (100 login processes, 10 connections per user and IP) suit the tests.
    */
   maxConnections?: number;
+  /** auth_username_format: how Dovecot folds the typed name into the passdb key [Dovecot's %Lu]. */
+  usernameFormat?: string;
 }
 
 export interface DovecotHandle {
@@ -112,6 +114,7 @@ function configText(o: {
   keyFile: string;
   failureDelay: boolean;
   maxConnections?: number;
+  usernameFormat?: string;
 }): string {
   const d = o.dir;
   const n = o.maxConnections;
@@ -166,7 +169,7 @@ mail_location = maildir:~/Maildir
 mail_max_userip_connections = ${Math.max(200, (n ?? 0) + 100)}
 
 auth_mechanisms = plain login
-auth_verbose = yes
+${o.usernameFormat ? `auth_username_format = ${o.usernameFormat}\n` : ''}auth_verbose = yes
 auth_failure_delay = 0
 # Every listener is on loopback, so this only lets the "tls: none" upstream tests log in.
 disable_plaintext_auth = no
@@ -345,7 +348,7 @@ async function launch(a: {
   const name = `mailotp-test-${path.basename(dir).slice(-6)}`;
   writeFileSync(
     configFile,
-    configText({ dir, name, ports, relayPort, uid: a.uid, gid: a.gid, certFile: a.certs.certFile, keyFile: a.certs.keyFile, failureDelay: a.opts.failureDelay ?? false, maxConnections: a.opts.maxConnections }),
+    configText({ dir, name, ports, relayPort, uid: a.uid, gid: a.gid, certFile: a.certs.certFile, keyFile: a.certs.keyFile, failureDelay: a.opts.failureDelay ?? false, maxConnections: a.opts.maxConnections, usernameFormat: a.opts.usernameFormat }),
   );
 
   const readLog = () => {
