@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import type { CoreServices } from '../core/services.js';
 import { CliError, iso, print, withCore } from './context.js';
 
+const USER_ARG = 'user name, canonicalised as the config\'s `users` section says (ALICE is alice by default)';
+
 /** The USER argument in its canonical form (config `users`): `device add ALICE` binds `alice`. */
 function canonicalUser(core: CoreServices, typed: string): string {
   const c = core.names.canonical(typed);
@@ -18,7 +20,7 @@ export function deviceCommand(): Command {
   device
     .command('add')
     .description('bind a device for USER and print its token (shown once)')
-    .argument('<user>')
+    .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--name <name>', 'a name the user recognises', 'Phone')
     .option('--replace', 'replace the device already bound (its token stops working)', false)
@@ -40,7 +42,7 @@ export function deviceCommand(): Command {
   device
     .command('remove')
     .description("clear USER's bound device and the requests addressed to it")
-    .argument('<user>')
+    .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
@@ -59,7 +61,7 @@ export function userCommand(): Command {
   userCmd
     .command('set')
     .description('change USER\'s "two-factor required for send/receive" switch')
-    .argument('<user>')
+    .argument('<user>', USER_ARG)
     .addOption(configOption())
     .addOption(new Option('--daemon-otp <state>', 'two-factor required for send/receive').choices(['on', 'off']).makeOptionMandatory())
     .option('--json', 'print one JSON document', false)
@@ -73,7 +75,7 @@ export function userCommand(): Command {
   userCmd
     .command('show')
     .description("USER's methods, bound device (no secrets), daemon-OTP switch and approvals")
-    .argument('<user>')
+    .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
@@ -117,7 +119,7 @@ export function approvalsCommand(): Command {
     .command('list')
     .description('list unexpired approvals')
     .addOption(configOption())
-    .option('--user <user>', 'only this user')
+    .option('--user <user>', `only this user (${USER_ARG})`)
     .option('--json', 'print one JSON document', false)
     .action(async (o: { config?: string; user?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
@@ -130,7 +132,7 @@ export function approvalsCommand(): Command {
   approvals
     .command('revoke')
     .description("end USER's approvals now (only those of --ip when given)")
-    .argument('<user>')
+    .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--ip <ip>', 'only the approval for this client IP')
     .option('--json', 'print one JSON document', false)

@@ -296,7 +296,8 @@ export class ImapUpstream {
   }
 
   async login(user: string, password: string, client: ImapClientInfo, signal?: AbortSignal): Promise<VerifyResult<ImapUpstreamSession>> {
-    const log = this.log.child({ user, clientIp: client.ip });
+    // What the client typed, as sent upstream; `user` in audit lines is the canonical name (core).
+    const log = this.log.child({ typedUser: user, clientIp: client.ip });
     if (password.includes('\0') || user.includes('\0')) {
       // Neither LOGIN nor SASL PLAIN can carry a NUL, so no upstream account can have it.
       return { kind: 'bad-password' };

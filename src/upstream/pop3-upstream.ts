@@ -209,7 +209,8 @@ export class Pop3Upstream {
   }
 
   async login(user: string, password: string, client: ClientInfo, signal?: AbortSignal): Promise<VerifyResult<Pop3UpstreamSession>> {
-    const log = this.log.child({ user, clientIp: client.ip });
+    // What the client typed, as sent upstream; `user` in audit lines is the canonical name (core).
+    const log = this.log.child({ typedUser: user, clientIp: client.ip });
     // No POP3 command or SASL PLAIN message can carry these, so no upstream account has them.
     if (/[\0\r\n]/.test(user) || /[\0\r\n]/.test(password)) return { kind: 'bad-password' };
     let exchange: Pop3Exchange | undefined;

@@ -220,7 +220,8 @@ export class SmtpUpstream {
   }
 
   async login(user: string, password: string, client: SmtpClientInfo, signal?: AbortSignal): Promise<VerifyResult<SmtpUpstreamSession>> {
-    const log = this.log.child({ user, clientIp: client.ip });
+    // What the client typed, as sent upstream; `user` in audit lines is the canonical name (core).
+    const log = this.log.child({ typedUser: user, clientIp: client.ip });
     if (/[\0\r\n]/.test(user) || /[\0\r\n]/.test(password)) {
       // Neither SASL PLAIN nor LOGIN can carry these, so no upstream account can have them.
       return { kind: 'bad-password' };
