@@ -5,6 +5,7 @@ import type { Store } from '../stores/store.js';
 import { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { DeviceService } from './device-service.js';
+import { HeldLogins } from './held-logins.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
@@ -28,7 +29,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo });
   const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl });
   const l = config.limits;
-  const limiter = new RateLimiter(store, clock, {
+  const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: l.failedLoginsPerUser,
     failedLoginsPerIp: l.failedLoginsPerIp,
     failedLoginWindowMs: l.failedLoginWindow,
@@ -38,6 +39,6 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     enabled: d.enabled,
     enforce: d.enforce,
     holdTimeMs: d.holdTime,
-  });
+  }, new HeldLogins(l.maxHeldLoginsPerUser));
   return { store, clock, devices, approvals, requests, limiter, authorizer };
 }

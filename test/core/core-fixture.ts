@@ -1,6 +1,7 @@
 import { ApprovalService, type BindTo } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { DeviceService } from '../../src/core/device-service.js';
+import { HeldLogins } from '../../src/core/held-logins.js';
 import { LoginAuthorizer, type DaemonOtpSettings } from '../../src/core/login-authorizer.js';
 import type { LoginAttempt, VerifiedUpstream, VerifyResult } from '../../src/core/login-types.js';
 import { RateLimiter, type RateLimitSettings } from '../../src/core/rate-limiter.js';
@@ -46,7 +47,7 @@ export interface CoreFixture {
 }
 
 export function coreFixture(
-  opts: { daemon?: Partial<DaemonOtpSettings>; limits?: Partial<RateLimitSettings>; bindTo?: BindTo; store?: Store; notifiers?: Notifier[] } = {},
+  opts: { daemon?: Partial<DaemonOtpSettings>; limits?: Partial<RateLimitSettings>; bindTo?: BindTo; store?: Store; notifiers?: Notifier[]; held?: number } = {},
 ): CoreFixture {
   const store = opts.store ?? new SqliteStore({ path: ':memory:' });
   const clock = new FakeClock(Date.now());
@@ -55,7 +56,7 @@ export function coreFixture(
   const devices = new DeviceService(store, clock, logger);
   const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: opts.bindTo ?? 'client-ip' });
   const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 });
-  const limiter = new RateLimiter(store, clock, {
+  const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: 5,
     failedLoginsPerIp: 20,
     failedLoginWindowMs: 900_000,
@@ -67,7 +68,7 @@ export function coreFixture(
     enforce: 'optional',
     holdTimeMs: 300,
     ...opts.daemon,
-  });
+  }, new HeldLogins(opts.held ?? Infinity));
   return {
     store,
     clock,
