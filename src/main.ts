@@ -108,6 +108,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
         devices: core.devices,
         requests: core.requests,
         store,
+        clock,
         logger: logger.child({ component: 'portal' }),
       });
       portalPort = await portal.listen();
