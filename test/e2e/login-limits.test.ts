@@ -1,10 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import tls from 'node:tls';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
-import { testCerts } from '../helpers/certs.js';
+import { rawImapLogin } from './raw-client.js';
 import { decide, enrol, imapClient, startMailotp, waitForRequest, type MailotpProcess } from './harness.js';
 
 /** The issue's numbers: 10 failed logins per user and 30 per IP per 15 minutes. */
@@ -15,40 +13,9 @@ const MAILOTP_REFUSAL = /^a NO \[UNAVAILABLE\] Too many attempts/;
 /** The n-th loopback address of a block (127.B.x.y): a distinct client address for each connection. */
 const addr = (block: number, n: number): string => `127.${block}.${1 + (n >> 8)}.${n & 255}`;
 
-/**
- * One IMAP LOGIN over implicit TLS on a raw socket from localAddress; resolves with the tagged
- * reply line (or what the server said before closing).
- */
-function rawLogin(port: number, localAddress: string, user: string, password: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ socket: net.connect({ host: '127.0.0.1', port, localAddress }), ca: testCerts().ca, servername: 'localhost' });
-    let buf = '';
-    let sent = false;
-    const timer = setTimeout(() => finish(new Error(`no reply from ${localAddress}: ${JSON.stringify(buf)}`)), 60_000);
-    const finish = (r: string | Error): void => {
-      clearTimeout(timer);
-      s.destroy();
-      if (r instanceof Error) reject(r);
-      else resolve(r);
-    };
-    s.on('error', (e) => finish(e));
-    s.on('close', () => finish(new Error(`closed without a reply: ${JSON.stringify(buf)}`)));
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      if (!sent && buf.includes('\r\n')) {
-        if (!buf.startsWith('* OK')) return finish(buf.split('\r\n')[0]!);
-        sent = true;
-        s.write(`a LOGIN ${user} ${password}\r\n`);
-      }
-      const tagged = buf.split('\r\n').find((l) => l.startsWith('a '));
-      if (tagged) finish(tagged);
-    });
-  });
-}
-
 /** Fires all the logins at once; how many got the upstream's refusal, mailotp's, or something else. */
 async function burst(logins: { port: number; ip: string; user: string }[]): Promise<{ upstream: number; mailotp: number; other: string[] }> {
-  const replies = await Promise.all(logins.map((l) => rawLogin(l.port, l.ip, l.user, 'wrong-password')));
+  const replies = await Promise.all(logins.map((l) => rawImapLogin(l.port, l.ip, l.user, 'wrong-password')));
   return {
     upstream: replies.filter((r) => UPSTREAM_REFUSAL.test(r)).length,
     mailotp: replies.filter((r) => MAILOTP_REFUSAL.test(r)).length,
@@ -155,8 +122,8 @@ describe('addresses known for the user are not locked out by others (real Doveco
     assert.equal(await login('carol', 'carol-pass-3', '127.4.0.2'), 'OK');
 
     for (let i = 0; i < 10; i++) {
-      assert.match(await rawLogin(m.imaps, `127.4.1.${i}`, 'alice', 'guess'), UPSTREAM_REFUSAL);
-      assert.match(await rawLogin(m.imaps, `127.4.2.${i}`, 'carol', 'guess'), UPSTREAM_REFUSAL);
+      assert.match(await rawImapLogin(m.imaps, `127.4.1.${i}`, 'alice', 'guess'), UPSTREAM_REFUSAL);
+      assert.match(await rawImapLogin(m.imaps, `127.4.2.${i}`, 'carol', 'guess'), UPSTREAM_REFUSAL);
     }
     assert.equal(await login('alice', 'alice-pass-1', '127.4.0.1'), 'OK', 'the approved address');
     assert.equal(await login('carol', 'carol-pass-3', '127.4.0.2'), 'OK', 'the previously successful address');
