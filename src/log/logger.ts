@@ -51,6 +51,7 @@ export const AUDIT_EVENTS = [
   'device.push-token',
   'device.auth-failed',
   'device.auth-unavailable',
+  'connection.refused',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
