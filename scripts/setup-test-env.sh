@@ -6,7 +6,8 @@
 #   --dry-run   print what would be installed, change nothing
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks openssl redis-server)
+# swaks needs the Perl TLS modules for STARTTLS/--tlsc; Debian only recommends them.
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -23,6 +24,7 @@ missing_items() {
   local p
   for p in "${!NEEDS[@]}"; do [[ -x "$p" ]] || echo "$p"; done
   for p in swaks openssl redis-server; do command -v "$p" >/dev/null 2>&1 || echo "$p"; done
+  for m in Net::SSLeay IO::Socket::SSL; do perl -M"$m" -e 1 >/dev/null 2>&1 || echo "perl:$m"; done
 }
 
 # The system Dovecot's master pid, if one is running (our test instances use other base_dirs).

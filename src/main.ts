@@ -5,6 +5,7 @@ import { MailotpError } from './core/errors.js';
 import { buildCore, type CoreServices } from './core/services.js';
 import { mergeSpellings } from './core/user-merge.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { ConnectionLimits } from './net/connection-limits.js';
 import { MailListener } from './net/mail-listener.js';
 import { TlsContextProvider } from './net/tls-context.js';
 import { PortalServer } from './portal/portal-server.js';
@@ -91,19 +92,21 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   }
   await Promise.all(Object.values(services).map((s) => s.start()));
 
+  // One count for the whole process: an address's IMAP, POP3 and SMTP connections add up.
+  const connectionLimits = new ConnectionLimits(config.limits);
   const listeners: MailListener[] = [];
   const bound: RunningMailotp['listeners'] = [];
   let portal: PortalServer | null = null;
   let portalPort: { port: number } | null = null;
   try {
     for (const lc of config.listeners) {
-      const handler = services[lc.protocol]?.handler;
-      if (!handler) {
+      const service = services[lc.protocol];
+      if (!service) {
         // Only when no tls.cert/key is configured (the schema requires an upstream per listener).
         logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listener skipped: mail listeners need tls.cert and tls.key`);
         continue;
       }
-      const listener = new MailListener(lc, tls, handler, logger);
+      const listener = new MailListener(lc, tls, service.handler, logger, { limits: connectionLimits, busyLine: service.busyLine });
       const port = await listener.listen();
       listeners.push(listener);
       bound.push({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port });
@@ -116,6 +119,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
         devices: core.devices,
         requests: core.requests,
         store,
+        clock,
         logger: logger.child({ component: 'portal' }),
       });
       portalPort = await portal.listen();

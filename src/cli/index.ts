@@ -18,6 +18,18 @@ export function buildProgram(): Command {
     .command('start')
     .description('run the mail listeners, the portal and the device API')
     .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
+    .addHelpText(
+      'after',
+      `
+Limits (config section "limits"; README "Limits"):
+  maxConnections [10000], maxConnectionsPerIp [50]  connections open at once in this process
+      (per client IP after PROXY protocol); past them: * BYE / -ERR [SYS/TEMP] / 421, then close
+  maxHeldLoginsPerUser [20]  logins of one user waiting for a tap at once, each with an upstream
+      session; past it the login gets the temporary refusal and the connection is closed
+  failedLoginsPerUser [10], failedLoginsPerIp [30] per failedLoginWindow [15m]  counted before the
+      upstream is asked (shared through the store); the per-user cap spares addresses that hold an
+      approval or logged in as that user within the window`,
+    )
     .action(async (o: { config?: string }) => {
       // Loaded on demand: the server pulls in fastify, firebase-admin and every protocol, which the
       // admin commands do not need and should not wait for.

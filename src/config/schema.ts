@@ -66,6 +66,12 @@ const limits = z
     failedLoginsPerIp: z.number().int().min(1).default(30),
     failedLoginWindow: duration(1000).prefault('15m'),
     pushesPerUserPerHour: z.number().int().min(1).default(10),
+    /** Client connections open at once in this process, all listeners together. */
+    maxConnections: z.number().int().min(1).default(10_000),
+    /** Client connections open at once in this process from one client IP (after PROXY protocol). */
+    maxConnectionsPerIp: z.number().int().min(1).default(50),
+    /** Logins of one user held at once in this process waiting for a tap, each with an upstream session. */
+    maxHeldLoginsPerUser: z.number().int().min(1).default(20),
   })
   .strict();
 

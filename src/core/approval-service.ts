@@ -23,6 +23,13 @@ export class ApprovalService {
     return this.store.getApproval(user, this.scopeFor(clientIp), this.clock.now());
   }
 
+  /** True when an unexpired approval of the user was granted to a login from this very IP (with
+   * bindTo: user too, where the one approval covers every IP but remembers where it was given). */
+  async grantedTo(user: string, clientIp: string): Promise<boolean> {
+    const approval = await this.find(user, clientIp);
+    return approval?.clientIp === clientIp;
+  }
+
   /** Opens the window for the request's user (and client IP). */
   async grant(request: RequestRecord): Promise<ApprovalRecord> {
     const now = this.clock.now();

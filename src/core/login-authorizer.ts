@@ -3,7 +3,8 @@ import type { Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Cooldowns } from './cooldowns.js';
 import type { LoginAttempt, LoginResult, VerifiedUpstream } from './login-types.js';
-import type { RateLimiter } from './rate-limiter.js';
+import { HeldLogins } from './held-logins.js';
+import type { LoginReservation, RateLimiter } from './rate-limiter.js';
 import type { RequestService } from './request-service.js';
 import type { DeviceRecord } from './types.js';
 import type { UserNames } from './user-names.js';
@@ -32,6 +33,8 @@ export class LoginAuthorizer {
     private readonly settings: DaemonOtpSettings,
     private readonly names: UserNames,
     private readonly cooldowns: Cooldowns,
+    /** limits.maxHeldLoginsPerUser; unlimited when not given (tests of other things). */
+    private readonly held: HeldLogins = new HeldLogins(Infinity),
   ) {}
 
   /** Bound so it can be handed to adapters as a plain function. */
@@ -46,19 +49,33 @@ export class LoginAuthorizer {
     }
     const named: LoginAttempt<S> = { ...attempt, user: canonical.name };
     const log = this.logger.child({ user: named.user, clientIp: named.clientIp, protocol: named.protocol });
-    const result = await this.decide(named, log);
+    const guard = this.held.guard(named);
+    let result = await this.decide(guard.attempt, log);
+    guard.release();
+    if (result.kind === 'aborted' && guard.refused()) result = { kind: 'rate-limited', limit: 'held' };
+    if (result.kind === 'approved') {
+      try {
+        await this.limiter.rememberLogin(named.user, named.clientIp);
+      } catch (err) {
+        // Only costs this address its exemption from the per-user cap; the login itself is fine.
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not remember a successful login');
+      }
+    }
     const event = `login.${result.kind}` as const;
     const level = result.kind === 'approved' ? 'info' : result.kind === 'unavailable' ? 'warn' : 'info';
+    const detail = 'reason' in result ? { reason: result.reason } : 'limit' in result ? { limit: result.limit } : {};
     const extra = result.kind === 'denied' && result.cooldown ? { reason: `${result.cooldown}-cooldown`, until: new Date(result.until).toISOString() } : {};
-    log[level]({ event, ...('reason' in result ? { reason: result.reason } : {}), ...extra }, `login ${result.kind}`);
+    log[level]({ event, ...detail, ...extra }, `login ${result.kind}`);
     return result;
   };
 
   private async decide<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, log: Logger): Promise<LoginResult<S>> {
     const { user, clientIp } = attempt;
+    let reservation: LoginReservation;
     try {
-      const blocked = await this.limiter.loginBlockedBy(user, clientIp);
-      if (blocked) return { kind: 'rate-limited', limit: blocked };
+      const reserved = await this.limiter.reserveLogin(user, clientIp);
+      if ('blocked' in reserved) return { kind: 'rate-limited', limit: reserved.blocked };
+      reservation = reserved.reservation;
     } catch (err) {
       return this.unavailable('store', err, log);
     }
@@ -67,17 +84,15 @@ export class LoginAuthorizer {
     try {
       verified = await attempt.verify();
     } catch (err) {
+      await this.giveBack(reservation, log);
       return this.unavailable('upstream', err, log);
     }
+    // A wrong password keeps its place in the failed-login counters; anything else gives it back.
+    if (verified.kind !== 'bad-password') await this.giveBack(reservation, log);
     if (verified.kind === 'unavailable') {
       return { kind: 'unavailable', reason: `upstream: ${verified.reason}`, ...(verified.reply !== undefined ? { reply: verified.reply } : {}) };
     }
     if (verified.kind === 'bad-password') {
-      try {
-        await this.limiter.recordFailure(user, clientIp);
-      } catch (err) {
-        log.warn({ err: String(err) }, 'could not count a failed login');
-      }
       return { kind: 'bad-password', ...(verified.reply !== undefined ? { reply: verified.reply } : {}) };
     }
     const session = verified.session;
@@ -87,7 +102,6 @@ export class LoginAuthorizer {
     };
 
     try {
-      await this.limiter.recordSuccess(user);
       if (!this.settings.enabled) return { kind: 'approved', session, reason: 'disabled' };
       const need = await this.requirement(user);
       if (!need.required) return { kind: 'approved', session, reason: 'not-required' };
@@ -145,6 +159,15 @@ export class LoginAuthorizer {
     });
     if (created) await this.limiter.recordPush(attempt.user);
     return { id: request.id };
+  }
+
+  /** Failing to give places back only leaves the counters high until their window ends: fail closed. */
+  private async giveBack(reservation: LoginReservation, log: Logger): Promise<void> {
+    try {
+      await this.limiter.releaseLogin(reservation);
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release a login reservation');
+    }
   }
 
   private unavailable(what: string, err: unknown, log: Logger): { kind: 'unavailable'; reason: string } {

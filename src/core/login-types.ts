@@ -53,8 +53,9 @@ export type LoginResult<S extends VerifiedUpstream> =
   | { kind: 'bad-password'; reply?: string; invalidName?: string }
   /** Two-factor is required for this user but no device is bound. */
   | { kind: 'no-device' }
-  /** Too many failed logins, or too many pushes for this user. */
-  | { kind: 'rate-limited'; limit: 'user' | 'ip' | 'push' }
+  /** Too many failed logins (per user, per IP), too many pushes for this user, or too many of the
+   * user's logins held at once waiting for a tap (held). */
+  | { kind: 'rate-limited'; limit: 'user' | 'ip' | 'push' | 'held' }
   /** mailotp cannot decide (store or upstream unreachable): temporary refusal. `reply` as in VerifyResult. */
   | { kind: 'unavailable'; reason: string; reply?: string }
   /** The client went away while waiting. */

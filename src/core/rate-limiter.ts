@@ -1,5 +1,13 @@
 import type { Store } from '../stores/store.js';
+import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
+
+/** Places taken in the failed-login counters by one attempt; `at` names their window. */
+export interface LoginReservation {
+  user: string;
+  ip: string;
+  at: number;
+}
 
 export interface RateLimitSettings {
   failedLoginsPerUser: number;
@@ -19,6 +27,7 @@ export class RateLimiter {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly approvals: ApprovalService,
     private readonly settings: RateLimitSettings,
   ) {}
 
@@ -29,26 +38,51 @@ export class RateLimiter {
     return `fail:ip:${ip}`;
   }
 
-  /** Which limit, if any, blocks a login attempt now. */
-  async loginBlockedBy(user: string, ip: string): Promise<'user' | 'ip' | null> {
-    const { failedLoginWindowMs: w } = this.settings;
-    const now = this.clock.now();
-    const [byUser, byIp] = await Promise.all([this.store.count(this.userKey(user), w, now), this.store.count(this.ipKey(ip), w, now)]);
-    if (byUser >= this.settings.failedLoginsPerUser) return 'user';
-    if (byIp >= this.settings.failedLoginsPerIp) return 'ip';
-    return null;
+  /** The shared value that says "this address logged in as this user lately". JSON keeps the two
+   * parts apart whatever the user name holds (IPv6 addresses have colons too). */
+  private loggedInKey(user: string, ip: string): string {
+    return `logged-in:${JSON.stringify([user, ip])}`;
   }
 
-  async recordFailure(user: string, ip: string): Promise<void> {
+  /**
+   * Counts the attempt before the password is checked, so that concurrent attempts cannot all read
+   * "under the cap" and then all reach the upstream: each hit gets its own number from the store's
+   * atomic counter, and only those within the cap go on. A refused attempt gives its places back
+   * (it checked no password). The per-user cap applies to addresses not known for the user (see
+   * isKnownAddress); the per-IP cap to everyone. Store errors propagate: the caller fails closed.
+   */
+  async reserveLogin(user: string, ip: string): Promise<{ blocked: 'user' | 'ip' } | { reservation: LoginReservation }> {
     const { failedLoginWindowMs: w } = this.settings;
-    const now = this.clock.now();
-    await Promise.all([this.store.hit(this.userKey(user), w, now), this.store.hit(this.ipKey(ip), w, now)]);
+    const at = this.clock.now();
+    const [known, byUser, byIp] = await Promise.all([this.isKnownAddress(user, ip), this.store.hit(this.userKey(user), w, at), this.store.hit(this.ipKey(ip), w, at)]);
+    const reservation: LoginReservation = { user, ip, at };
+    const blocked = byIp > this.settings.failedLoginsPerIp ? 'ip' : !known && byUser > this.settings.failedLoginsPerUser ? 'user' : null;
+    if (!blocked) return { reservation };
+    await this.releaseLogin(reservation);
+    return { blocked };
   }
 
-  /** A correct password clears the user's counter; the IP's runs out with its window, so one
-   * valid account cannot be used to reset an address that is guessing at others. */
-  async recordSuccess(user: string): Promise<void> {
-    await this.store.clear(this.userKey(user), this.settings.failedLoginWindowMs, this.clock.now());
+  /** Gives the places of an attempt back: its password was right, or never judged (upstream down). A
+   * wrong password keeps them until the window ends. */
+  async releaseLogin(r: LoginReservation): Promise<void> {
+    const w = this.settings.failedLoginWindowMs;
+    await Promise.all([this.store.release(this.userKey(r.user), w, r.at), this.store.release(this.ipKey(r.ip), w, r.at)]);
+  }
+
+  /** Remembers, for one failed-login window and for every instance, that this address logged in as
+   * the user; other addresses' failures then cannot lock it out. */
+  async rememberLogin(user: string, ip: string): Promise<void> {
+    await this.store.setValue(this.loggedInKey(user, ip), '1', this.settings.failedLoginWindowMs, this.clock.now());
+  }
+
+  /**
+   * An address known for the user: one holding an approval granted to a login from it, or one that
+   * logged in as the user within the window. The per-user cap does not apply to it: otherwise ten
+   * wrong passwords from anywhere would lock the real user out of the places it already uses.
+   */
+  private async isKnownAddress(user: string, ip: string): Promise<boolean> {
+    const [loggedIn, approved] = await Promise.all([this.store.getValue(this.loggedInKey(user, ip), this.clock.now()), this.approvals.grantedTo(user, ip)]);
+    return loggedIn !== null || approved;
   }
 
   async pushAllowed(user: string): Promise<boolean> {

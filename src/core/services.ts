@@ -6,6 +6,7 @@ import { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
 import { DeviceService } from './device-service.js';
+import { HeldLogins } from './held-logins.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
@@ -35,7 +36,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
   const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns);
   const l = config.limits;
-  const limiter = new RateLimiter(store, clock, {
+  const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: l.failedLoginsPerUser,
     failedLoginsPerIp: l.failedLoginsPerIp,
     failedLoginWindowMs: l.failedLoginWindow,
@@ -45,6 +46,6 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     enabled: d.enabled,
     enforce: d.enforce,
     holdTimeMs: d.holdTime,
-  }, names, cooldowns);
+  }, names, cooldowns, new HeldLogins(l.maxHeldLoginsPerUser));
   return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns };
 }

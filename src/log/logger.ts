@@ -54,6 +54,7 @@ export const AUDIT_EVENTS = [
   'device.auth-unavailable',
   'users.merged',
   'users.merge-failed',
+  'connection.refused',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

@@ -5,6 +5,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { ClientInfo } from '../core/login-types.js';
 import type { TlsContextProvider } from './tls-context.js';
+import type { ConnectionLimits } from './connection-limits.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { DEFAULT_HEADER_TIMEOUT_MS, readProxyHeader, unmapIPv4, type ProxyHeader } from './proxy-protocol.js';
 
@@ -20,7 +21,14 @@ export interface MailListenerOptions {
   proxyHeaderTimeoutMs?: number;
   /** How long an implicit-TLS client may take over the handshake. */
   handshakeTimeoutMs?: number;
+  /** The process's connection caps, shared by its listeners; none: unlimited. */
+  limits?: ConnectionLimits;
+  /** The protocol's temporary refusal, sent to a connection past a cap before it is closed. */
+  busyLine?: string;
 }
+
+/** A refused client that does not close its side is cut off after this. */
+const REFUSAL_LINGER_MS = 2_000;
 
 const HANDSHAKE_TIMEOUT_MS = 20_000;
 
@@ -161,9 +169,21 @@ export class MailListener {
     });
   }
 
+  /**
+   * Counted here, where the session would begin: the real client address is known (after the
+   * PROXY header) and the protocol can say why it refuses (after the implicit-TLS handshake).
+   * Sockets still in the handshake or the header are bounded by their timeouts instead.
+   */
   private start(socket: net.Socket | tls.TLSSocket, client: ClientInfo, via: Record<string, unknown>): void {
     const cid = randomBytes(6).toString('base64url');
     const log = this.logger.child({ cid, protocol: this.config.protocol, clientIp: client.ip });
+    const admission = this.options.limits?.admit(client.ip);
+    if (admission && !admission.admitted) {
+      log.warn({ event: 'connection.refused', cap: admission.cap, limit: admission.limit, port: this.config.port, ...via }, `connection refused: limits.${admission.cap} reached`);
+      this.refuse(socket);
+      return;
+    }
+    if (admission) socket.once('close', admission.release);
     log.debug({ tls: this.config.tls, port: this.config.port, ...via }, 'connection');
     this.handler(socket, this.config.tls, client, log).then(
       () => log.debug('connection closed'),
@@ -172,6 +192,16 @@ export class MailListener {
         socket.destroy();
       },
     );
+  }
+
+  private refuse(socket: net.Socket): void {
+    const line = this.options.busyLine;
+    if (line === undefined) {
+      socket.destroy();
+      return;
+    }
+    socket.end(`${line}\r\n`);
+    setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 
   /** New TLS connections get the reloaded certificate; running ones keep theirs. */

@@ -1,4 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { systemClock, type Clock } from '../core/clock.js';
+import { DeviceAuthLimiter } from '../core/device-auth-limiter.js';
 import type { DeviceService } from '../core/device-service.js';
 import { isMailotpError } from '../core/errors.js';
 import type { Decision, RequestService } from '../core/request-service.js';
@@ -17,8 +19,6 @@ const DEFAULT_HEARTBEAT_MS = 15_000;
 const MAX_STREAMS_PER_DEVICE = 4;
 const AUTH_FAILURE_WINDOW_MS = 60_000;
 const DEFAULT_AUTH_FAILURE_LIMIT = 20;
-/** Bounds the memory an address-rotating scanner can make the failure counter use. */
-const MAX_TRACKED_IPS = 10_000;
 /** Request ids are 22 characters; fastify answers 414 to a path parameter over 100 anyway. */
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
@@ -30,8 +30,11 @@ export interface DeviceApiDeps {
   /** Interval of the `: heartbeat` comments on the event stream, which also re-read the device's
    * event log in case a wake-up was lost [15000]. */
   heartbeatMs?: number;
-  /** Failed bearer tokens per client IP per minute before every request from it gets 429 [20]. */
+  /** Failed bearer tokens per client IP per minute (counted in the store, across instances) before
+   * that IP's failed requests get 429 instead of 401 [20]. A valid token always passes. */
   authFailuresPerMinute?: number;
+  /** The clock of the failure counter's windows [system clock]. */
+  clock?: Clock;
 }
 
 export interface DeviceApiHandle {
@@ -127,47 +130,6 @@ function bearerToken(header: string | undefined): string | null {
   return m?.[1] ?? null;
 }
 
-/** Fixed-window count of failed bearer tokens per client IP, in this process only. */
-class AuthFailures {
-  private readonly byIp = new Map<string, { start: number; count: number }>();
-
-  constructor(private readonly limit: number) {}
-
-  private now(): number {
-    return performance.now();
-  }
-
-  /** Milliseconds until the IP may try again, or 0 when it is not limited. */
-  blockedFor(ip: string): number {
-    const e = this.byIp.get(ip);
-    if (!e) return 0;
-    const left = e.start + AUTH_FAILURE_WINDOW_MS - this.now();
-    return left > 0 && e.count >= this.limit ? left : 0;
-  }
-
-  record(ip: string): number {
-    const now = this.now();
-    let e = this.byIp.get(ip);
-    if (!e || now - e.start >= AUTH_FAILURE_WINDOW_MS) {
-      if (this.byIp.size >= MAX_TRACKED_IPS) this.prune(now);
-      e = { start: now, count: 0 };
-      this.byIp.delete(ip);
-      this.byIp.set(ip, e);
-    }
-    e.count++;
-    return e.count;
-  }
-
-  private prune(now: number): void {
-    for (const [ip, e] of this.byIp) if (now - e.start >= AUTH_FAILURE_WINDOW_MS) this.byIp.delete(ip);
-    // Still full: forget the oldest windows (Map keeps insertion order).
-    for (const ip of this.byIp.keys()) {
-      if (this.byIp.size < MAX_TRACKED_IPS) break;
-      this.byIp.delete(ip);
-    }
-  }
-}
-
 /**
  * Registers the device API (INTERFACE.md, "Device API") under /api/v1/device on the given
  * instance, in its own encapsulated context so that its auth hook and error handler stay there.
@@ -175,7 +137,10 @@ class AuthFailures {
 export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): DeviceApiHandle {
   const { devices, requests, store, logger } = deps;
   const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-  const failures = new AuthFailures(deps.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURE_LIMIT);
+  const failures = new DeviceAuthLimiter(store, deps.clock ?? systemClock, {
+    failuresPerWindow: deps.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURE_LIMIT,
+    windowMs: AUTH_FAILURE_WINDOW_MS,
+  });
   // Which device a request authenticated as; a WeakMap keeps it off the shared FastifyRequest type.
   const authenticated = new WeakMap<FastifyRequest, DeviceRecord>();
   const streams = new Set<DeviceEventStream>();
@@ -187,39 +152,45 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
     return device;
   };
 
+  // The token is checked before the brake, so that a valid one always passes (a phone behind the
+  // same NAT as a scanner); the brake only turns a blocked address's failures from 401 into 429.
   const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const clientIp = request.ip;
-    const wait = failures.blockedFor(clientIp);
-    if (wait > 0) {
-      logger.debug({ event: 'device.auth-failed', clientIp, limited: true }, 'device API rate limited');
-      void reply
-        .code(429)
-        .header('Retry-After', String(Math.ceil(wait / 1000)))
-        .send({ error: 'too-many-requests' });
-      return;
-    }
     const token = bearerToken(request.headers.authorization);
+    const unavailable = (err: unknown): void => {
+      // Only the store can fail here; whatever it threw, the answer is "try later", never a 200.
+      logger.warn({ event: 'device.auth-unavailable', clientIp, err: err instanceof Error ? err.message : String(err) }, 'cannot check device token');
+      void reply.code(503).send({ error: 'unavailable' });
+    };
     let device: DeviceRecord | null = null;
     if (token) {
       try {
         device = await devices.authenticate(token);
       } catch (err) {
-        // Only the store can fail here; whatever it threw, the answer is "try later", never a 200.
-        logger.warn({ event: 'device.auth-unavailable', clientIp, err: err instanceof Error ? err.message : String(err) }, 'cannot check device token');
-        void reply.code(503).send({ error: 'unavailable' });
-        return;
+        return unavailable(err);
       }
     }
-    if (!device) {
-      const count = failures.record(clientIp);
-      logger.warn(
-        { event: 'device.auth-failed', clientIp, reason: token ? 'invalid-token' : 'no-token', failures: count },
-        'device API authentication failed',
-      );
-      void reply.code(401).header('WWW-Authenticate', 'Bearer realm="mailotp"').send({ error: 'unauthorized' });
+    if (device) {
+      authenticated.set(request, device);
       return;
     }
-    authenticated.set(request, device);
+    let counted;
+    try {
+      counted = await failures.recordFailure(clientIp);
+    } catch (err) {
+      return unavailable(err);
+    }
+    const reason = token ? 'invalid-token' : 'no-token';
+    if (counted.retryAfterMs > 0) {
+      logger.debug({ event: 'device.auth-failed', clientIp, reason, failures: counted.failures, limited: true }, 'device API rate limited');
+      void reply
+        .code(429)
+        .header('Retry-After', String(Math.ceil(counted.retryAfterMs / 1000)))
+        .send({ error: 'too-many-requests' });
+      return;
+    }
+    logger.warn({ event: 'device.auth-failed', clientIp, reason, failures: counted.failures }, 'device API authentication failed');
+    void reply.code(401).header('WWW-Authenticate', 'Bearer realm="mailotp"').send({ error: 'unauthorized' });
   };
 
   const closeStreams = (): void => {

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { PortalConfig } from '../config/schema.js';
+import type { Clock } from '../core/clock.js';
 import type { DeviceService } from '../core/device-service.js';
 import { MailotpError } from '../core/errors.js';
 import type { RequestService } from '../core/request-service.js';
@@ -20,6 +21,8 @@ export interface PortalServerDeps {
   logger: Logger;
   /** Event-stream heartbeat interval (tests) [15000]. */
   heartbeatMs?: number;
+  /** The clock of the device API's failure counter [system clock]. */
+  clock?: Clock;
 }
 
 /** A slow or silent TLS client must not hold a socket for long. */
@@ -106,6 +109,7 @@ export class PortalServer {
       store: deps.store,
       logger,
       ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
+      ...(deps.clock ? { clock: deps.clock } : {}),
     });
   }
 

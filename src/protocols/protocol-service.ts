@@ -15,6 +15,8 @@ export interface ProtocolContext {
 /** One protocol as main.ts runs it: the connection handler of its listeners and its upstream's lifecycle. */
 export interface ProtocolService {
   handler: ConnectionHandler;
+  /** The temporary refusal a connection past limits.maxConnections(PerIp) gets before it is closed. */
+  busyLine: string;
   /** Reads what it needs from the upstream at start-up (never throws when the upstream is down). */
   start(): Promise<void>;
   stop(): void;

@@ -201,6 +201,13 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`,
   },
+  /** KEYS: counter. DECR unless the counter is gone or at zero (DECR keeps the TTL). */
+  mailotpRelease: {
+    numberOfKeys: 1,
+    lua: `
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
+return 0`,
+  },
   /** KEYS: value. ARGV: now, ttl, body. Sets the value unless an unexpired one is there; 1 when set. */
   mailotpSetValueIfAbsent: {
     numberOfKeys: 1,

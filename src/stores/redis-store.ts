@@ -360,6 +360,12 @@ export class RedisStore implements Store {
     await this.run((r) => r.del(k));
   }
 
+  async release(key: string, windowMs: number, now: number): Promise<void> {
+    checkWindow(windowMs);
+    const k = this.keys.counter(key, windowMs, windowBucket(now, windowMs));
+    await this.run((r) => r.mailotpRelease(k));
+  }
+
   async setValue(key: string, value: string, ttl: number, now: number): Promise<void> {
     checkTtl(ttl);
     const body = JSON.stringify({ v: value, e: now + ttl });

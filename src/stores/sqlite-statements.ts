@@ -130,6 +130,7 @@ export function prepareStatements(db: Database.Database) {
     ),
     count: db.prepare('SELECT count FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
     clear: db.prepare('DELETE FROM counters WHERE key = ? AND window_ms = ? AND bucket = ?'),
+    release: db.prepare('UPDATE counters SET count = count - 1 WHERE key = ? AND window_ms = ? AND bucket = ? AND count > 0'),
     setValue: db.prepare(
       `INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,

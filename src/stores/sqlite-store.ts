@@ -313,6 +313,13 @@ export class SqliteStore implements Store {
     });
   }
 
+  async release(key: string, windowMs: number, now: number): Promise<void> {
+    checkWindow(windowMs);
+    this.write(() => {
+      this.st.release.run(key, windowMs, windowBucket(now, windowMs));
+    });
+  }
+
   async setValue(key: string, value: string, ttlMs: number, now: number): Promise<void> {
     checkTtl(ttlMs);
     this.write(() => {

@@ -98,6 +98,9 @@ export interface Store {
   /** The count of the current window. */
   count(key: string, windowMs: number, now: number): Promise<number>;
   clear(key: string, windowMs: number, now: number): Promise<void>;
+  /** Takes one hit back from the window `now` falls in, never below zero: a reservation made with
+   * hit() that was not used. Pass the `now` of that hit so that the same window is settled. */
+  release(key: string, windowMs: number, now: number): Promise<void>;
 
   // short-lived values shared by every instance: cool-downs, web sessions, pairing codes, replay guards.
   // Each expires at now + ttlMs of the caller's clock; reads filter on that, backend TTLs only collect garbage.

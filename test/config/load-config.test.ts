@@ -39,7 +39,7 @@ describe('config', () => {
     assert.equal(c.tls?.cert, '/etc/mailotp/certs/server.crt');
     assert.deepEqual(
       { ...c.daemonOtp },
-      { enabled: true, enforce: 'optional', approvalTtl: 86_400_000, holdTime: 30_000, bindTo: 'client-ip', requestTtl: 300_000, progressInterval: 10_000 },
+      { enabled: true, enforce: 'optional', approvalTtl: 86_400_000, holdTime: 30_000, bindTo: 'client-ip', requestTtl: 300_000, progressInterval: 10_000, denyCooldown: 900_000, reportCooldown: 86_400_000 },
     );
     assert.equal(c.listeners[0]?.host, '0.0.0.0');
     assert.equal(c.listeners[0]?.allowInsecure, false);

@@ -3,6 +3,7 @@ import { FakeClock } from '../../src/core/clock.js';
 import { Cooldowns, type CooldownSettings } from '../../src/core/cooldowns.js';
 import { UserNames, type UserNameRules } from '../../src/core/user-names.js';
 import { DeviceService } from '../../src/core/device-service.js';
+import { HeldLogins } from '../../src/core/held-logins.js';
 import { LoginAuthorizer, type DaemonOtpSettings } from '../../src/core/login-authorizer.js';
 import type { LoginAttempt, VerifiedUpstream, VerifyResult } from '../../src/core/login-types.js';
 import { RateLimiter, type RateLimitSettings } from '../../src/core/rate-limiter.js';
@@ -61,6 +62,7 @@ export function coreFixture(
     notifiers?: Notifier[];
     users?: Partial<UserNameRules>;
     cooldowns?: Partial<CooldownSettings>;
+    held?: number;
   } = {},
 ): CoreFixture {
   const store = opts.store ?? new SqliteStore({ path: ':memory:' });
@@ -72,7 +74,7 @@ export function coreFixture(
   const cooldowns = new Cooldowns(store, clock, { ...TEST_COOLDOWNS, ...opts.cooldowns });
   const names = new UserNames({ caseSensitive: false, stripDomain: false, ...opts.users });
   const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 }, cooldowns);
-  const limiter = new RateLimiter(store, clock, {
+  const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: 5,
     failedLoginsPerIp: 20,
     failedLoginWindowMs: 900_000,
@@ -84,7 +86,7 @@ export function coreFixture(
     enforce: 'optional',
     holdTimeMs: 300,
     ...opts.daemon,
-  }, names, cooldowns);
+  }, names, cooldowns, new HeldLogins(opts.held ?? Infinity));
   return {
     store,
     clock,

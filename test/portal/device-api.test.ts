@@ -391,6 +391,7 @@ describe('device API failure handling', () => {
       store,
       logger,
       heartbeatMs: 50,
+      clock: f.clock,
     });
     target = { port: (await portal.listen()).port };
     erin = await bind(f, 'erin');
@@ -469,7 +470,7 @@ describe('device API failure handling', () => {
     await waitFor('all subscriptions to go', () => f.subscriptions() === baseline);
   });
 
-  test('too many failed tokens from one IP get 429, even with a good token', async () => {
+  test('too many failed tokens from one IP get 429; a valid token from that IP still passes', async () => {
     for (let i = 0; i < 20; i++) {
       const r = await call(target, 'GET', '/api/v1/device/requests', { token: `bad-${i}` });
       assert.equal(r.status, 401);
@@ -478,8 +479,19 @@ describe('device API failure handling', () => {
     assert.equal(limited.status, 429);
     assert.deepEqual(limited.json, { error: 'too-many-requests' });
     assert.ok(Number(limited.headers['retry-after']) > 0);
-    assert.equal((await call(target, 'GET', '/api/v1/device/requests', { token: erin.token })).status, 429);
+    assert.equal((await call(target, 'GET', '/api/v1/device/requests')).status, 429, 'no token at all is a failure too');
+    // A phone behind the same NAT as the scanner.
+    assert.equal((await call(target, 'GET', '/api/v1/device/requests', { token: erin.token })).status, 200);
     assert.equal((await call(target, 'GET', '/healthz')).status, 200, 'the limit is the device API\'s only');
+    f.clock.advance(60_000);
+    assert.equal((await call(target, 'GET', '/api/v1/device/requests', { token: 'bad-later' })).status, 401, 'a new minute starts over');
+  });
+
+  test('a store that cannot count a failure is 503, never 401 or 200', async () => {
+    failing.add('hit');
+    const r = await call(target, 'GET', '/api/v1/device/requests', { token: 'bad-while-down' });
+    assert.equal(r.status, 503);
+    failing.clear();
   });
 
   test('the log has the failures but no token', () => {

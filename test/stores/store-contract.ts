@@ -587,6 +587,25 @@ export function storeContract(name: string, make: MakeStore): void {
         assert.equal(await store.hit('k', W, clock.now()), 1);
       });
 
+      it('takes a hit back from the window it was made in, never below zero', async () => {
+        clock.set(100 * W + W - 1);
+        const at = clock.now();
+        await store.hit('r', W, at);
+        await store.hit('r', W, at);
+        clock.advance(1);
+        await store.hit('r', W, clock.now());
+        // Settled after the window turned: the old window goes down, the new one stays.
+        await store.release('r', W, at);
+        assert.equal(await store.count('r', W, at), 1);
+        assert.equal(await store.count('r', W, clock.now()), 1);
+        await store.release('r', W, clock.now());
+        await store.release('r', W, clock.now());
+        await store.release('never', W, clock.now());
+        assert.equal(await store.count('r', W, clock.now()), 0);
+        assert.equal(await store.count('never', W, clock.now()), 0);
+        assert.equal(await store.hit('r', W, clock.now()), 1);
+      });
+
       it('counts every one of concurrent hits', async () => {
         const counts = await Promise.all(Array.from({ length: 20 }, () => store.hit('burst', W, clock.now())));
         assert.deepEqual(

@@ -1,6 +1,7 @@
 import { splice } from '../../upstream/splice.js';
 import { ImapUpstream } from '../../upstream/imap-upstream.js';
 import type { ProtocolContext, ProtocolService } from '../protocol-service.js';
+import { IMAP_TOO_MANY_CONNECTIONS } from './imap-replies.js';
 import { handleImapConnection } from './imap-session.js';
 
 /** The IMAP listeners' handler, bound to the configured upstream; null when upstream.imap is not set. */
@@ -11,6 +12,7 @@ export function imapService({ config, core, tls, logger }: ProtocolContext): Pro
   return {
     start: () => upstream.start(),
     stop: () => upstream.stop(),
+    busyLine: IMAP_TOO_MANY_CONNECTIONS,
     handler: (socket, mode, client, log) =>
       handleImapConnection(socket, mode, client, {
         authorize: core.authorizer.authorize,

@@ -9,6 +9,8 @@ export { isFailedLogin } from '../shared/reply-text.js';
  */
 export const POP3_AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
 export const POP3_TEMP_FAILURE = '-ERR [SYS/TEMP] Temporary failure, please retry.';
+/** The greeting of a connection past a connection cap. */
+export const POP3_TOO_MANY_CONNECTIONS = '-ERR [SYS/TEMP] Too many connections, try again later.';
 
 /**
  * Refusal of USER/PASS/AUTH on a STARTTLS port before STLS. POP3 has no PRIVACYREQUIRED: [AUTH]

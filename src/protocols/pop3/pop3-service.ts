@@ -1,6 +1,7 @@
 import { splice } from '../../upstream/splice.js';
 import { Pop3Upstream } from '../../upstream/pop3-upstream.js';
 import type { ProtocolContext, ProtocolService } from '../protocol-service.js';
+import { POP3_TOO_MANY_CONNECTIONS } from './pop3-replies.js';
 import { handlePop3Connection } from './pop3-session.js';
 
 /** The POP3 listeners' handler, bound to the configured upstream; null when upstream.pop3 is not set. */
@@ -11,6 +12,7 @@ export function pop3Service({ config, core, tls, logger }: ProtocolContext): Pro
   return {
     start: () => upstream.start(),
     stop: () => upstream.stop(),
+    busyLine: POP3_TOO_MANY_CONNECTIONS,
     handler: (socket, mode, client, log) =>
       handlePop3Connection(socket, mode, client, {
         authorize: core.authorizer.authorize,

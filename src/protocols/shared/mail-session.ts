@@ -252,6 +252,9 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
     // 'aborted' while the client is still here: nothing sensible to say, so hang up.
     if (reply === null) return this.close();
     this.send(reply);
+    // Too many of the user's logins already wait for a tap: as with the connection caps, the
+    // temporary refusal, then hang up (staying would only invite the next held login).
+    if (result.kind === 'rate-limited' && result.limit === 'held') return this.close();
     if (isFailedLogin(result.kind)) {
       this.countFailure();
       if (this.state !== 'login') return;

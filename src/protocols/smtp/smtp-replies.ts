@@ -5,6 +5,11 @@ export const SMTP_AUTH_FAILED = '535 5.7.8 Authentication credentials invalid';
 export const SMTP_AUTH_REQUIRED = '530 5.7.0 Authentication required';
 export const SMTP_STARTTLS_FIRST = '530 5.7.0 Must issue a STARTTLS command first';
 
+/** The greeting of a connection past a connection cap (RFC 5321 4.3.2: 421 instead of 220). */
+export function smtpTooManyConnections(host: string): string {
+  return `421 4.7.0 ${host} Too many connections, try again later`;
+}
+
 /** Upstream text made safe to put on one reply line: printable ASCII only, bounded. */
 export function safeReplyText(text: string, maxLength = 400): string {
   const clean = text

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { splice } from '../../upstream/splice.js';
 import { SmtpUpstream } from '../../upstream/smtp-upstream.js';
 import type { ProtocolContext, ProtocolService } from '../protocol-service.js';
+import { smtpTooManyConnections } from './smtp-replies.js';
 import { handleSmtpConnection } from './smtp-session.js';
 
 /** smtp-server and nodemailer give up on a reply after 60 s; Outlook is in the same range. */
@@ -29,6 +30,7 @@ export function smtpService({ config, core, tls, logger }: ProtocolContext): Pro
   return {
     start: () => upstream.start(),
     stop: () => upstream.stop(),
+    busyLine: smtpTooManyConnections(hostname),
     handler: (socket, mode, client, log) =>
       handleSmtpConnection(socket, mode, client, {
         authorize: core.authorizer.authorize,

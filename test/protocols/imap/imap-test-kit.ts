@@ -50,6 +50,9 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   failedLoginsPerIp: 30,
   failedLoginWindow: 900_000,
   pushesPerUserPerHour: 10,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 50,
+  maxHeldLoginsPerUser: 20,
 };
 
 export const UPSTREAM_CAPS = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'LITERAL+', 'STARTTLS', 'AUTH=PLAIN', 'XCLIENT'];
