@@ -6,7 +6,8 @@
 #   --dry-run   print what would be installed, change nothing
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks openssl redis-server)
+# libnet-ssleay-perl: swaks only recommends it, and without it swaks cannot speak TLS at all.
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl openssl redis-server)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -23,6 +24,7 @@ missing_items() {
   local p
   for p in "${!NEEDS[@]}"; do [[ -x "$p" ]] || echo "$p"; done
   for p in swaks openssl redis-server; do command -v "$p" >/dev/null 2>&1 || echo "$p"; done
+  perl -MNet::SSLeay -e 1 >/dev/null 2>&1 || echo "perl Net::SSLeay (swaks TLS)"
 }
 
 # The system Dovecot's master pid, if one is running (our test instances use other base_dirs).
