@@ -20,7 +20,8 @@ type Requirement = { required: false } | { required: true; device: DeviceRecord 
 /**
  * The one decision every protocol asks for: may this client in now?
  * Order: canonical name → rate limits → password at the upstream → is two-factor required →
- * approval window → deny cool-down → open or join the pending request and hold until the tap, the hold time, or the client leaves.
+ * approval window → deny cool-down → open or join the pending request and hold until the tap,
+ * the hold time, or the client leaves.
  * Any store failure ends in 'unavailable' (a temporary refusal), never in 'approved'.
  */
 export class LoginAuthorizer {

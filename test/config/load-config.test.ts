@@ -39,8 +39,19 @@ describe('config', () => {
     assert.equal(c.tls?.cert, '/etc/mailotp/certs/server.crt');
     assert.deepEqual(
       { ...c.daemonOtp },
-      { enabled: true, enforce: 'optional', approvalTtl: 86_400_000, holdTime: 30_000, bindTo: 'client-ip', requestTtl: 300_000, progressInterval: 10_000, denyCooldown: 900_000, reportCooldown: 86_400_000 },
+      {
+        enabled: true,
+        enforce: 'optional',
+        approvalTtl: 86_400_000,
+        holdTime: 30_000,
+        bindTo: 'client-ip',
+        requestTtl: 300_000,
+        progressInterval: 10_000,
+        denyCooldown: 900_000,
+        reportCooldown: 86_400_000,
+      },
     );
+    assert.deepEqual({ ...c.users }, { caseSensitive: false, stripDomain: false });
     assert.equal(c.listeners[0]?.host, '0.0.0.0');
     assert.equal(c.listeners[0]?.allowInsecure, false);
     assert.equal(c.upstream.imap?.verify, true);
@@ -53,6 +64,8 @@ describe('config', () => {
 
   it('names the key path of each problem', () => {
     assert.deepEqual(problems({ ...minimal, daemonOtp: { approvalTtl: 'a day' } }), ['daemonOtp.approvalTtl: expected a duration like "24h"']);
+    assert.deepEqual(problems({ ...minimal, users: { defaultDomain: 'not a domain' } }), ['users.defaultDomain: expected a domain like example.com']);
+    assert.deepEqual(problems({ ...minimal, users: { casesensitive: true } }), ['users: Unrecognized key: "casesensitive"']);
     assert.deepEqual(problems({ ...minimal, listeners: [{ protocol: 'imap', port: 143, tls: 'none' }] }), [
       'listeners.0.tls: tls: none sends passwords in clear; set allowInsecure: true to accept that',
     ]);
