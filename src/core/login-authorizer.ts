@@ -115,19 +115,19 @@ export class LoginAuthorizer {
   }
 
   private async openOrJoin<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, device: DeviceRecord): Promise<{ id: string } | 'push-limit'> {
-    if (!(await this.limiter.pushAllowed(attempt.user))) {
-      // Joining a request already pushed costs nothing; only a new push is limited.
-      return 'push-limit';
-    }
-    const { request, created } = await this.requests.openConnection({
-      user: attempt.user,
-      device,
-      protocol: attempt.protocol,
-      clientIp: attempt.clientIp,
-      ...(attempt.clientName ? { clientName: attempt.clientName } : {}),
-    });
-    if (created) await this.limiter.recordPush(attempt.user);
-    return { id: request.id };
+    // Only a new push counts against the cap, decided in the store's atomic create: a retry that
+    // joins the pending request of its user and address always may, and a burst cannot overshoot.
+    const opened = await this.requests.openConnection(
+      {
+        user: attempt.user,
+        device,
+        protocol: attempt.protocol,
+        clientIp: attempt.clientIp,
+        ...(attempt.clientName ? { clientName: attempt.clientName } : {}),
+      },
+      this.limiter.pushCap(attempt.user),
+    );
+    return opened === 'capped' ? 'push-limit' : { id: opened.request.id };
   }
 
   private unavailable(what: string, err: unknown, log: Logger): { kind: 'unavailable'; reason: string } {

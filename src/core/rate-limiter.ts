@@ -1,4 +1,4 @@
-import type { Store } from '../stores/store.js';
+import type { RequestCap, Store } from '../stores/store.js';
 import type { Clock } from './clock.js';
 
 export interface RateLimitSettings {
@@ -51,12 +51,9 @@ export class RateLimiter {
     await this.store.clear(this.userKey(user), this.settings.failedLoginWindowMs, this.clock.now());
   }
 
-  async pushAllowed(user: string): Promise<boolean> {
-    const n = await this.store.count(`push:${user.toLowerCase()}`, HOUR, this.clock.now());
-    return n < this.settings.pushesPerUserPerHour;
-  }
-
-  async recordPush(user: string): Promise<void> {
-    await this.store.hit(`push:${user.toLowerCase()}`, HOUR, this.clock.now());
+  /** The push cap, for RequestService.openConnection: the store counts a new request under it and
+   * refuses one past it in the same atomic step, and joining a pending request never counts. */
+  pushCap(user: string): RequestCap {
+    return { key: `push:${user.toLowerCase()}`, windowMs: HOUR, max: this.settings.pushesPerUserPerHour };
   }
 }

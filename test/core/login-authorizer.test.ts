@@ -213,6 +213,26 @@ describe('LoginAuthorizer', () => {
     assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.1.9'))).kind, 'pending-timeout');
   });
 
+  it('at the push cap, a retry from the same address joins the pending request and a tap lets it in', async () => {
+    // Issue 8: pushesPerUserPerHour: 1; the first login times out, the second from the same address
+    // must wait on the same request (no push), not be refused as "too many attempts".
+    fx = coreFixture({ daemon: { holdTimeMs: 400 }, limits: { pushesPerUserPerHour: 1 } });
+    const deviceId = await withDevice(fx);
+    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1'))).kind, 'pending-timeout');
+    const [first] = await fx.requests.listPending(deviceId);
+    assert.ok(first);
+    let held = false;
+    const retry = fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1', { onHold: () => (held = true) }));
+    await eventually(async () => held);
+    assert.equal((await fx.requests.decide(deviceId, first.id, 'approve')).status, 'approved');
+    const r = await retry;
+    assert.equal(r.kind === 'approved' && r.reason, 'tap');
+    assert.equal(fx.notifier.opened.length, 1, 'joining pushed nothing');
+    // Getting in through the approval counted nothing either; another address is a new push, capped.
+    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1'))).kind, 'approved');
+    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.2')), { kind: 'rate-limited', limit: 'push' });
+  });
+
   it('ends the wait when the client goes away', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 5000 } });
     const deviceId = await withDevice(fx);
