@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { checkConfigFiles } from '../config/check-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
+import { holdTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
 
@@ -26,12 +27,19 @@ export function buildProgram(): Command {
 
   program
     .command('check-config')
-    .description('validate the config file and the files it names (certificate, CAs, FCM key); print each problem with its key path')
+    .description(
+      'validate the config file and the files it names (certificate, CAs, FCM key); print each problem with its key path, ' +
+        'and warn when a login hold comes within 5 s of a common client\'s timeout',
+    )
     .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
     .action((o: { config?: string }) => {
       const file = configPath(o.config);
-      const problems = checkConfigFiles(loadConfig(file));
+      const config = loadConfig(file);
+      const problems = checkConfigFiles(config);
       if (problems.length > 0) throw new ConfigError(problems);
+      // Warnings, not problems: the config works, but some clients may give up on a held login.
+      const served = [...new Set(config.listeners.map((l) => l.protocol))];
+      for (const w of holdTimeWarnings(config.daemonOtp, served)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`${file}: OK\n`);
     });
 

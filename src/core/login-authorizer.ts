@@ -4,12 +4,14 @@ import type { ApprovalService } from './approval-service.js';
 import type { LoginAttempt, LoginResult, VerifiedUpstream } from './login-types.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { RequestService } from './request-service.js';
-import type { DeviceRecord } from './types.js';
+import type { DeviceRecord, Protocol, RequestRecord } from './types.js';
 
 export interface DaemonOtpSettings {
   enabled: boolean;
   enforce: 'optional' | 'bound' | 'all';
   holdTimeMs: number;
+  /** Per-protocol holds (daemonOtp.holdTimes resolved); a protocol not named waits holdTimeMs. */
+  holdTimesMs?: Partial<Record<Protocol, number>>;
 }
 
 type Requirement = { required: false } | { required: true; device: DeviceRecord | null };
@@ -80,10 +82,18 @@ export class LoginAuthorizer {
       if (!need.device) return refuse({ kind: 'no-device' });
       if (await this.approvals.find(user, clientIp)) return { kind: 'approved', session, reason: 'approval' };
 
+      const earlier = await this.earlierHold(attempt);
+      if (earlier) {
+        // A hold already timed out on this connection (NeoMutt retries the next mechanism at once):
+        // answer now instead of stacking another full hold. An approval was looked for just above.
+        log.debug({ requestId: earlier.id, status: earlier.status }, 'hold already timed out on this connection; not holding again');
+        return refuse(earlier.status === 'denied' ? { kind: 'denied', requestId: earlier.id } : { kind: 'pending-timeout', requestId: earlier.id });
+      }
       const pending = await this.openOrJoin(attempt, need.device);
       if (pending === 'push-limit') return refuse({ kind: 'rate-limited', limit: 'push' });
       attempt.onHold?.();
-      const outcome = await this.requests.waitForDecision(pending.id, this.settings.holdTimeMs, attempt.signal);
+      const holdMs = this.settings.holdTimesMs?.[attempt.protocol] ?? this.settings.holdTimeMs;
+      const outcome = await this.requests.waitForDecision(pending.id, holdMs, attempt.signal);
       switch (outcome) {
         case 'approved':
           return { kind: 'approved', session, reason: 'tap' };
@@ -112,6 +122,20 @@ export class LoginAuthorizer {
       case 'all':
         return { required: true, device };
     }
+  }
+
+  /**
+   * The request of a hold that already timed out on the client's connection for this user and
+   * address, while it is still pending or was denied. An expired one (or an approval revoked since)
+   * is no reason to refuse: then the login asks afresh.
+   */
+  private async earlierHold<S extends VerifiedUpstream>(attempt: LoginAttempt<S>): Promise<RequestRecord | null> {
+    for (const id of attempt.timedOut ?? []) {
+      const r = await this.requests.get(id);
+      if (!r || r.type !== 'connection' || r.user !== attempt.user || r.clientIp !== attempt.clientIp) continue;
+      if (r.status === 'pending' || r.status === 'denied') return r;
+    }
+    return null;
   }
 
   private async openOrJoin<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, device: DeviceRecord): Promise<{ id: string } | 'push-limit'> {

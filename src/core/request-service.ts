@@ -142,6 +142,11 @@ export class RequestService {
     }
   }
 
+  /** The request, decided or not, or null when unknown or expired. */
+  get(id: string): Promise<RequestRecord | null> {
+    return this.store.getRequest(id, this.clock.now());
+  }
+
   listPending(deviceId: string): Promise<RequestRecord[]> {
     return this.store.listPendingRequests(deviceId, this.clock.now());
   }

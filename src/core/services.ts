@@ -5,6 +5,7 @@ import type { Store } from '../stores/store.js';
 import { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { DeviceService } from './device-service.js';
+import { resolveHoldTimes } from './hold-times.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
@@ -38,6 +39,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     enabled: d.enabled,
     enforce: d.enforce,
     holdTimeMs: d.holdTime,
+    holdTimesMs: resolveHoldTimes(d),
   });
   return { store, clock, devices, approvals, requests, limiter, authorizer };
 }
