@@ -1,8 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import type { ProcessResult } from './harness.js';
+import { runProcess, type ProcessResult } from './harness.js';
 
 /** Where a client connects: mailotp's listener or the test Dovecot's own port. */
 export interface Endpoint {
@@ -15,18 +14,9 @@ export interface Account {
   password: string;
 }
 
-/** Runs a program with its stdin fed (or closed), HOME in its own folder, and collects the output. */
+/** Runs a program with HOME in its own folder. */
 function run(cmd: string, args: string[], home: string, stdin?: Buffer): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, HOME: home, LC_ALL: 'C' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
+  return runProcess(cmd, args, { HOME: home, LC_ALL: 'C' }, stdin);
 }
 
 const dirs: string[] = [];

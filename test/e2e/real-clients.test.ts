@@ -11,9 +11,10 @@ import { withoutReceived } from './smtp-kit.js';
 /**
  * The mail programs Debian packages, unmodified, through mailotp and the real Dovecot: mbsync (isync),
  * fetchmail, msmtp. Every client connects from 127.0.0.1 (mbsync and fetchmail cannot pick a source
- * address), and approvals are per user and address, so each case has its own user.
+ * address), and approvals are per user and address, so each approved case has its own user. The
+ * untapped ones leave their requests pending, and the denied cases join those and deny them.
  */
-const names = ['amy', 'ian', 'dan', 'fay', 'tom', 'don', 'sam', 'tim', 'dee'] as const;
+const names = ['amy', 'fay', 'sam', 'ian', 'tom', 'tim'] as const;
 type Name = (typeof names)[number];
 const USERS = names.map((user) => ({ user, password: `${user}-pass-8` }));
 const acct = (user: Name): Account => ({ user, password: `${user}-pass-8` });
@@ -30,7 +31,7 @@ describe('real mail programs through mailotp: mbsync, fetchmail, msmtp', { concu
   let sink: SmtpSink;
   /** holdTime 10s: taps land mid-hold. */
   let m: MailotpProcess;
-  /** holdTime 1.5s: nobody taps. */
+  /** holdTime 1.5s: nobody taps. The same store (folder) as m. */
   let short: MailotpProcess;
   const tokens: Partial<Record<Name, string>> = {};
   const imaps = (p: MailotpProcess) => ({ port: p.imaps, caFile: dovecot.caFile });
@@ -48,17 +49,13 @@ describe('real mail programs through mailotp: mbsync, fetchmail, msmtp', { concu
     dovecot = await startDovecot({ users: USERS, relayPort: sink.port });
     for (const user of ['amy', 'fay'] as const) for (const raw of MESSAGES) await dovecot.appendMessage(user, raw);
     const daemonOtp = { enforce: 'bound' };
-    [m, short] = await Promise.all([
-      startMailotp({ dovecot, daemonOtp, logLevel: 'info' }),
-      startMailotp({ dovecot, daemonOtp: { ...daemonOtp, holdTime: '1500ms' }, logLevel: 'info' }),
-    ]);
-    await Promise.all([
-      ...(['amy', 'dan', 'fay', 'don', 'sam', 'dee'] as const).map(async (u) => (tokens[u] = await bindDevice(m, u))),
-      ...(['ian', 'tom', 'tim'] as const).map((u) => bindDevice(short, u)),
-    ]);
+    m = await startMailotp({ dovecot, daemonOtp, logLevel: 'info' });
+    short = await startMailotp({ dovecot, daemonOtp: { ...daemonOtp, holdTime: '1500ms' }, logLevel: 'info', dir: m.dir });
+    await Promise.all(names.map(async (u) => (tokens[u] = await bindDevice(m, u))));
   });
   after(async () => {
-    await Promise.all([m?.stop(), short?.stop()]);
+    await short?.stop();
+    await m?.stop();
     await dovecot?.stop();
     await sink?.stop();
     removeClientDirs();
@@ -135,19 +132,23 @@ describe('real mail programs through mailotp: mbsync, fetchmail, msmtp', { concu
   });
 
   it('denied: each program reports the refusal as an authentication failure', async () => {
-    const sync = mbsync(imaps(m), acct('dan'));
-    await tap('dan', 'deny');
+    // Each login joins the request its untapped attempt left pending (no new push), which is denied.
+    const sync = mbsync(imaps(m), acct('ian'));
+    await m.waitForLog((e) => e.event === 'request.joined' && e.user === 'ian');
+    await tap('ian', 'deny');
     const s = await sync;
     assert.notEqual(s.code, 0);
     assert.match(s.stderr, /NO \[AUTHENTICATIONFAILED\]/, s.stderr);
 
-    const poll = fetchmail(pop3s(m), acct('don'));
-    await tap('don', 'deny');
+    const poll = fetchmail(pop3s(m), acct('tom'));
+    await m.waitForLog((e) => e.event === 'request.joined' && e.user === 'tom');
+    await tap('tom', 'deny');
     const p = await poll;
     assert.equal(p.code, 3, p.stdout + p.stderr);
 
-    const send = msmtp(smtps(m), acct('dee'), 'dee@example.com', ['r@example.org'], Buffer.from('Subject: d\r\n\r\nx\r\n'));
-    await tap('dee', 'deny');
+    const send = msmtp(smtps(m), acct('tim'), 'tim@example.com', ['r@example.org'], Buffer.from('Subject: d\r\n\r\nx\r\n'));
+    await m.waitForLog((e) => e.event === 'request.joined' && e.user === 'tim');
+    await tap('tim', 'deny');
     const d = await send;
     assert.equal(d.code, 77, d.stderr);
     assert.match(d.stderr, /server message: 535 5\.7\.8 Authentication credentials invalid/);
