@@ -111,8 +111,8 @@ export class RawPop3 {
     return new RawPop3(sock);
   }
 
-  static async secure(port: number): Promise<RawPop3> {
-    const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost' });
+  static async secure(port: number, localAddress?: string): Promise<RawPop3> {
+    const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
     return new RawPop3(sock);
   }
