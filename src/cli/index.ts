@@ -3,6 +3,7 @@ import { checkConfigFiles } from '../config/check-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
 import { UserNames } from '../core/user-names.js';
+import { holdTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
 
@@ -41,7 +42,7 @@ Limits (config section "limits"; README "Limits"):
     .command('check-config')
     .description(
       'validate the config file and the files it names (certificate, CAs, FCM key); print each problem with its key path, ' +
-        'or OK and the upstream user-name rule the `users` section assumes',
+        'or OK and the upstream user-name rule the `users` section assumes; warn when a login hold comes within 5 s of a common client\'s timeout',
     )
     .addOption(new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)'))
     .action((o: { config?: string }) => {
@@ -49,6 +50,9 @@ Limits (config section "limits"; README "Limits"):
       const config = loadConfig(file);
       const problems = checkConfigFiles(config);
       if (problems.length > 0) throw new ConfigError(problems);
+      // Warnings, not problems: the config works, but some clients may give up on a held login.
+      const served = [...new Set(config.listeners.map((l) => l.protocol))];
+      for (const w of holdTimeWarnings(config.daemonOtp, served)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`${file}: OK\nusers: ${new UserNames(config.users).describe()}\n`);
     });
 

@@ -111,6 +111,8 @@ export const configSchema = z
         enforce: z.enum(['optional', 'bound', 'all']).default('optional'),
         approvalTtl: duration(1000).prefault('24h'),
         holdTime: duration(100).prefault('30s'),
+        /** Per-protocol holds; unset ones are holdTime (SMTP: holdTime, at most 25 s). */
+        holdTimes: z.object({ imap: duration(100).optional(), pop3: duration(100).optional(), smtp: duration(100).optional() }).strict().optional(),
         bindTo: z.enum(['client-ip', 'user']).default('client-ip'),
         /** How long a request stays answerable on the phone; longer than holdTime so a late tap counts. */
         requestTtl: duration(1000).prefault('5m'),
@@ -124,7 +126,11 @@ export const configSchema = z
       .strict()
       .prefault({})
       .superRefine((d, ctx) => {
+        // A request must outlive every hold, or a held login would wait on a request nobody can answer.
         if (d.requestTtl < d.holdTime) ctx.addIssue({ code: 'custom', path: ['requestTtl'], message: 'must be at least holdTime' });
+        for (const [protocol, hold] of Object.entries(d.holdTimes ?? {})) {
+          if (hold !== undefined && d.requestTtl < hold) ctx.addIssue({ code: 'custom', path: ['requestTtl'], message: `must be at least holdTimes.${protocol}` });
+        }
       }),
     portal: z
       .object({

@@ -6,13 +6,15 @@ import type { LoginAttempt, LoginResult, VerifiedUpstream } from './login-types.
 import { HeldLogins } from './held-logins.js';
 import type { LoginReservation, RateLimiter } from './rate-limiter.js';
 import type { RequestService } from './request-service.js';
-import type { DeviceRecord } from './types.js';
+import type { DeviceRecord, Protocol, RequestRecord } from './types.js';
 import type { UserNames } from './user-names.js';
 
 export interface DaemonOtpSettings {
   enabled: boolean;
   enforce: 'optional' | 'bound' | 'all';
   holdTimeMs: number;
+  /** Per-protocol holds (daemonOtp.holdTimes resolved); a protocol not named waits holdTimeMs. */
+  holdTimesMs?: Partial<Record<Protocol, number>>;
 }
 
 type Requirement = { required: false } | { required: true; device: DeviceRecord | null };
@@ -112,10 +114,18 @@ export class LoginAuthorizer {
       const cooldown = await this.cooldowns.active(user, clientIp);
       if (cooldown) return refuse({ kind: 'denied', cooldown: cooldown.kind, until: cooldown.until });
 
+      const earlier = await this.earlierHold(attempt);
+      if (earlier) {
+        // A hold already timed out on this connection (NeoMutt retries the next mechanism at once):
+        // answer now instead of stacking another full hold. An approval was looked for just above.
+        log.debug({ requestId: earlier.id, status: earlier.status }, 'hold already timed out on this connection; not holding again');
+        return refuse(earlier.status === 'denied' ? { kind: 'denied', requestId: earlier.id } : { kind: 'pending-timeout', requestId: earlier.id });
+      }
       const pending = await this.openOrJoin(attempt, need.device);
       if (pending === 'push-limit') return refuse({ kind: 'rate-limited', limit: 'push' });
       attempt.onHold?.();
-      const outcome = await this.requests.waitForDecision(pending.id, this.settings.holdTimeMs, attempt.signal);
+      const holdMs = this.settings.holdTimesMs?.[attempt.protocol] ?? this.settings.holdTimeMs;
+      const outcome = await this.requests.waitForDecision(pending.id, holdMs, attempt.signal);
       switch (outcome) {
         case 'approved':
           return { kind: 'approved', session, reason: 'tap' };
@@ -146,20 +156,34 @@ export class LoginAuthorizer {
     }
   }
 
-  private async openOrJoin<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, device: DeviceRecord): Promise<{ id: string } | 'push-limit'> {
-    if (!(await this.limiter.pushAllowed(attempt.user))) {
-      // Joining a request already pushed costs nothing; only a new push is limited.
-      return 'push-limit';
+  /**
+   * The request of a hold that already timed out on the client's connection for this user and
+   * address, while it is still pending or was denied. An expired one (or an approval revoked since)
+   * is no reason to refuse: then the login asks afresh.
+   */
+  private async earlierHold<S extends VerifiedUpstream>(attempt: LoginAttempt<S>): Promise<RequestRecord | null> {
+    for (const id of attempt.timedOut ?? []) {
+      const r = await this.requests.get(id);
+      if (!r || r.type !== 'connection' || r.user !== attempt.user || r.clientIp !== attempt.clientIp) continue;
+      if (r.status === 'pending' || r.status === 'denied') return r;
     }
-    const { request, created } = await this.requests.openConnection({
-      user: attempt.user,
-      device,
-      protocol: attempt.protocol,
-      clientIp: attempt.clientIp,
-      ...(attempt.clientName ? { clientName: attempt.clientName } : {}),
-    });
-    if (created) await this.limiter.recordPush(attempt.user);
-    return { id: request.id };
+    return null;
+  }
+
+  private async openOrJoin<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, device: DeviceRecord): Promise<{ id: string } | 'push-limit'> {
+    // Only a new push counts against the cap, decided in the store's atomic create: a retry that
+    // joins the pending request of its user and address always may, and a burst cannot overshoot.
+    const opened = await this.requests.openConnection(
+      {
+        user: attempt.user,
+        device,
+        protocol: attempt.protocol,
+        clientIp: attempt.clientIp,
+        ...(attempt.clientName ? { clientName: attempt.clientName } : {}),
+      },
+      this.limiter.pushCap(attempt.user),
+    );
+    return opened === 'capped' ? 'push-limit' : { id: opened.request.id };
   }
 
   /** Failing to give places back only leaves the counters high until their window ends: fail closed. */

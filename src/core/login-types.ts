@@ -39,6 +39,9 @@ export interface LoginAttempt<S extends VerifiedUpstream> {
   onHold?(): void;
   /** Aborted when the client goes away; the wait ends with 'aborted'. */
   signal?: AbortSignal;
+  /** Requests whose hold already timed out on this connection (newest last): a login matching one
+   * that is still pending is answered at once instead of being held again. */
+  timedOut?: readonly string[];
 }
 
 /** The one answer the core gives a protocol adapter. Each protocol maps every kind to a reply. */

@@ -1,4 +1,4 @@
-import type { Store } from '../stores/store.js';
+import type { RequestCap, Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 
@@ -31,8 +31,9 @@ export class RateLimiter {
     private readonly settings: RateLimitSettings,
   ) {}
 
+  /** `user` is the canonical name (LoginAuthorizer canonicalises first): one counter per account. */
   private userKey(user: string): string {
-    return `fail:user:${user.toLowerCase()}`;
+    return `fail:user:${user}`;
   }
   private ipKey(ip: string): string {
     return `fail:ip:${ip}`;
@@ -85,12 +86,9 @@ export class RateLimiter {
     return loggedIn !== null || approved;
   }
 
-  async pushAllowed(user: string): Promise<boolean> {
-    const n = await this.store.count(`push:${user.toLowerCase()}`, HOUR, this.clock.now());
-    return n < this.settings.pushesPerUserPerHour;
-  }
-
-  async recordPush(user: string): Promise<void> {
-    await this.store.hit(`push:${user.toLowerCase()}`, HOUR, this.clock.now());
+  /** The push cap, for RequestService.openConnection: the store counts a new request under it and
+   * refuses one past it in the same atomic step, and joining a pending request never counts. */
+  pushCap(user: string): RequestCap {
+    return { key: `push:${user}`, windowMs: HOUR, max: this.settings.pushesPerUserPerHour };
   }
 }

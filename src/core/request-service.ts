@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
-import type { EventLogRead, LoggedEvent, Store } from '../stores/store.js';
+import type { EventLogRead, LoggedEvent, RequestCap, Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { cleanClientName } from './client-name.js';
@@ -41,6 +41,12 @@ export interface ConnectionRequestInput {
   clientName?: string;
 }
 
+export interface OpenedRequest {
+  request: RequestRecord;
+  /** false: joined the pending request of the same user and client IP. */
+  created: boolean;
+}
+
 /** Pending requests: opening or joining one, answering it, and waiting for the answer. */
 export class RequestService {
   private sweeper: { timer: NodeJS.Timeout; users: number; running: boolean } | null = null;
@@ -60,8 +66,13 @@ export class RequestService {
     return this.settings.requestTtlMs + EVENT_RETENTION_GRACE_MS;
   }
 
-  /** Opens a connection request, or joins the pending one of the same user and client IP. */
-  async openConnection(input: ConnectionRequestInput): Promise<{ request: RequestRecord; created: boolean }> {
+  /**
+   * Opens a connection request, or joins the pending one of the same user and client IP. With a cap,
+   * a new request is opened only under it ('capped' otherwise); joining is always allowed.
+   */
+  async openConnection(input: ConnectionRequestInput): Promise<OpenedRequest>;
+  async openConnection(input: ConnectionRequestInput, cap: RequestCap): Promise<OpenedRequest | 'capped'>;
+  async openConnection(input: ConnectionRequestInput, cap?: RequestCap): Promise<OpenedRequest | 'capped'> {
     const now = this.clock.now();
     // Cleaned once, here, so that every channel (device API, event stream, webhook, FCM) shows the same.
     const clientName = cleanClientName(input.clientName);
@@ -77,7 +88,8 @@ export class RequestService {
       expiresAt: now + this.settings.requestTtlMs,
       status: 'pending',
     };
-    const result = await this.store.createRequest(candidate, now);
+    const result = await this.store.createRequest(candidate, now, cap);
+    if (result.request === null) return 'capped';
     const log = { user: input.user, clientIp: input.clientIp, protocol: input.protocol, requestId: result.request.id };
     if (result.created) {
       this.logger.info({ event: 'request.opened', ...log }, 'approval request opened');
@@ -136,6 +148,11 @@ export class RequestService {
     } catch (e) {
       this.logger.warn({ event: 'device.push-token', action: 'drop-failed', user, deviceId, via, err: String(e) }, 'could not drop a rejected push token');
     }
+  }
+
+  /** The request, decided or not, or null when unknown or expired. */
+  get(id: string): Promise<RequestRecord | null> {
+    return this.store.getRequest(id, this.clock.now());
   }
 
   listPending(deviceId: string): Promise<RequestRecord[]> {

@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
 import { DeviceService } from './device-service.js';
 import { HeldLogins } from './held-logins.js';
+import { resolveHoldTimes } from './hold-times.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
@@ -46,6 +47,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     enabled: d.enabled,
     enforce: d.enforce,
     holdTimeMs: d.holdTime,
+    holdTimesMs: resolveHoldTimes(d),
   }, names, cooldowns, new HeldLogins(l.maxHeldLoginsPerUser));
   return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns };
 }

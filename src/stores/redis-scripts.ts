@@ -53,10 +53,11 @@ export type ScriptName = keyof typeof SCRIPTS;
 export type ScriptedRedis = Redis & { [K in ScriptName]: (...args: Arg[]) => Promise<unknown> };
 
 export const SCRIPTS = {
-  /** KEYS: open index, request, device pending set, expiry index. ARGV: id, json, now, ttl, createdAt,
-   * requestBase, expiresAt. Returns {0, existing json} to join, {1} when created, {-1} when the id is taken. */
+  /** KEYS: open index, request, device pending set, expiry index, cap counter. ARGV: id, json, now, ttl,
+   * createdAt, requestBase, expiresAt, cap max ('' for none), cap counter ttl. Returns {0, existing json}
+   * to join, {1} when created, {2} when capped, {-1} when the id is taken. */
   mailotpCreateRequest: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 local openId = redis.call('GET', KEYS[1])
 if openId then
@@ -67,12 +68,15 @@ if openId then
   end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
+local cap = tonumber(ARGV[8])
+if cap and tonumber(redis.call('GET', KEYS[5]) or '0') >= cap then return {2} end
 local ttl = tonumber(ARGV[4])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 extendTtl(KEYS[3], ttl)
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+if cap and redis.call('INCR', KEYS[5]) == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[9]) end
 return {1}`,
   },
   /** KEYS: event seq, device log, device floor. ARGV: body, now, retention, idle ttl, channel. Returns the id. */

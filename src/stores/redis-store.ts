@@ -17,7 +17,7 @@ import {
   ttlMs,
   windowBucket,
 } from './keys.js';
-import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, Store, Unsubscribe } from './store.js';
+import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
 import { RedisApprovals } from './redis-approvals.js';
 import { RedisEventLog } from './redis-event-log.js';
 import { LUA_PRELUDE, SCRIPTS, type ScriptedRedis } from './redis-scripts.js';
@@ -268,13 +268,17 @@ export class RedisStore implements Store {
     return this.approvals.delete(user, clientIp);
   }
 
-  async createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult> {
+  async createRequest(request: RequestRecord, now: number, cap?: RequestCap): Promise<CreateRequestResult> {
+    if (cap) checkWindow(cap.windowMs);
+    const bucket = cap ? windowBucket(now, cap.windowMs) : 0;
     const res = (await this.run((r) =>
       r.mailotpCreateRequest(
         this.keys.openRequest(request.user, request.clientIp, request.type),
         this.keys.request(request.id),
         this.keys.devicePending(request.deviceId),
         this.keys.requestExpiry(),
+        // Without a cap the script never reads this key; any key of the request's slot will do.
+        cap ? this.keys.counter(cap.key, cap.windowMs, bucket) : this.keys.request(request.id),
         request.id,
         JSON.stringify(request),
         now,
@@ -282,9 +286,12 @@ export class RedisStore implements Store {
         request.createdAt,
         this.keys.requestBase,
         request.expiresAt,
+        cap ? cap.max : '',
+        cap ? ttlMs((bucket + 1) * cap.windowMs, now, COUNTER_GRACE_MS) : '',
       ),
     )) as [number, string?];
     if (res[0] === -1) throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'request id already used');
+    if (res[0] === 2) return { created: false, request: null };
     if (res[0] === 0 && res[1] !== undefined) {
       return { created: false, request: JSON.parse(res[1]) as RequestRecord };
     }

@@ -16,7 +16,7 @@ import {
   windowBucket,
 } from './keys.js';
 import { EVENT_LOG_SCHEMA, SqliteEventLog } from './sqlite-event-log.js';
-import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, Store, Unsubscribe } from './store.js';
+import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:'. */
@@ -230,7 +230,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  async createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult> {
+  async createRequest(request: RequestRecord, now: number, cap?: RequestCap): Promise<CreateRequestResult> {
+    if (cap) checkWindow(cap.windowMs);
     return this.write((): CreateRequestResult => {
       this.maybePurge(now);
       const r = request;
@@ -239,8 +240,14 @@ export class SqliteStore implements Store {
       if (this.st.requestExists.get(r.id)) {
         throw new MailotpError('MAILOTP_ERR_BAD_INPUT', 'request id already used');
       }
+      const bucket = cap ? windowBucket(now, cap.windowMs) : 0;
+      if (cap) {
+        const row = this.st.count.get(cap.key, cap.windowMs, bucket) as { count: number } | undefined;
+        if ((row?.count ?? 0) >= cap.max) return { created: false, request: null };
+      }
       const data = JSON.stringify(r);
       this.st.insertRequest.run(r.id, r.type, r.user, r.deviceId, r.clientIp, r.status, r.createdAt, r.expiresAt, data);
+      if (cap) this.st.hit.get(cap.key, cap.windowMs, bucket, (bucket + 1) * cap.windowMs);
       return { created: true, request: JSON.parse(data) as RequestRecord };
     });
   }

@@ -11,7 +11,20 @@ export type Unsubscribe = () => void;
 export type CreateRequestResult =
   | { created: true; request: RequestRecord }
   /** A pending, unexpired request for the same user and client IP already exists: join it. */
-  | { created: false; request: RequestRecord };
+  | { created: false; request: RequestRecord }
+  /** Nothing to join and the cap's counter is at its maximum: nothing was created or counted. */
+  | { created: false; request: null };
+
+/**
+ * A fixed-window counter (as hit/count use it) that a new request must fit under: the push cap.
+ * Joining a pending request never touches it; creating one adds one, in the same atomic step, so
+ * a burst of logins on several instances cannot open more requests than `max`.
+ */
+export interface RequestCap {
+  key: string;
+  windowMs: number;
+  max: number;
+}
 
 /** An event as a device's event log keeps it: eventId orders it among all events of the store. */
 export type LoggedEvent = StoreEvent & { eventId: number };
@@ -68,8 +81,9 @@ export interface Store {
   deleteApprovals(user: string, clientIp?: string): Promise<number>;
 
   // requests
-  /** Atomically creates the request unless a pending, unexpired one exists for (user, clientIp, type). */
-  createRequest(request: RequestRecord, now: number): Promise<CreateRequestResult>;
+  /** Atomically creates the request unless a pending, unexpired one exists for (user, clientIp, type);
+   * with a cap, only while its counter is below the maximum, and counts the creation on it. */
+  createRequest(request: RequestRecord, now: number, cap?: RequestCap): Promise<CreateRequestResult>;
   /** The request, decided or not, or null when unknown or expired. */
   getRequest(id: string, now: number): Promise<RequestRecord | null>;
   /** Pending, unexpired requests addressed to the device, oldest first. */

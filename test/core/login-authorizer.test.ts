@@ -209,6 +209,67 @@ describe('LoginAuthorizer', () => {
     assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.1.9'))).kind, 'pending-timeout');
   });
 
+  it('at the push cap, a retry from the same address joins the pending request and a tap lets it in', async () => {
+    // Issue 8: pushesPerUserPerHour: 1; the first login times out, the second from the same address
+    // must wait on the same request (no push), not be refused as "too many attempts".
+    fx = coreFixture({ daemon: { holdTimeMs: 400 }, limits: { pushesPerUserPerHour: 1 } });
+    const deviceId = await withDevice(fx);
+    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1'))).kind, 'pending-timeout');
+    const [first] = await fx.requests.listPending(deviceId);
+    assert.ok(first);
+    let held = false;
+    const retry = fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1', { onHold: () => (held = true) }));
+    await eventually(async () => held);
+    assert.equal((await fx.requests.decide(deviceId, first.id, 'approve')).status, 'approved');
+    const r = await retry;
+    assert.equal(r.kind === 'approved' && r.reason, 'tap');
+    assert.equal(fx.notifier.opened.length, 1, 'joining pushed nothing');
+    // Getting in through the approval counted nothing either; another address is a new push, capped.
+    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1'))).kind, 'approved');
+    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.2')), { kind: 'rate-limited', limit: 'push' });
+  });
+
+  it('does not hold again on a connection where a hold timed out: answers at once, lets in after a tap, refuses after a deny', async () => {
+    fx = coreFixture({ daemon: { holdTimeMs: 60_000, holdTimesMs: { imap: 150 } } });
+    const deviceId = await withDevice(fx);
+    const first = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    assert.equal(first.kind, 'pending-timeout');
+    const timedOut = first.kind === 'pending-timeout' ? [first.requestId] : [];
+    // NeoMutt's next mechanism on the same connection: checked upstream, answered without a hold.
+    let held = 0;
+    const again = fx.attempt('alice', 'right', '127.0.0.2', { timedOut, onHold: () => held++ });
+    assert.deepEqual(await fx.authorizer.authorize(again), first);
+    assert.equal(again.verifyCalls(), 1, 'the password is still checked');
+    assert.equal(again.session.closed, 1);
+    assert.equal(held, 0);
+    const wrong = await fx.authorizer.authorize(fx.attempt('alice', 'wrong', '127.0.0.2', { timedOut }));
+    assert.equal(wrong.kind, 'bad-password');
+    // Another user (or another connection) is held as usual.
+    await withDevice(fx, 'bob');
+    assert.equal((await fx.authorizer.authorize(fx.attempt('bob', 'right', '127.0.0.2', { timedOut, onHold: () => held++ }))).kind, 'pending-timeout');
+    assert.equal(held, 1);
+    // Approved meanwhile: in.
+    const [req] = (await fx.requests.listPending(deviceId)).filter((r) => r.user === 'alice');
+    assert.ok(req);
+    await fx.requests.decide(deviceId, req.id, 'approve');
+    const after = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { timedOut }));
+    assert.equal(after.kind === 'approved' && after.reason, 'approval');
+    assert.equal(fx.notifier.opened.length, 2, 'no push for the retries');
+  });
+
+  it('refuses a retry on the connection at once once its timed-out request was denied', async () => {
+    fx = coreFixture({ daemon: { holdTimeMs: 150 } });
+    const deviceId = await withDevice(fx);
+    const first = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    assert.equal(first.kind, 'pending-timeout');
+    const timedOut = first.kind === 'pending-timeout' ? [first.requestId] : [];
+    const [req] = await fx.requests.listPending(deviceId);
+    assert.ok(req);
+    await fx.requests.decide(deviceId, req.id, 'deny');
+    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { timedOut })), { kind: 'denied', requestId: req.id });
+    assert.equal(fx.notifier.opened.length, 1, 'a deny is not answered with a new push');
+  });
+
   it('ends the wait when the client goes away', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 5000 } });
     const deviceId = await withDevice(fx);

@@ -5,7 +5,7 @@ import { rawConnect, type RawConnection } from './raw-client.js';
 import { enrol, imapClient, startMailotp, waitForRequest, decide, type MailotpProcess } from './harness.js';
 
 const IMAP_BUSY = '* BYE [UNAVAILABLE] Too many connections, try again later.';
-const POP3_BUSY = '-ERR [SYS/TEMP] Too many connections, try again later.';
+const POP3_BUSY = '-ERR [SYS/TEMP] Too many connections, please wait and try again later.';
 const SMTP_BUSY = /^421 4\.7\.0 \S+ Too many connections, try again later$/;
 
 describe('connection caps and held logins per user (real Dovecot, real binary)', () => {

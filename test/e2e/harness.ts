@@ -49,10 +49,11 @@ export interface MailotpProcess {
 
 export type ProcessResult = { code: number | null; stdout: string; stderr: string };
 
-/** Runs a command to its end and collects its output. */
-export function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
+/** Runs a command to its end (stdin: fed, else closed) and collects its output. */
+export function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, stdin?: Buffer): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.end(stdin);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -111,8 +111,19 @@ describe('logs, upstream transports and process lifecycle', () => {
       const both = await runBin(['check-config', '--config', join(dir, 'both.yaml')]);
       assert.equal(both.code, 1);
       assert.match(both.stderr, /^users\.defaultDomain: set stripDomain or defaultDomain, not both$/m);
+      assert.doesNotMatch(ok.stderr, /warning/, 'the default holds suit every client in the table');
       const viaEnv = await runBin(['check-config'], { MAILOTP_CONFIG: good });
       assert.equal(viaEnv.code, 0, viaEnv.stderr);
+      // A hold that reaches a client's timeout is a warning naming the key, not a problem.
+      const slow = join(dir, 'slow.yaml');
+      writeFileSync(
+        slow,
+        `listeners:\n  - { protocol: smtp, port: 465, tls: implicit }\ntls: { cert: ${testCerts().certFile}, key: ${testCerts().keyFile} }\n` +
+          `upstream:\n  smtp: { host: mail.internal, port: 587, tls: starttls }\ndaemonOtp:\n  holdTimes: { smtp: 30s }\n`,
+      );
+      const warned = await runBin(['check-config', '--config', slow]);
+      assert.equal(warned.code, 0, warned.stderr);
+      assert.match(warned.stderr, /^warning: daemonOtp\.holdTimes\.smtp: a held SMTP login stays silent for up to 30 s, .*swaks \(30 s\)/m);
       const bad = join(dir, 'bad.yaml');
       writeFileSync(bad, `listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: a.crt, key: a.key }\nupstream:\n  imap: { host: mail.internal, port: 993, tls: implicit }\ndaemonOtp:\n  approvalTtl: one day\n`);
       const r = await runBin(['check-config', '--config', bad]);
@@ -129,6 +140,7 @@ describe('logs, upstream transports and process lifecycle', () => {
       assert.equal(made.code, 0, made.stderr);
       const example = await runBin(['check-config', '--config', exampleConfig]);
       assert.equal(example.code, 0, example.stderr);
+      assert.doesNotMatch(example.stderr, /warning/);
 
       // The files a config names are checked too: a key that does not match, a broken FCM key file.
       const certs = testCerts();

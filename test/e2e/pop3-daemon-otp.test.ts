@@ -14,7 +14,7 @@ const pw = (u: string) => USERS.find((x) => x.user === u)!.password;
 
 /** Exact bytes, with lines a POP3 server must dot-stuff and a client must un-stuff. */
 const MESSAGE = 'From: a@example.com\r\nTo: alice@example.com\r\nSubject: pop3 through mailotp\r\n\r\n.a line starting with a dot\r\n..two dots\r\nend\r\n';
-const TEMP = '-ERR [SYS/TEMP] Approve this connection on your phone, then retry.';
+const TEMP = '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.';
 const AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
 /** Approvals and requests are per user and client IP: each test takes its own source address. */
 const from = (ip: string) => (r: { clientIp: string }) => r.clientIp === ip;

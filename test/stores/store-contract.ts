@@ -422,6 +422,36 @@ export function storeContract(name: string, make: MakeStore): void {
         assert.equal((await store.listPendingRequests(dev.deviceId, clock.now())).length, 3);
       });
 
+      it('opens a request under a cap only while its counter is below the maximum; joining never counts', async () => {
+        const cap = { key: 'push:alice', windowMs: 3_600_000, max: 2 };
+        const first = request(clock, dev, { clientIp: '192.0.2.1' });
+        assert.deepEqual(await store.createRequest(first, clock.now(), cap), { created: true, request: first });
+        // Joins do not count, however many.
+        for (let i = 0; i < 3; i++) {
+          assert.deepEqual(await store.createRequest(request(clock, dev, { clientIp: '192.0.2.1' }), clock.now(), cap), { created: false, request: first });
+        }
+        assert.equal(await store.count(cap.key, cap.windowMs, clock.now()), 1);
+        const second = request(clock, dev, { clientIp: '192.0.2.2' });
+        assert.equal((await store.createRequest(second, clock.now(), cap)).created, true);
+        const third = request(clock, dev, { clientIp: '192.0.2.3' });
+        assert.deepEqual(await store.createRequest(third, clock.now(), cap), { created: false, request: null });
+        assert.equal(await store.getRequest(third.id, clock.now()), null, 'a capped request is not stored');
+        assert.equal(await store.count(cap.key, cap.windowMs, clock.now()), 2, 'nor counted');
+        // At the cap, the pending request of an address can still be joined.
+        assert.deepEqual(await store.createRequest(request(clock, dev, { clientIp: '192.0.2.2' }), clock.now(), cap), { created: false, request: second });
+        clock.advance(cap.windowMs);
+        assert.equal((await store.createRequest(third, clock.now(), cap)).created, true, 'a new window');
+      });
+
+      it('lets a burst of concurrent new requests open no more than the cap', async () => {
+        const cap = { key: 'push:burst', windowMs: 3_600_000, max: 3 };
+        const rs = Array.from({ length: 12 }, (_, i) => request(clock, dev, { clientIp: `192.0.2.${i % 6}` }));
+        const results = await Promise.all(rs.map((r) => store.createRequest(r, clock.now(), cap)));
+        assert.equal(results.filter((x) => x.created).length, 3);
+        assert.equal(await store.count(cap.key, cap.windowMs, clock.now()), 3);
+        assert.equal((await store.listPendingRequests(dev.deviceId, clock.now())).length, 3);
+      });
+
       it('creates a new request once the pending one has expired', async () => {
         const first = request(clock, dev, { expiresAt: clock.now() + 1_000 });
         await store.createRequest(first, clock.now());
@@ -528,7 +558,7 @@ export function storeContract(name: string, make: MakeStore): void {
         assert.equal(created.length, 1);
         const winner = created[0]?.request.id;
         assert.ok(winner !== undefined);
-        for (const x of results) assert.equal(x.request.id, winner);
+        for (const x of results) assert.equal(x.request?.id, winner);
         assert.deepEqual(
           (await store.listPendingRequests(dev.deviceId, clock.now())).map((r) => r.id),
           [winner],

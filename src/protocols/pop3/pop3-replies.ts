@@ -6,11 +6,35 @@ export { isFailedLogin } from '../shared/reply-text.js';
 /**
  * RFC 3206 codes: [AUTH] tells the client the credentials are wrong (it may ask for a new
  * password); [SYS/TEMP] tells it to retry later with the same ones.
+ *
+ * The code alone is not enough for every client, so the temporary refusals are also worded:
+ * - fetchmail 6.4 (pop3.c, pop3_ok) ignores response codes and reads every -ERR to PASS/AUTH as an
+ *   authentication failure (exit 3; after three in daemon mode it mails "your password is invalid")
+ *   unless the text contains "lock", "Lock", "LOCK", "wait", "[IN-USE]" or "[LOGIN-DELAY]" (lock busy:
+ *   the text is shown, exit 9, polled again) or "service"/"Service" with "unavailable" (server busy).
+ *   So every temporary line below carries a lower-case "wait".
+ * - getmail 6 (_retrieverbases.py, POP3 initialize) turns any -ERR into "operation error (POP error
+ *   (<the line>))": the text is what the user reads; it never asks for a password.
+ * - Thunderbird's C++ POP3 (nsPop3Protocol.cpp, up to the 91 ESR) stops the login on "[SYS" /
+ *   "[IN-USE" / "[LOGIN-DELAY" and shows the text without a password prompt; the JavaScript one
+ *   (Pop3Client.sys.mjs) tries its next mechanism on any -ERR, then offers Retry / Enter New
+ *   Password / Cancel whatever the code; Retry keeps the password.
  */
 export const POP3_AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
-export const POP3_TEMP_FAILURE = '-ERR [SYS/TEMP] Temporary failure, please retry.';
+export const POP3_TEMP_FAILURE = '-ERR [SYS/TEMP] Temporary failure, please wait and retry.';
 /** The greeting of a connection past a connection cap. */
-export const POP3_TOO_MANY_CONNECTIONS = '-ERR [SYS/TEMP] Too many connections, try again later.';
+export const POP3_TOO_MANY_CONNECTIONS = '-ERR [SYS/TEMP] Too many connections, please wait and try again later.';
+export const POP3_HOLD_TIMEOUT = '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.';
+export const POP3_TOO_MANY = '-ERR [SYS/TEMP] Too many attempts, please wait and try again later.';
+
+/** fetchmail's test for "temporary" (see above), on the text after -ERR. */
+const FETCHMAIL_TEMPORARY = /lock|Lock|LOCK|wait|\[IN-USE\]|\[LOGIN-DELAY\]|[Ss]ervice.*unavailable/;
+
+/** The upstream's own temporary refusal, with "wait" added where fetchmail would read it as a bad password. */
+function temporaryLine(text: string): string {
+  const line = LEADING_CODE.test(text) ? `-ERR ${text}` : `-ERR [SYS/TEMP] ${text}`;
+  return FETCHMAIL_TEMPORARY.test(text) || !/^-ERR \[SYS\/TEMP\]/.test(line) ? line : `${line} (please wait and retry)`;
+}
 
 /**
  * Refusal of USER/PASS/AUTH on a STARTTLS port before STLS. POP3 has no PRIVACYREQUIRED: [AUTH]
@@ -33,7 +57,7 @@ export function pop3LoginReply<S extends VerifiedUpstream & { loginResponseText:
       return own ? `+OK ${own}` : '+OK Logged in.';
     }
     case 'pending-timeout':
-      return '-ERR [SYS/TEMP] Approve this connection on your phone, then retry.';
+      return POP3_HOLD_TIMEOUT;
     case 'denied':
       return POP3_AUTH_FAILED;
     case 'bad-password': {
@@ -44,12 +68,11 @@ export function pop3LoginReply<S extends VerifiedUpstream & { loginResponseText:
     case 'no-device':
       return '-ERR [AUTH] Two-factor approval is required but no device is bound; contact your administrator.';
     case 'rate-limited':
-      return '-ERR [SYS/TEMP] Too many attempts, try again later.';
+      return POP3_TOO_MANY;
     case 'unavailable': {
       // The upstream's own temporary refusal ([IN-USE] mailbox locked, [LOGIN-DELAY], ...) as it said it.
       const own = result.reply === undefined ? '' : safeReplyText(result.reply);
-      if (!own) return POP3_TEMP_FAILURE;
-      return LEADING_CODE.test(own) ? `-ERR ${own}` : `-ERR [SYS/TEMP] ${own}`;
+      return own ? temporaryLine(own) : POP3_TEMP_FAILURE;
     }
     case 'aborted':
       return null;

@@ -10,6 +10,8 @@ export type SessionMode = 'implicit' | 'starttls' | 'none';
 
 export type SessionState = 'greeting' | 'ready' | 'sasl' | 'login' | 'tls' | 'closing' | 'done' | 'spliced';
 
+const MAX_REMEMBERED_HOLDS = 8;
+
 /** Why the session hangs up on its own. */
 export type Goodbye = 'idle' | 'too-many-commands' | 'too-many-failures';
 
@@ -40,6 +42,8 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   private idleTimer: NodeJS.Timeout | undefined;
   private loginAbort: AbortController | undefined;
   private loginDone: Promise<void> = Promise.resolve();
+  /** Requests whose hold timed out on this connection, so a retry here is not held again. */
+  private readonly timedOut: string[] = [];
   private resolveRun!: () => void;
 
   constructor(
@@ -223,7 +227,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   ): Promise<LoginResult<U> | undefined> {
     const abort = new AbortController();
     this.loginAbort = abort;
-    const attempt = build(abort.signal);
+    const attempt: LoginAttempt<U> = { ...build(abort.signal), timedOut: [...this.timedOut] };
     let result: LoginResult<U>;
     try {
       result = await this.deps.authorize(attempt);
@@ -235,6 +239,11 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
       this.loginAbort = undefined;
     }
     this.log.debug({ result: result.kind }, `${this.protocol} login answered`);
+    if (result.kind === 'pending-timeout' && !this.timedOut.includes(result.requestId)) {
+      this.timedOut.push(result.requestId);
+      // Each entry took a full hold to earn; the bound only keeps a long-lived connection small.
+      if (this.timedOut.length > MAX_REMEMBERED_HOLDS) this.timedOut.shift();
+    }
     if (this.state !== 'login') {
       // The client left while the core decided: an upstream session handed to us is ours to end.
       if (result.kind === 'approved') result.session.close();

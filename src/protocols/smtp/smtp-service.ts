@@ -5,9 +5,6 @@ import type { ProtocolContext, ProtocolService } from '../protocol-service.js';
 import { smtpTooManyConnections } from './smtp-replies.js';
 import { handleSmtpConnection } from './smtp-session.js';
 
-/** smtp-server and nodemailer give up on a reply after 60 s; Outlook is in the same range. */
-const CLIENT_REPLY_TIMEOUT_MS = 60_000;
-
 /** The greeting name: the machine's name when it is a usable host name. */
 function greetingHostname(): string {
   const name = os.hostname();
@@ -20,13 +17,6 @@ export function smtpService({ config, core, tls, logger }: ProtocolContext): Pro
   if (!endpoint) return null;
   const hostname = greetingHostname();
   const upstream = new SmtpUpstream(endpoint, logger.child({ component: 'upstream', protocol: 'smtp' }), { heloName: hostname });
-  if (config.daemonOtp.holdTime >= CLIENT_REPLY_TIMEOUT_MS - 5_000) {
-    // Unlike IMAP, SMTP has no way to say "still waiting": the client only sees the AUTH reply.
-    logger.warn(
-      { holdTime: config.daemonOtp.holdTime },
-      'daemonOtp.holdTime is close to or above the 60 s most SMTP clients wait for the AUTH reply; they may give up before the tap',
-    );
-  }
   return {
     start: () => upstream.start(),
     stop: () => upstream.stop(),

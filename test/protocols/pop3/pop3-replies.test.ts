@@ -12,12 +12,12 @@ describe('pop3 login replies', () => {
     // Each LoginResult kind once; the compiler checks the switch, this checks the words.
     const table: [LoginResult<S>, string | null][] = [
       [{ kind: 'approved', session: session('Logged in.'), reason: 'tap' }, '+OK Logged in.'],
-      [{ kind: 'pending-timeout', requestId: 'r1' }, '-ERR [SYS/TEMP] Approve this connection on your phone, then retry.'],
+      [{ kind: 'pending-timeout', requestId: 'r1' }, '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.'],
       [{ kind: 'denied', requestId: 'r1' }, '-ERR [AUTH] Authentication failed.'],
       [{ kind: 'bad-password' }, '-ERR [AUTH] Authentication failed.'],
       [{ kind: 'no-device' }, '-ERR [AUTH] Two-factor approval is required but no device is bound; contact your administrator.'],
-      [{ kind: 'rate-limited', limit: 'ip' }, '-ERR [SYS/TEMP] Too many attempts, try again later.'],
-      [{ kind: 'unavailable', reason: 'store' }, '-ERR [SYS/TEMP] Temporary failure, please retry.'],
+      [{ kind: 'rate-limited', limit: 'ip' }, '-ERR [SYS/TEMP] Too many attempts, please wait and try again later.'],
+      [{ kind: 'unavailable', reason: 'store' }, '-ERR [SYS/TEMP] Temporary failure, please wait and retry.'],
       [{ kind: 'aborted' }, null],
     ];
     for (const [result, expected] of table) assert.equal(reply(result), expected, result.kind);
@@ -38,7 +38,38 @@ describe('pop3 login replies', () => {
   it("passes an upstream temporary refusal on as it said it ([IN-USE], [LOGIN-DELAY])", () => {
     assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[IN-USE] Mailbox is locked by another session' }), '-ERR [IN-USE] Mailbox is locked by another session');
     assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[LOGIN-DELAY] Wait 15 minutes' }), '-ERR [LOGIN-DELAY] Wait 15 minutes');
-    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: 'no code' }), '-ERR [SYS/TEMP] no code');
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: 'no code' }), '-ERR [SYS/TEMP] no code (please wait and retry)');
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[SYS/TEMP] Temporary authentication failure.' }), '-ERR [SYS/TEMP] Temporary authentication failure. (please wait and retry)');
+    assert.equal(reply({ kind: 'unavailable', reason: 'x', reply: '[SYS/TEMP] Server busy, wait a moment' }), '-ERR [SYS/TEMP] Server busy, wait a moment');
+  });
+
+  it('words every temporary refusal so that fetchmail does not read it as a wrong password', () => {
+    // fetchmail 6.4 pop3.c pop3_ok(): an -ERR to PASS is "lock busy" (temporary) when the text after
+    // "-ERR" contains one of these (case-sensitive strstr), "server busy" for service+unavailable,
+    // and an authentication failure otherwise. Re-implemented here as fetchmail does it.
+    const fetchmailClass = (line: string): 'lockbusy' | 'servbusy' | 'authfail' => {
+      const text = line.slice('-ERR'.length);
+      if (['lock', 'Lock', 'LOCK', 'wait', '[IN-USE]', '[LOGIN-DELAY]'].some((w) => text.includes(w))) return 'lockbusy';
+      if ((text.includes('Service') || text.includes('service')) && text.includes('unavailable')) return 'servbusy';
+      return 'authfail';
+    };
+    const temporary: LoginResult<S>[] = [
+      { kind: 'pending-timeout', requestId: 'r1' },
+      { kind: 'rate-limited', limit: 'user' },
+      { kind: 'rate-limited', limit: 'ip' },
+      { kind: 'rate-limited', limit: 'push' },
+      { kind: 'unavailable', reason: 'store' },
+      { kind: 'unavailable', reason: 'x', reply: 'no code' },
+      { kind: 'unavailable', reason: 'x', reply: '[SYS/TEMP] Temporary authentication failure.' },
+      { kind: 'unavailable', reason: 'x', reply: '[IN-USE] Mailbox is locked by another session' },
+    ];
+    for (const r of temporary) {
+      const line = reply(r) ?? '';
+      assert.match(line, /^-ERR \[(SYS\/TEMP|IN-USE|LOGIN-DELAY)\] /, `${r.kind}: an RFC 3206/2449 code first`);
+      assert.equal(fetchmailClass(line), 'lockbusy', `${r.kind}: ${line}`);
+    }
+    assert.equal(fetchmailClass(reply({ kind: 'bad-password' }) ?? ''), 'authfail');
+    assert.equal(fetchmailClass(reply({ kind: 'denied', requestId: 'r' }) ?? ''), 'authfail');
   });
 
   it('keeps upstream text on one line (no CR/LF/NUL injection into the reply)', () => {

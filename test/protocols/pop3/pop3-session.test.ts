@@ -314,7 +314,7 @@ describe('pop3 session: login', () => {
       await sleep(200);
       assert.deepEqual(c.rest(), [], 'no progress lines in POP3');
       release({ kind: 'pending-timeout', requestId: 'r1' });
-      assert.equal(await c.next(), '-ERR [SYS/TEMP] Approve this connection on your phone, then retry.');
+      assert.equal(await c.next(), '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.');
       assert.equal(await c.next(), '+OK Capability list follows', 'the pipelined CAPA is answered after the refusal');
     });
   });
