@@ -258,7 +258,8 @@ describe('LoginAuthorizer', () => {
   });
 
   it('refuses a retry on the connection at once once its timed-out request was denied', async () => {
-    fx = coreFixture({ daemon: { holdTimeMs: 150 } });
+    // With the deny cool-down off, so that the connection's own memory of the hold is what answers.
+    fx = coreFixture({ daemon: { holdTimeMs: 150 }, cooldowns: { denyMs: 0 } });
     const deviceId = await withDevice(fx);
     const first = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
     assert.equal(first.kind, 'pending-timeout');

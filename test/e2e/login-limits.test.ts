@@ -72,7 +72,9 @@ describe('failed-login limits under a concurrent burst (real Dovecot, real binar
   it('300 wrong passwords for 300 users from one address at once: at most 30 reach Dovecot', async () => {
     const r = await burst(Array.from({ length: 300 }, (_, i) => ({ port: single.imaps, ip: '127.2.0.1', user: `nobody${i}` })));
     console.log(`one instance, one address, 300 users: ${r.upstream} reached Dovecot, ${r.mailotp} refused by mailotp`);
-    assert.deepEqual(r.other, []);
+    // 30 concurrent password checks can time out against a loaded Dovecot: a temporary refusal is the
+    // fail-closed answer for those, never an OK and never a crash.
+    assert.deepEqual(r.other.filter((l) => !/^a NO \[UNAVAILABLE\] Temporary failure/.test(l)), []);
     assert.ok(r.upstream <= 30, `${r.upstream} reached the upstream`);
   });
 
