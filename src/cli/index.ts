@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { checkConfigFiles } from '../config/check-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
-import { holdTimeWarnings } from '../core/hold-times.js';
+import { configHoldTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
 
@@ -38,8 +38,7 @@ export function buildProgram(): Command {
       const problems = checkConfigFiles(config);
       if (problems.length > 0) throw new ConfigError(problems);
       // Warnings, not problems: the config works, but some clients may give up on a held login.
-      const served = [...new Set(config.listeners.map((l) => l.protocol))];
-      for (const w of holdTimeWarnings(config.daemonOtp, served)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+      for (const w of configHoldTimeWarnings(config)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`${file}: OK\n`);
     });
 
