@@ -2,7 +2,7 @@ import type { Config } from './config/schema.js';
 import type { Protocol } from './core/types.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { MailotpError } from './core/errors.js';
-import { holdTimeWarnings } from './core/hold-times.js';
+import { configHoldTimeWarnings } from './core/hold-times.js';
 import { buildCore, type CoreServices } from './core/services.js';
 import { mergeSpellings } from './core/user-merge.js';
 import { createLogger, type Logger } from './log/logger.js';
@@ -66,8 +66,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
       { onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
     );
   // A hold the clients give up on before it ends turns the retry advice into a network error.
-  const served = [...new Set(config.listeners.map((l) => l.protocol))];
-  for (const w of holdTimeWarnings(config.daemonOtp, served)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
+  for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
   const notifiers = buildNotifiers(config, logger);
   const core = buildCore(config, { store, clock, logger, notifiers });
   try {

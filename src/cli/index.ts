@@ -3,7 +3,7 @@ import { checkConfigFiles } from '../config/check-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
 import { UserNames } from '../core/user-names.js';
-import { holdTimeWarnings } from '../core/hold-times.js';
+import { configHoldTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
 
@@ -51,8 +51,7 @@ Limits (config section "limits"; README "Limits"):
       const problems = checkConfigFiles(config);
       if (problems.length > 0) throw new ConfigError(problems);
       // Warnings, not problems: the config works, but some clients may give up on a held login.
-      const served = [...new Set(config.listeners.map((l) => l.protocol))];
-      for (const w of holdTimeWarnings(config.daemonOtp, served)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
+      for (const w of configHoldTimeWarnings(config)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
       process.stdout.write(`${file}: OK\nusers: ${new UserNames(config.users).describe()}\n`);
     });
 

@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import { PROTOCOLS, type Protocol } from './types.js';
 
 /**
@@ -79,4 +80,10 @@ export function holdTimeWarnings(s: HoldTimeSettings, protocols: readonly Protoc
     });
   }
   return warnings;
+}
+
+/** The warnings for a config: its served protocols' holds, when daemon OTP holds logins at all. */
+export function configHoldTimeWarnings(config: Pick<Config, 'daemonOtp' | 'listeners'>): HoldTimeWarning[] {
+  if (!config.daemonOtp.enabled) return [];
+  return holdTimeWarnings(config.daemonOtp, [...new Set(config.listeners.map((l) => l.protocol))]);
 }

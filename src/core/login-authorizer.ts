@@ -114,7 +114,7 @@ export class LoginAuthorizer {
       const cooldown = await this.cooldowns.active(user, clientIp);
       if (cooldown) return refuse({ kind: 'denied', cooldown: cooldown.kind, until: cooldown.until });
 
-      const earlier = await this.earlierHold(attempt);
+      const earlier = await this.earlierHold(attempt.timedOut ?? [], user, clientIp);
       if (earlier) {
         // A hold already timed out on this connection (NeoMutt retries the next mechanism at once):
         // answer now instead of stacking another full hold. An approval was looked for just above.
@@ -161,10 +161,10 @@ export class LoginAuthorizer {
    * address, while it is still pending or was denied. An expired one (or an approval revoked since)
    * is no reason to refuse: then the login asks afresh.
    */
-  private async earlierHold<S extends VerifiedUpstream>(attempt: LoginAttempt<S>): Promise<RequestRecord | null> {
-    for (const id of attempt.timedOut ?? []) {
+  private async earlierHold(timedOut: readonly string[], user: string, clientIp: string): Promise<RequestRecord | null> {
+    for (const id of timedOut) {
       const r = await this.requests.get(id);
-      if (!r || r.type !== 'connection' || r.user !== attempt.user || r.clientIp !== attempt.clientIp) continue;
+      if (!r || r.type !== 'connection' || r.user !== user || r.clientIp !== clientIp) continue;
       if (r.status === 'pending' || r.status === 'denied') return r;
     }
     return null;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { holdTimeWarnings, resolveHoldTimes } from '../../src/core/hold-times.js';
+import { configHoldTimeWarnings, holdTimeWarnings, resolveHoldTimes } from '../../src/core/hold-times.js';
 import { ConfigError, parseConfig } from '../../src/config/load-config.js';
 
 const minimal = {
@@ -35,6 +35,14 @@ describe('hold times', () => {
     assert.match(imap[0]?.message ?? '', /mbsync/);
     assert.deepEqual(holdTimeWarnings({ holdTime: 90_000, progressInterval: 10_000 }, ['pop3']).map((x) => x.path), ['daemonOtp.holdTime']);
     assert.deepEqual(holdTimeWarnings({ holdTime: 90_000, progressInterval: 10_000 }, ['smtp']), [], 'SMTP: holdTime capped at 25 s');
+  });
+
+  it('looks at the protocols a config serves, and at none when daemon OTP is off', () => {
+    const slow = { ...minimal, daemonOtp: { holdTime: '58s' } };
+    assert.deepEqual(configHoldTimeWarnings(parseConfig(slow, '/etc/mailotp')), [], 'IMAP only: the progress lines keep it alive');
+    const pop3 = { ...slow, listeners: [{ protocol: 'pop3', port: 995, tls: 'implicit' }], upstream: { pop3: { host: 'h', port: 995, tls: 'implicit' } } };
+    assert.deepEqual(configHoldTimeWarnings(parseConfig(pop3, '/etc/mailotp')).map((w) => w.path), ['daemonOtp.holdTime']);
+    assert.deepEqual(configHoldTimeWarnings(parseConfig({ ...pop3, daemonOtp: { holdTime: '58s', enabled: false } }, '/etc/mailotp')), []);
   });
 
   it('requires requestTtl to outlast every hold', () => {

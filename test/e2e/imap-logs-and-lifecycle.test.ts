@@ -82,8 +82,12 @@ describe('logs, upstream transports and process lifecycle', () => {
     }
   });
 
-  it('works with a plain-text upstream (tls: none) and reloads the certificate on SIGHUP; SIGTERM exits 0', async () => {
-    const m = await startMailotp({ dovecot, upstreamTls: 'none' });
+  it('works with a plain-text upstream (tls: none) and reloads the certificate on SIGHUP; SIGTERM exits 0; warns of a hold a client gives up on', async () => {
+    const m = await startMailotp({ dovecot, upstreamTls: 'none', daemonOtp: { holdTimes: { smtp: '30s' } } });
+    const warned = m.events().filter((e) => e.level === 40 && e.key === 'daemonOtp.holdTimes.smtp');
+    assert.equal(warned.length, 1);
+    assert.match(String(warned[0]?.msg), /swaks \(30 s\)/);
+    assert.equal(m.events().filter((e) => e.level === 40 && typeof e.key === 'string' && e.key.startsWith('daemonOtp.')).length, 1, 'only that one');
     const client = imapClient(m.imaps, 'bob', USERS[1]!.password);
     await client.connect();
     m.child.kill('SIGHUP');

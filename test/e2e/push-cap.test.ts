@@ -36,7 +36,7 @@ async function capScenario(first: MailotpProcess, second: MailotpProcess, token:
   assert.equal(opened.length, 1, 'one push for the whole scenario');
 }
 
-describe('the push cap counts new pushes only (real binary, SQLite and Redis)', { concurrency: 2 }, () => {
+describe('the push cap counts new pushes only (real binary, SQLite and Redis)', { concurrency: 1 }, () => {
   const stops: (() => Promise<unknown>)[] = [];
   /** One Dovecot for both cases, started by whichever asks first. */
   let dovecot: Promise<DovecotHandle> | undefined;
