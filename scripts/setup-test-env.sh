@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
-# submission), swaks, openssl and redis-server. Idempotent; meant to run as `pretest`.
+# submission), swaks, openssl, redis-server and chromium (the portal's browser tests). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
 #   --dry-run   print what would be installed, change nothing
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks openssl redis-server)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks openssl redis-server chromium)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -17,6 +17,7 @@ declare -A NEEDS=(
   [/usr/lib/dovecot/imap-login]=dovecot-imapd
   [/usr/lib/dovecot/pop3-login]=dovecot-pop3d
   [/usr/lib/dovecot/submission-login]=dovecot-submissiond
+  [/usr/bin/chromium]=chromium
 )
 
 missing_items() {
@@ -35,7 +36,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, chromium present)"
   exit 0
 fi
 
