@@ -17,6 +17,8 @@ export interface DeviceRecord {
   /** SHA-256 of the device token, hex. The token itself is never stored. */
   tokenHash: string;
   createdAt: number;
+  /** When the device last decided a request. */
+  lastUsedAt?: number;
   pushToken?: string;
   pushPlatform?: 'android' | 'ios';
 }
