@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
-import type { LoginAttempt, LoginResult, VerifiedUpstream } from './login-types.js';
+import type { LoginAttempt, LoginResult, PasswordCheck, PasswordCheckResult, VerifiedUpstream } from './login-types.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { RequestService } from './request-service.js';
 import type { DeviceRecord } from './types.js';
@@ -39,6 +39,39 @@ export class LoginAuthorizer {
     log[level]({ event, ...('reason' in result ? { reason: result.reason } : {}) }, `login ${result.kind}`);
     return result;
   };
+
+  /**
+   * The password step alone, for the web sign-in: the failed-login limits and counters of the mail
+   * logins, then the upstream's verdict. The upstream session is closed at once; the caller decides
+   * about the second factor itself.
+   */
+  async checkPassword<S extends VerifiedUpstream>(check: PasswordCheck<S>): Promise<PasswordCheckResult> {
+    const { user, clientIp } = check;
+    const log = this.logger.child({ user, clientIp, protocol: 'web' });
+    let result: PasswordCheckResult;
+    try {
+      const blocked = await this.limiter.loginBlockedBy(user, clientIp);
+      if (blocked) {
+        result = { kind: 'rate-limited', limit: blocked };
+      } else {
+        const verified = await check.verify();
+        if (verified.kind === 'ok') {
+          verified.session.close();
+          await this.limiter.recordSuccess(user);
+          result = { kind: 'ok' };
+        } else if (verified.kind === 'bad-password') {
+          await this.limiter.recordFailure(user, clientIp);
+          result = { kind: 'bad-password' };
+        } else {
+          result = { kind: 'unavailable', reason: `upstream: ${verified.reason}` };
+        }
+      }
+    } catch (err) {
+      result = this.unavailable('store or upstream', err, log);
+    }
+    log[result.kind === 'unavailable' ? 'warn' : 'info']({ event: `password.${result.kind}` }, `web password check: ${result.kind}`);
+    return result;
+  }
 
   private async decide<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, log: Logger): Promise<LoginResult<S>> {
     const { user, clientIp } = attempt;

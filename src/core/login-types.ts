@@ -56,4 +56,17 @@ export type LoginResult<S extends VerifiedUpstream> =
   /** The client went away while waiting. */
   | { kind: 'aborted' };
 
+/** A password check without a mail session (web sign-in): the same limits and counters as a mail login. */
+export interface PasswordCheck<S extends VerifiedUpstream> {
+  user: string;
+  clientIp: string;
+  verify(): Promise<VerifyResult<S>>;
+}
+
+export type PasswordCheckResult =
+  | { kind: 'ok' }
+  | { kind: 'bad-password' }
+  | { kind: 'rate-limited'; limit: 'user' | 'ip' }
+  | { kind: 'unavailable'; reason: string };
+
 export type AuthorizeLogin = <S extends VerifiedUpstream>(attempt: LoginAttempt<S>) => Promise<LoginResult<S>>;

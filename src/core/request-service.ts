@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
 import type { EventLogRead, LoggedEvent, Store } from '../stores/store.js';
@@ -30,12 +31,43 @@ const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
 const SWEEP_BATCH = 100;
 const SWEEP_MAX_BATCHES = 10;
 
-export interface ConnectionRequestInput {
+export interface LoginRequestInput {
   user: string;
   device: DeviceRecord;
+  clientIp: string;
+  /** The browser or client, as it named itself. */
+  clientName?: string;
+}
+
+export interface ConnectionRequestInput extends LoginRequestInput {
   protocol: Protocol;
+}
+
+/** A decided or expired request as the user's settings page lists it. */
+export interface RecentRequest {
+  id: string;
+  type: RequestRecord['type'];
+  protocol: RequestRecord['protocol'];
   clientIp: string;
   clientName?: string;
+  createdAt: number;
+  status: RequestRecord['status'];
+  decidedAt?: number;
+}
+
+const RECENT_MAX = 20;
+const RECENT_TTL_MS = 30 * 24 * 3_600_000;
+
+function recentKey(user: string): string {
+  return `recent:${user}`;
+}
+
+/** Three distinct numbers 10..99 and the one among them the sign-in page shows. */
+export function numberChoices(): { choices: number[]; match: number } {
+  const picked = new Set<number>();
+  while (picked.size < 3) picked.add(randomInt(10, 100));
+  const choices = [...picked];
+  return { choices, match: choices[randomInt(0, 3)]! };
 }
 
 /** Pending requests: opening or joining one, answering it, and waiting for the answer. */
@@ -57,14 +89,30 @@ export class RequestService {
   }
 
   /** Opens a connection request, or joins the pending one of the same user and client IP. */
-  async openConnection(input: ConnectionRequestInput): Promise<{ request: RequestRecord; created: boolean }> {
+  openConnection(input: ConnectionRequestInput): Promise<{ request: RequestRecord; created: boolean }> {
+    return this.open(input, { type: 'connection', protocol: input.protocol });
+  }
+
+  /**
+   * Opens a web sign-in request with number matching: the device gets three distinct two-digit
+   * `choices`, the sign-in page shows `matchNumber` (one of them, never sent to the device).
+   * A second sign-in from the same user and address while one is pending joins it (same number).
+   */
+  openLogin(input: LoginRequestInput): Promise<{ request: RequestRecord; created: boolean }> {
+    const { choices, match } = numberChoices();
+    return this.open(input, { type: 'login', protocol: 'web', choices, matchNumber: match });
+  }
+
+  private async open(
+    input: LoginRequestInput,
+    kind: Pick<RequestRecord, 'type' | 'protocol'> & Partial<Pick<RequestRecord, 'choices' | 'matchNumber'>>,
+  ): Promise<{ request: RequestRecord; created: boolean }> {
     const now = this.clock.now();
     const candidate: RequestRecord = {
       id: newRequestId(),
-      type: 'connection',
+      ...kind,
       user: input.user,
       deviceId: input.device.deviceId,
-      protocol: input.protocol,
       clientIp: input.clientIp,
       ...(input.clientName ? { clientName: input.clientName } : {}),
       createdAt: now,
@@ -72,7 +120,7 @@ export class RequestService {
       status: 'pending',
     };
     const result = await this.store.createRequest(candidate, now);
-    const log = { user: input.user, clientIp: input.clientIp, protocol: input.protocol, requestId: result.request.id };
+    const log = { user: input.user, clientIp: input.clientIp, protocol: kind.protocol, type: kind.type, requestId: result.request.id };
     if (result.created) {
       this.logger.info({ event: 'request.opened', ...log }, 'approval request opened');
       await this.store.appendEvent({ type: 'request.opened', request: result.request }, now, this.eventRetentionMs);
@@ -81,6 +129,36 @@ export class RequestService {
       this.logger.info({ event: 'request.joined', ...log }, 'joined pending approval request');
     }
     return { request: result.request, created: result.created };
+  }
+
+  /** The request as its opener sees it (a sign-in page following its login request); null when gone. */
+  get(id: string): Promise<RequestRecord | null> {
+    return this.store.getRequest(id, this.clock.now());
+  }
+
+  /** The user's recently decided or expired requests, newest first. */
+  async recent(user: string): Promise<RecentRequest[]> {
+    const items = await this.store.readList(recentKey(user), this.clock.now());
+    return items.map((s) => JSON.parse(s) as RecentRequest);
+  }
+
+  /** Best effort: the list is for the user's information, a failure must not undo a decision. */
+  private async remember(request: RequestRecord): Promise<void> {
+    const item: RecentRequest = {
+      id: request.id,
+      type: request.type,
+      protocol: request.protocol,
+      clientIp: request.clientIp,
+      ...(request.clientName ? { clientName: request.clientName } : {}),
+      createdAt: request.createdAt,
+      status: request.status,
+      ...(request.decidedAt !== undefined ? { decidedAt: request.decidedAt } : {}),
+    };
+    try {
+      await this.store.pushToList(recentKey(request.user), JSON.stringify(item), RECENT_MAX, RECENT_TTL_MS, this.clock.now());
+    } catch (err) {
+      this.logger.warn({ requestId: request.id, user: request.user, err: String(err) }, 'could not record the request in the recent list');
+    }
   }
 
   /** Sends to every notifier without holding the caller; failures are logged, never thrown. */
@@ -141,11 +219,15 @@ export class RequestService {
     // An expired request is gone as far as the device is concerned; only a lagging clock still sees it.
     if (!current || current.deviceId !== deviceId || current.status === 'expired') return { status: 'not-found' };
     if (current.status !== 'pending') return { status: 'already-decided', request: current };
+    let verdict: 'approved' | 'denied' = decision === 'approve' ? 'approved' : 'denied';
     if (decision === 'approve' && current.choices && current.choices.length > 0 && (number === undefined || number !== current.matchNumber)) {
-      // Number matching: approving with the wrong (or no) number is refused, the request stays open.
-      return { status: 'wrong-number' };
+      // A sign-in whose number was picked wrong is denied: the person on the phone is not the one
+      // at the page (or was fooled into tapping). Other requests just stay open.
+      if (current.type !== 'login') return { status: 'wrong-number' };
+      verdict = 'denied';
+      this.logger.warn({ event: 'request.wrong-number', requestId: id, user: current.user, clientIp: current.clientIp }, 'wrong number picked: sign-in denied');
     }
-    const result = await this.store.decideRequest(id, decision === 'approve' ? 'approved' : 'denied', now);
+    const result = await this.store.decideRequest(id, verdict, now);
     if (result.status !== 'ok') return result;
     const request = result.request;
     // The approval is written before the decision is published, so a released login always finds it.
@@ -156,6 +238,8 @@ export class RequestService {
       `request ${request.status}`,
     );
     this.settle(request);
+    await this.store.touchDevice(deviceId, now).catch((err: unknown) => this.logger.warn({ deviceId, err: String(err) }, 'could not record device use'));
+    await this.remember(request);
     return { status: request.status === 'approved' ? 'approved' : 'denied', request };
   }
 
@@ -182,6 +266,7 @@ export class RequestService {
         const r = e.request;
         this.logger.info({ event: 'request.expired', requestId: r.id, user: r.user, clientIp: r.clientIp }, 'request expired unanswered');
         this.settle(r);
+        await this.remember(r);
       }
       total += expired.length;
       if (expired.length < SWEEP_BATCH) break;

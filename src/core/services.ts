@@ -6,8 +6,10 @@ import { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { DeviceService } from './device-service.js';
 import { LoginAuthorizer } from './login-authorizer.js';
+import { PairingService } from './pairing-service.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
+import { WebSessionService } from './web-session-service.js';
 
 /** The core, built from its slices of the config; shared by the servers and the admin CLI. */
 export interface CoreServices {
@@ -18,7 +20,12 @@ export interface CoreServices {
   requests: RequestService;
   limiter: RateLimiter;
   authorizer: LoginAuthorizer;
+  pairing: PairingService;
+  webSessions: WebSessionService;
 }
+
+/** How long the sign-in's second step may take. */
+const WEB_PENDING_TTL_MS = 10 * 60_000;
 
 export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[] }): CoreServices {
   const { store, clock, logger } = deps;
@@ -39,5 +46,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     enforce: d.enforce,
     holdTimeMs: d.holdTime,
   });
-  return { store, clock, devices, approvals, requests, limiter, authorizer };
+  const pairing = new PairingService(store, clock, devices, deps.notifiers, audit);
+  const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
+  return { store, clock, devices, approvals, requests, limiter, authorizer, pairing, webSessions };
 }

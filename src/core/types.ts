@@ -32,6 +32,9 @@ export interface ApprovalRecord {
   approvedAt: number;
   expiresAt: number;
   requestId?: string;
+  /** How the approved login came in, for listing (absent on approvals made before these were kept). */
+  protocol?: Protocol | 'web';
+  clientName?: string;
 }
 
 export type RequestType = 'connection' | 'login';

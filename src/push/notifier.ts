@@ -10,6 +10,8 @@ export interface Notifier {
   requestOpened(request: RequestRecord, device: DeviceRecord): Promise<NotifyOutcome>;
   /** A request was approved, denied or expired, so the device can clear it. */
   requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
+  /** The user (or an admin) cleared this device: tell it, so the app shows that it is unbound. */
+  deviceRemoved?(device: DeviceRecord): Promise<NotifyOutcome>;
   close?(): Promise<void>;
 }
 
