@@ -37,14 +37,16 @@ export function deviceCommand(): Command {
     });
   device
     .command('remove')
-    .description("clear USER's bound device and the requests addressed to it")
+    .description("clear USER's bound device and the requests addressed to it, and end USER's web sessions")
     .argument('<user>')
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (user: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
-        const removed = await core.devices.remove(checkUser(user));
+        const removed = await core.pairing.clear(checkUser(user));
         if (!removed) throw new CliError(`${user} has no bound device`);
+        // Whoever signed in on the portal with that phone is signed out everywhere.
+        await core.webSessions.endAll(user);
         print(o.json, { user, deviceId: removed.deviceId, removed: true }, `Removed device ${removed.deviceId} of ${user}`);
       });
     });

@@ -222,8 +222,9 @@ export class RequestService {
     let verdict: 'approved' | 'denied' = decision === 'approve' ? 'approved' : 'denied';
     if (decision === 'approve' && current.choices && current.choices.length > 0 && (number === undefined || number !== current.matchNumber)) {
       // A sign-in whose number was picked wrong is denied: the person on the phone is not the one
-      // at the page (or was fooled into tapping). Other requests just stay open.
-      if (current.type !== 'login') return { status: 'wrong-number' };
+      // at the page (or was fooled into tapping). No number at all is an app that did not show the
+      // choices: refused, and the request stays open, as do other requests.
+      if (current.type !== 'login' || number === undefined) return { status: 'wrong-number' };
       verdict = 'denied';
       this.logger.warn({ event: 'request.wrong-number', requestId: id, user: current.user, clientIp: current.clientIp }, 'wrong number picked: sign-in denied');
     }

@@ -1,6 +1,9 @@
 /** Headless Chromium (Debian's) for the portal tests, and the phone's side driven through the APIs. */
+import https from 'node:https';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { deviceApi, waitForRequest, type ApiRequest } from './harness.js';
+import { testCerts } from '../helpers/certs.js';
+import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
+import { deviceApi, startMailotp, waitForRequest, type ApiRequest, type MailotpProcess } from './harness.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -53,3 +56,69 @@ export async function signInWithPhone(page: Page, port: number, token: string, u
 export function pairingApi(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   return deviceApi(port, null, method, `/api/v1/pairing${path}`, body);
 }
+
+export interface PortalFixture {
+  m: MailotpProcess;
+  dovecot: DovecotHandle;
+  browser: Browser;
+  /** A fresh desktop-sized browser context (its own cookies) and a page in it. */
+  newPage(opts?: { locale?: string }): Promise<Page>;
+  /** `mailotp user show USER --json`. */
+  showUser(user: string): Promise<{ device: unknown; daemonOtp: boolean }>;
+  close(): Promise<void>;
+}
+
+/** Dovecot with these users (password `${user}-pw-1`), the real mailotp binary, and Chromium. */
+export async function startPortalFixture(users: readonly string[]): Promise<PortalFixture> {
+  const dovecot = await startDovecot({ users: users.map((user) => ({ user, password: portalPassword(user) })) });
+  const contexts: BrowserContext[] = [];
+  let m: MailotpProcess | undefined;
+  let browser: Browser | undefined;
+  const close = async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await browser?.close();
+    await m?.stop();
+    await dovecot.stop();
+  };
+  try {
+    m = await startMailotp({ dovecot, portal: { publicUrl: 'https://localhost:0' } });
+    browser = await launchChromium();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const [mm, bb] = [m, browser];
+  return {
+    m: mm,
+    dovecot,
+    browser: bb,
+    async newPage(opts = {}) {
+      const ctx = await portalContext(bb, mm.portal, opts);
+      contexts.push(ctx);
+      return ctx.newPage();
+    },
+    async showUser(user) {
+      const r = await mm.cli(['user', 'show', user, '--json']);
+      if (r.code !== 0) throw new Error(`user show failed: ${r.stderr}`);
+      return JSON.parse(r.stdout) as { device: unknown; daemonOtp: boolean };
+    },
+    close,
+  };
+}
+
+export const portalPassword = (user: string): string => `${user}-pw-1`;
+
+/** A raw HTTPS request to the portal (no browser): for headers and what a forged form post gets. */
+export function raw(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, method, path, ca: testCerts().ca, servername: 'localhost', headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
