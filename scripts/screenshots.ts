@@ -13,7 +13,7 @@ const out = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
-  const fx = await startPortalFixture(['sam', 'kim']);
+  const fx = await startPortalFixture(['sam', 'kim'], 'https://mail.example.com:8443');
   const { m } = fx;
   try {
     const token = await enrol(m, 'kim');

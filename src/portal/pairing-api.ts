@@ -14,7 +14,6 @@ const CODES_PER_IP = 30;
 const CODE_WINDOW_MS = 10 * 60_000;
 
 const nameProp = { type: 'string', maxLength: 64 } as const;
-const codeBody = { type: 'object', properties: { name: nameProp }, additionalProperties: false } as const;
 const answerBody = {
   type: 'object',
   required: ['number'],
@@ -31,6 +30,16 @@ export interface PairingApiDeps {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+/** The optional name in a code request: undefined when not given, null when the body is not acceptable. */
+function deviceName(body: unknown): string | undefined | null {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body)) return null;
+  const { name, ...rest } = body as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return null;
+  if (name === undefined) return undefined;
+  return typeof name === 'string' && name.length <= nameProp.maxLength ? name : null;
+}
+
 /**
  * The phone's side of pairing (PORTAL-CONTRACT.md): JSON, no cookies, no CSRF; every secret is
  * single-use and lives 10 minutes in the store. The desktop side is the settings page.
@@ -45,10 +54,13 @@ export function registerPairingApi(app: FastifyInstance, deps: PairingApiDeps): 
         return payload;
       });
 
-      api.post<{ Body: { name?: string } | undefined }>('/code', { schema: { body: codeBody }, bodyLimit: DEVICE_API_BODY_LIMIT }, async (request, reply) => {
+      // The body is optional (a phone with nothing to say about itself), so it is checked here.
+      api.post<{ Body: unknown }>('/code', { bodyLimit: DEVICE_API_BODY_LIMIT }, async (request, reply) => {
+        const name = deviceName(request.body);
+        if (name === null) return reply.code(400).send({ error: 'bad-request', message: 'body must be {"name"?: string of up to 64 characters}' });
         const n = await deps.store.hit(`pair-code-ip:${request.ip}`, CODE_WINDOW_MS, deps.clock.now());
         if (n > CODES_PER_IP) return reply.code(429).send({ error: 'too-many-requests' });
-        const created = await pairing.createCode(request.body?.name);
+        const created = await pairing.createCode(name);
         return reply.code(201).send({ code: created.code, claim: created.claim, expiresAt: iso(created.expiresAt) });
       });
 

@@ -69,7 +69,7 @@ export interface PortalFixture {
 }
 
 /** Dovecot with these users (password `${user}-pw-1`), the real mailotp binary, and Chromium. */
-export async function startPortalFixture(users: readonly string[]): Promise<PortalFixture> {
+export async function startPortalFixture(users: readonly string[], publicUrl = 'https://localhost:0'): Promise<PortalFixture> {
   const dovecot = await startDovecot({ users: users.map((user) => ({ user, password: portalPassword(user) })) });
   const contexts: BrowserContext[] = [];
   let m: MailotpProcess | undefined;
@@ -81,7 +81,7 @@ export async function startPortalFixture(users: readonly string[]): Promise<Port
     await dovecot.stop();
   };
   try {
-    m = await startMailotp({ dovecot, portal: { publicUrl: 'https://localhost:0' } });
+    m = await startMailotp({ dovecot, portal: { publicUrl } });
     browser = await launchChromium();
   } catch (err) {
     await close();

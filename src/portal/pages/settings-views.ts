@@ -83,7 +83,7 @@ function pairingBox(ctx: PageContext, p: NonNullable<SettingsModel['pair']>): Sa
 <p class="link"><span class="label">${t('pairLinkLabel')}:</span> <a data-testid="pair-link" href="${p.url}">${p.url}</a></p>
 </div>
 <p class="notice" role="status" aria-live="polite" data-follow="/settings/pair/status">${t('pairWaiting', { time: new Intl.DateTimeFormat(ctx.lang, { timeStyle: 'short' }).format(p.expiresAt) })}</p>
-<p class="actions"><a href="/settings" class="button" data-when-done hidden>${t('startAgain')}</a></p>
+<p class="actions" data-when-done hidden><a href="/settings" class="button">${t('startAgain')}</a></p>
 ${postButton(ctx, '/settings/pair/cancel', 'cancel')}
 </div>`;
 }
