@@ -31,7 +31,7 @@ describe('portal settings, headers, CSRF and languages in headless Chromium (rea
     assert.ok(!csp.includes('unsafe-inline'));
     assert.match(String(r.headers['strict-transport-security']), /max-age=\d+/);
     assert.equal(r.headers['x-content-type-options'], 'nosniff');
-    assert.equal(r.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(r.headers['x-frame-options'], 'DENY');
     assert.equal(r.headers['referrer-policy'], 'no-referrer');
     const cookies = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
     const csrf = cookies.find((c) => c.startsWith('__Host-mailotp-csrf='));

@@ -46,6 +46,8 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     contentSecurityPolicy: { useDefaults: false, directives: PORTAL_CSP },
     strictTransportSecurity: deps.tls ? { maxAge: 31_536_000 } : false,
     referrerPolicy: { policy: 'no-referrer' },
+    // The same as frame-ancestors 'none', for browsers that only know the header.
+    frameguard: { action: 'deny' },
     crossOriginEmbedderPolicy: false,
   });
   void app.register(fastifyCookie);
