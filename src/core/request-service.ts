@@ -244,6 +244,23 @@ export class RequestService {
     return { status: request.status === 'approved' ? 'approved' : 'denied', request };
   }
 
+  /**
+   * The sign-in page gave up waiting (Cancel, or a new sign-in from the same browser): the pending
+   * login request is denied, so the phone clears it and a tap on it can approve nothing.
+   */
+  async withdrawLogin(id: string, user: string): Promise<boolean> {
+    const now = this.clock.now();
+    const current = await this.store.getRequest(id, now);
+    if (!current || current.type !== 'login' || current.user !== user || current.status !== 'pending') return false;
+    const result = await this.store.decideRequest(id, 'denied', now);
+    if (result.status !== 'ok') return false;
+    await this.store.appendEvent({ type: 'request.decided', request: result.request }, now, this.eventRetentionMs);
+    this.logger.info({ event: 'request.withdrawn', requestId: id, user, clientIp: current.clientIp }, 'sign-in request withdrawn by the sign-in page');
+    this.settle(result.request);
+    await this.remember(result.request);
+    return true;
+  }
+
   /** The device's logged events after afterId (see Store.readEvents). */
   eventsSince(deviceId: string, afterId: number): Promise<EventLogRead> {
     return this.store.readEvents(deviceId, afterId, this.clock.now(), this.eventRetentionMs);

@@ -53,6 +53,7 @@ export const AUDIT_EVENTS = [
   'device.auth-unavailable',
   // web sign-in, portal settings and pairing
   'request.wrong-number',
+  'request.withdrawn',
   'password.ok',
   'password.bad-password',
   'password.rate-limited',

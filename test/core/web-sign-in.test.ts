@@ -46,6 +46,20 @@ describe('RequestService.openLogin (web sign-in with number matching)', () => {
     assert.equal((await f.requests.get(second.id))?.status, 'denied');
   });
 
+  it('lets the sign-in page withdraw its own pending login request, and nothing else', async () => {
+    const f = (fx = coreFixture());
+    const d = await device(f);
+    const login = (await f.requests.openLogin({ user: 'alice', device: d, clientIp: '192.0.2.1' })).request;
+    const mail = (await f.requests.openConnection({ user: 'alice', device: d, protocol: 'imap', clientIp: '192.0.2.1' })).request;
+    assert.equal(await f.requests.withdrawLogin(login.id, 'bob'), false);
+    assert.equal(await f.requests.withdrawLogin(mail.id, 'alice'), false);
+    assert.equal(await f.requests.withdrawLogin(login.id, 'alice'), true);
+    assert.equal(await f.requests.withdrawLogin(login.id, 'alice'), false);
+    assert.equal((await f.requests.get(login.id))?.status, 'denied');
+    assert.equal((await f.requests.decide(d.deviceId, login.id, 'approve', login.matchNumber)).status, 'already-decided');
+    assert.deepEqual((await f.requests.listPending(d.deviceId)).map((r) => r.id), [mail.id]);
+  });
+
   it('keeps the decided and expired requests in the recent list, newest first', async () => {
     const f = (fx = coreFixture());
     const d = await device(f);

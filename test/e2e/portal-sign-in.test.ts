@@ -13,7 +13,7 @@ describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { ti
   const newPage = (opts: { locale?: string } = {}): Promise<Page> => fx.newPage(opts);
 
   before(async () => {
-    fx = await startPortalFixture(['pat', 'mona', 'nico']);
+    fx = await startPortalFixture(['pat', 'mona', 'nico', 'ivy']);
     m = fx.m;
   });
   after(async () => {
@@ -88,5 +88,36 @@ describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { ti
     await page.goto('/settings');
     await page.waitForURL((u) => u.pathname === '/');
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  });
+
+  it('never lets one tap sign in two browsers: a second one waits, the same browser starts over, Cancel withdraws', async () => {
+    const token = await enrol(m, 'ivy');
+    // A tab of the same browser that still shows the sign-in form.
+    const stale = await newPage();
+    await stale.goto('/');
+    const first = await stale.context().newPage();
+    await signIn(first, 'ivy', pw('ivy'));
+    const firstNumber = await first.getByTestId('match-number').textContent();
+    const firstRequest = await waitForRequest(m.portal, token, (r) => r.type === 'login');
+
+    const second = await newPage();
+    await signIn(second, 'ivy', pw('ivy'));
+    await second.getByText('Another sign-in from this address is waiting for your phone.').waitFor();
+    assert.equal(await second.getByTestId('match-number').count(), 0);
+
+    // The first browser signs in again from its other tab: its old request is withdrawn, a new one takes its place.
+    await stale.getByLabel('User name').fill('ivy');
+    await stale.getByLabel('Password').fill(pw('ivy'));
+    await stale.getByRole('button', { name: 'Sign in' }).click();
+    await stale.getByTestId('match-number').waitFor();
+    const pending = (await deviceApi(m.portal, token, 'GET', '/api/v1/device/requests')).json as { requests: { id: string }[] };
+    assert.equal(pending.requests.length, 1);
+    assert.notEqual(pending.requests[0]?.id, firstRequest.id);
+    const late = await deviceApi(m.portal, token, 'POST', `/api/v1/device/requests/${firstRequest.id}`, { decision: 'approve', number: Number(firstNumber) });
+    assert.equal(late.status, 409, 'the withdrawn request approves nothing');
+
+    await stale.getByRole('button', { name: 'Cancel' }).click();
+    await stale.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.deepEqual((await deviceApi(m.portal, token, 'GET', '/api/v1/device/requests')).json, { requests: [] }, 'Cancel cleared it from the phone');
   });
 });

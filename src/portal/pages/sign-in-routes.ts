@@ -7,7 +7,6 @@ import {
   seeOther,
   sendPage,
   sessionOf,
-  SESSION_COOKIE,
   setSessionCookie,
   type PagesDeps,
   type Signed,
@@ -75,8 +74,9 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
         break;
     }
     const now = core.clock.now();
-    const old = request.cookies[SESSION_COOKIE];
-    if (old) await core.webSessions.end(old);
+    // This browser's earlier sign-in, if any, ends here.
+    const previous = await sessionOf(deps, request);
+    if (previous) await core.webSessions.end(previous.sid);
     const device = await core.store.getDeviceByUser(user);
     if (!device) {
       // No second factor yet: the password alone signs in, and the user may set one up.
@@ -85,8 +85,19 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
       return seeOther(reply, '/settings');
     }
     if (!(await core.limiter.pushAllowed(user))) return refuse(request, reply, 'pushLimited', 429, user);
-    const { request: login, created } = await core.requests.openLogin({ user, device, clientIp, ...(clientName ? { clientName } : {}) });
-    if (created) await core.limiter.recordPush(user);
+    let { request: login, created } = await core.requests.openLogin({ user, device, clientIp, ...(clientName ? { clientName } : {}) });
+    if (!created && previous?.session.login?.requestId === login.id && previous.session.user === user) {
+      // The same browser signing in again (a reload, a second click): its old request is withdrawn
+      // and a new one, with a new number, takes its place.
+      await core.requests.withdrawLogin(login.id, user);
+      ({ request: login, created } = await core.requests.openLogin({ user, device, clientIp, ...(clientName ? { clientName } : {}) }));
+    }
+    if (!created) {
+      // Another browser at the same address is waiting for this user's phone. Joining it would let
+      // one tap sign both in, so this one waits until that request is answered or expires.
+      return refuse(request, reply, 'alreadyWaiting', 409, user);
+    }
+    await core.limiter.recordPush(user);
     const signed = await core.webSessions.create(user, 'second-factor', 'none', { login: { requestId: login.id, matchNumber: login.matchNumber ?? 0 } });
     setSessionCookie(reply, signed, now);
     return seeOther(reply, '/');
@@ -112,7 +123,10 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
 
   app.post('/signin/cancel', async (request, reply) => {
     const s = await sessionOf(deps, request);
-    if (s) await core.webSessions.end(s.sid);
+    if (s) {
+      if (s.session.login) await core.requests.withdrawLogin(s.session.login.requestId, s.session.user);
+      await core.webSessions.end(s.sid);
+    }
     clearSessionCookie(reply);
     return seeOther(reply, '/');
   });
