@@ -16,4 +16,9 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
+  {
+    // The portal pages' script runs in the browser.
+    files: ['src/portal/pages/static/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', fetch: 'readonly', location: 'readonly', setTimeout: 'readonly' } },
+  },
 );

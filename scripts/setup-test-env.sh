@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
-# submission), swaks, openssl, redis-server, and the mail clients test/e2e/real-clients drives
-# (mbsync from isync, fetchmail, msmtp). Idempotent; meant to run as `pretest`.
+# submission), swaks, openssl, redis-server, the mail clients test/e2e/real-clients drives
+# (mbsync from isync, fetchmail, msmtp) and chromium (the portal's browser tests). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
 #   --dry-run   print what would be installed, change nothing
 set -euo pipefail
 
 # swaks needs the Perl TLS modules for STARTTLS/--tlsc; Debian only recommends them.
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp chromium)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -19,6 +19,7 @@ declare -A NEEDS=(
   [/usr/lib/dovecot/imap-login]=dovecot-imapd
   [/usr/lib/dovecot/pop3-login]=dovecot-pop3d
   [/usr/lib/dovecot/submission-login]=dovecot-submissiond
+  [/usr/bin/chromium]=chromium
 )
 
 missing_items() {
@@ -38,7 +39,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, chromium present)"
   exit 0
 fi
 

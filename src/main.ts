@@ -10,6 +10,8 @@ import { ConnectionLimits } from './net/connection-limits.js';
 import { MailListener } from './net/mail-listener.js';
 import { TlsContextProvider } from './net/tls-context.js';
 import { PortalServer } from './portal/portal-server.js';
+import type { PagesDeps } from './portal/pages/register-pages.js';
+import { ImapUpstream } from './upstream/imap-upstream.js';
 import { imapService } from './protocols/imap/imap-service.js';
 import { smtpService } from './protocols/smtp/smtp-service.js';
 import { pop3Service } from './protocols/pop3/pop3-service.js';
@@ -51,6 +53,21 @@ function buildNotifiers(config: Config, logger: Logger): Notifier[] {
     notifiers.push(FcmNotifier.fromServiceAccountFile(config.push.fcm.serviceAccountFile, logger.child({ component: 'fcm' }), publicUrl ? { publicUrl } : {}));
   }
   return notifiers;
+}
+
+/**
+ * The web sign-in's password check: a login at the upstream IMAP server, like a mail client's,
+ * with the browser's address forwarded, through the core's limits; the session is closed at once.
+ */
+function webPasswordCheck(config: Config, core: CoreServices, logger: Logger): PagesDeps['checkPassword'] {
+  const endpoint = config.upstream.imap;
+  const upstream = endpoint ? new ImapUpstream(endpoint, logger.child({ component: 'upstream', protocol: 'imap', for: 'portal' })) : null;
+  return (user, password, client) =>
+    core.authorizer.checkPassword({
+      user,
+      clientIp: client.ip,
+      verify: async () => (upstream ? upstream.login(user, password, client) : { kind: 'unavailable', reason: 'no upstream.imap configured' }),
+    });
 }
 
 /** Builds everything one instance serves, in order: log → store → core → upstreams → servers. */
@@ -116,6 +133,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
       logger.info({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port }, 'listening');
     }
     if (config.portal.enabled) {
+      const portalLog = logger.child({ component: 'portal' });
       portal = new PortalServer({
         settings: config.portal,
         tls: config.portal.tls ? tls : null,
@@ -123,7 +141,18 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
         requests: core.requests,
         store,
         clock,
-        logger: logger.child({ component: 'portal' }),
+        logger: portalLog,
+        web: {
+          pages: {
+            core,
+            checkPassword: webPasswordCheck(config, core, logger),
+            daemonOtp: { enabled: config.daemonOtp.enabled, enforce: config.daemonOtp.enforce },
+            ...(config.portal.publicUrl ? { publicUrl: config.portal.publicUrl } : {}),
+            tls: config.portal.tls,
+            logger: portalLog,
+          },
+          pairing: { pairing: core.pairing, store, clock, logger: portalLog },
+        },
       });
       portalPort = await portal.listen();
       logger.info({ host: config.portal.host, port: portalPort.port, tls: config.portal.tls }, 'portal listening');

@@ -41,15 +41,17 @@ export function deviceCommand(): Command {
     });
   device
     .command('remove')
-    .description("clear USER's bound device and the requests addressed to it")
+    .description("clear USER's bound device and the requests addressed to it, and end USER's web sessions")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
         const user = canonicalUser(core, typed);
-        const removed = await core.devices.remove(user);
+        const removed = await core.pairing.clear(user);
         if (!removed) throw new CliError(`${user} has no bound device`);
+        // Whoever signed in on the portal with that phone is signed out everywhere.
+        await core.webSessions.endAll(user);
         print(o.json, { user, deviceId: removed.deviceId, removed: true }, `Removed device ${removed.deviceId} of ${user}`);
       });
     });

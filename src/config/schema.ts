@@ -139,6 +139,8 @@ export const configSchema = z
         tls: z.boolean().default(true),
         publicUrl: z.url({ error: 'expected a URL like https://mail.example.com:8443' }).optional(),
         enabled: z.boolean().default(true),
+        /** How long a web sign-in lasts (absolute). */
+        sessionTtl: duration(60_000).prefault('12h'),
       })
       .strict()
       .prefault({}),

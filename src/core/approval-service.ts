@@ -40,6 +40,8 @@ export class ApprovalService {
       approvedAt: now,
       expiresAt: now + this.settings.ttlMs,
       requestId: request.id,
+      protocol: request.protocol,
+      ...(request.clientName ? { clientName: request.clientName } : {}),
     };
     await this.store.putApproval(approval, now);
     this.logger.info(

@@ -2,7 +2,7 @@ import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Cooldowns } from './cooldowns.js';
-import type { LoginAttempt, LoginResult, VerifiedUpstream } from './login-types.js';
+import type { LoginAttempt, LoginResult, PasswordCheck, PasswordCheckResult, VerifiedUpstream } from './login-types.js';
 import { HeldLogins } from './held-logins.js';
 import type { LoginReservation, RateLimiter } from './rate-limiter.js';
 import type { RequestService } from './request-service.js';
@@ -71,6 +71,53 @@ export class LoginAuthorizer {
     log[level]({ event, ...detail, ...extra }, `login ${result.kind}`);
     return result;
   };
+
+  /**
+   * The password step alone, for the web sign-in: the failed-login limits and counters of the mail
+   * logins, then the upstream's verdict. The upstream session is closed at once; the caller decides
+   * about the second factor itself.
+   */
+  async checkPassword<S extends VerifiedUpstream>(check: PasswordCheck<S>): Promise<PasswordCheckResult> {
+    // The same identity and the same counters as a mail login: canonical name first, the attempt
+    // counted before the upstream is asked.
+    const canonical = this.names.canonical(check.user);
+    if (!canonical.ok) {
+      this.logger.info({ event: 'password.bad-password', clientIp: check.clientIp, protocol: 'web', reason: 'invalid-user-name', why: canonical.why }, 'web password check: bad-password');
+      return { kind: 'bad-password' };
+    }
+    const user = canonical.name;
+    const { clientIp } = check;
+    const log = this.logger.child({ user, clientIp, protocol: 'web' });
+    let result: PasswordCheckResult;
+    try {
+      const reserved = await this.limiter.reserveLogin(user, clientIp);
+      if ('blocked' in reserved) {
+        result = { kind: 'rate-limited', limit: reserved.blocked };
+      } else {
+        let verified;
+        try {
+          verified = await check.verify();
+        } catch (err) {
+          await this.giveBack(reserved.reservation, log);
+          throw err;
+        }
+        // A wrong password keeps its place in the failed-login counters; anything else gives it back.
+        if (verified.kind !== 'bad-password') await this.giveBack(reserved.reservation, log);
+        if (verified.kind === 'ok') {
+          verified.session.close();
+          result = { kind: 'ok', user };
+        } else if (verified.kind === 'bad-password') {
+          result = { kind: 'bad-password' };
+        } else {
+          result = { kind: 'unavailable', reason: `upstream: ${verified.reason}` };
+        }
+      }
+    } catch (err) {
+      result = this.unavailable('store or upstream', err, log);
+    }
+    log[result.kind === 'unavailable' ? 'warn' : 'info']({ event: `password.${result.kind}` }, `web password check: ${result.kind}`);
+    return result;
+  }
 
   private async decide<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, log: Logger): Promise<LoginResult<S>> {
     const { user, clientIp } = attempt;

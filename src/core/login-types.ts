@@ -64,4 +64,18 @@ export type LoginResult<S extends VerifiedUpstream> =
   /** The client went away while waiting. */
   | { kind: 'aborted' };
 
+/** A password check without a mail session (web sign-in): the same limits and counters as a mail login. */
+export interface PasswordCheck<S extends VerifiedUpstream> {
+  user: string;
+  clientIp: string;
+  verify(): Promise<VerifyResult<S>>;
+}
+
+export type PasswordCheckResult =
+  /** `user` is the canonical name: the one every record of the account uses. */
+  | { kind: 'ok'; user: string }
+  | { kind: 'bad-password' }
+  | { kind: 'rate-limited'; limit: 'user' | 'ip' }
+  | { kind: 'unavailable'; reason: string };
+
 export type AuthorizeLogin = <S extends VerifiedUpstream>(attempt: LoginAttempt<S>) => Promise<LoginResult<S>>;

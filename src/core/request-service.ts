@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
 import type { EventLogRead, LoggedEvent, RequestCap, Store } from '../stores/store.js';
@@ -33,12 +34,43 @@ const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
 const SWEEP_BATCH = 100;
 const SWEEP_MAX_BATCHES = 10;
 
-export interface ConnectionRequestInput {
+export interface LoginRequestInput {
   user: string;
   device: DeviceRecord;
+  clientIp: string;
+  /** The browser or client, as it named itself. */
+  clientName?: string;
+}
+
+export interface ConnectionRequestInput extends LoginRequestInput {
   protocol: Protocol;
+}
+
+/** A decided or expired request as the user's settings page lists it. */
+export interface RecentRequest {
+  id: string;
+  type: RequestRecord['type'];
+  protocol: RequestRecord['protocol'];
   clientIp: string;
   clientName?: string;
+  createdAt: number;
+  status: RequestRecord['status'];
+  decidedAt?: number;
+}
+
+const RECENT_MAX = 20;
+const RECENT_TTL_MS = 30 * 24 * 3_600_000;
+
+function recentKey(user: string): string {
+  return `recent:${user}`;
+}
+
+/** Three distinct numbers 10..99 and the one among them the sign-in page shows. */
+export function numberChoices(): { choices: number[]; match: number } {
+  const picked = new Set<number>();
+  while (picked.size < 3) picked.add(randomInt(10, 100));
+  const choices = [...picked];
+  return { choices, match: choices[randomInt(0, 3)]! };
 }
 
 export interface OpenedRequest {
@@ -73,15 +105,35 @@ export class RequestService {
   async openConnection(input: ConnectionRequestInput): Promise<OpenedRequest>;
   async openConnection(input: ConnectionRequestInput, cap: RequestCap): Promise<OpenedRequest | 'capped'>;
   async openConnection(input: ConnectionRequestInput, cap?: RequestCap): Promise<OpenedRequest | 'capped'> {
+    return this.open(input, { type: 'connection', protocol: input.protocol }, cap);
+  }
+
+  /**
+   * Opens a web sign-in request with number matching: the device gets three distinct two-digit
+   * `choices`, the sign-in page shows `matchNumber` (one of them, never sent to the device).
+   * A second sign-in from the same user and address while one is pending joins it (same number).
+   * The push cap applies as to connection requests.
+   */
+  async openLogin(input: LoginRequestInput): Promise<OpenedRequest>;
+  async openLogin(input: LoginRequestInput, cap: RequestCap): Promise<OpenedRequest | 'capped'>;
+  async openLogin(input: LoginRequestInput, cap?: RequestCap): Promise<OpenedRequest | 'capped'> {
+    const { choices, match } = numberChoices();
+    return this.open(input, { type: 'login', protocol: 'web', choices, matchNumber: match }, cap);
+  }
+
+  private async open(
+    input: LoginRequestInput,
+    kind: Pick<RequestRecord, 'type' | 'protocol'> & Partial<Pick<RequestRecord, 'choices' | 'matchNumber'>>,
+    cap?: RequestCap,
+  ): Promise<OpenedRequest | 'capped'> {
     const now = this.clock.now();
     // Cleaned once, here, so that every channel (device API, event stream, webhook, FCM) shows the same.
     const clientName = cleanClientName(input.clientName);
     const candidate: RequestRecord = {
       id: newRequestId(),
-      type: 'connection',
+      ...kind,
       user: input.user,
       deviceId: input.device.deviceId,
-      protocol: input.protocol,
       clientIp: input.clientIp,
       ...(clientName ? { clientName } : {}),
       createdAt: now,
@@ -90,7 +142,7 @@ export class RequestService {
     };
     const result = await this.store.createRequest(candidate, now, cap);
     if (result.request === null) return 'capped';
-    const log = { user: input.user, clientIp: input.clientIp, protocol: input.protocol, requestId: result.request.id };
+    const log = { user: input.user, clientIp: input.clientIp, protocol: kind.protocol, type: kind.type, requestId: result.request.id };
     if (result.created) {
       this.logger.info({ event: 'request.opened', ...log }, 'approval request opened');
       await this.store.appendEvent({ type: 'request.opened', request: result.request }, now, this.eventRetentionMs);
@@ -99,6 +151,37 @@ export class RequestService {
       this.logger.info({ event: 'request.joined', ...log }, 'joined pending approval request');
     }
     return { request: result.request, created: result.created };
+  }
+
+  /** The request, decided or not (a sign-in page following its login request, a connection's earlier
+   * hold), or null when unknown or expired. */
+  get(id: string): Promise<RequestRecord | null> {
+    return this.store.getRequest(id, this.clock.now());
+  }
+
+  /** The user's recently decided or expired requests, newest first. */
+  async recent(user: string): Promise<RecentRequest[]> {
+    const items = await this.store.readList(recentKey(user), this.clock.now());
+    return items.map((s) => JSON.parse(s) as RecentRequest);
+  }
+
+  /** Best effort: the list is for the user's information, a failure must not undo a decision. */
+  private async remember(request: RequestRecord): Promise<void> {
+    const item: RecentRequest = {
+      id: request.id,
+      type: request.type,
+      protocol: request.protocol,
+      clientIp: request.clientIp,
+      ...(request.clientName ? { clientName: request.clientName } : {}),
+      createdAt: request.createdAt,
+      status: request.status,
+      ...(request.decidedAt !== undefined ? { decidedAt: request.decidedAt } : {}),
+    };
+    try {
+      await this.store.pushToList(recentKey(request.user), JSON.stringify(item), RECENT_MAX, RECENT_TTL_MS, this.clock.now());
+    } catch (err) {
+      this.logger.warn({ requestId: request.id, user: request.user, err: String(err) }, 'could not record the request in the recent list');
+    }
   }
 
   /** Sends to every notifier without holding the caller; failures are logged, never thrown. */
@@ -150,11 +233,6 @@ export class RequestService {
     }
   }
 
-  /** The request, decided or not, or null when unknown or expired. */
-  get(id: string): Promise<RequestRecord | null> {
-    return this.store.getRequest(id, this.clock.now());
-  }
-
   listPending(deviceId: string): Promise<RequestRecord[]> {
     return this.store.listPendingRequests(deviceId, this.clock.now());
   }
@@ -166,11 +244,16 @@ export class RequestService {
     // An expired request is gone as far as the device is concerned; only a lagging clock still sees it.
     if (!current || current.deviceId !== deviceId || current.status === 'expired') return { status: 'not-found' };
     if (current.status !== 'pending') return { status: 'already-decided', request: current };
+    let verdict: 'approved' | 'denied' = decision === 'approve' ? 'approved' : 'denied';
     if (decision === 'approve' && current.choices && current.choices.length > 0 && (number === undefined || number !== current.matchNumber)) {
-      // Number matching: approving with the wrong (or no) number is refused, the request stays open.
-      return { status: 'wrong-number' };
+      // A sign-in whose number was picked wrong is denied: the person on the phone is not the one
+      // at the page (or was fooled into tapping). No number at all is an app that did not show the
+      // choices: refused, and the request stays open, as do other requests.
+      if (current.type !== 'login' || number === undefined) return { status: 'wrong-number' };
+      verdict = 'denied';
+      this.logger.warn({ event: 'request.wrong-number', requestId: id, user: current.user, clientIp: current.clientIp }, 'wrong number picked: sign-in denied');
     }
-    const result = await this.store.decideRequest(id, decision === 'approve' ? 'approved' : 'denied', now);
+    const result = await this.store.decideRequest(id, verdict, now);
     if (result.status !== 'ok') return result;
     const request = result.request;
     const reported = decision === 'report';
@@ -195,7 +278,26 @@ export class RequestService {
       reported ? 'request reported as not the owner' : `request ${request.status}`,
     );
     this.settle(request, reported);
+    await this.store.touchDevice(deviceId, now).catch((err: unknown) => this.logger.warn({ deviceId, err: String(err) }, 'could not record device use'));
+    await this.remember(request);
     return { status: request.status === 'approved' ? 'approved' : 'denied', request };
+  }
+
+  /**
+   * The sign-in page gave up waiting (Cancel, or a new sign-in from the same browser): the pending
+   * login request is denied, so the phone clears it and a tap on it can approve nothing.
+   */
+  async withdrawLogin(id: string, user: string): Promise<boolean> {
+    const now = this.clock.now();
+    const current = await this.store.getRequest(id, now);
+    if (!current || current.type !== 'login' || current.user !== user || current.status !== 'pending') return false;
+    const result = await this.store.decideRequest(id, 'denied', now);
+    if (result.status !== 'ok') return false;
+    await this.store.appendEvent({ type: 'request.decided', request: result.request }, now, this.eventRetentionMs);
+    this.logger.info({ event: 'request.withdrawn', requestId: id, user, clientIp: current.clientIp }, 'sign-in request withdrawn by the sign-in page');
+    this.settle(result.request);
+    await this.remember(result.request);
+    return true;
   }
 
   /** The device's logged events after afterId (see Store.readEvents). */
@@ -221,6 +323,7 @@ export class RequestService {
         const r = e.request;
         this.logger.info({ event: 'request.expired', requestId: r.id, user: r.user, clientIp: r.clientIp }, 'request expired unanswered');
         this.settle(r);
+        await this.remember(r);
       }
       total += expired.length;
       if (expired.length < SWEEP_BATCH) break;

@@ -9,9 +9,11 @@ import { DeviceService } from './device-service.js';
 import { HeldLogins } from './held-logins.js';
 import { resolveHoldTimes } from './hold-times.js';
 import { LoginAuthorizer } from './login-authorizer.js';
+import { PairingService } from './pairing-service.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RequestService } from './request-service.js';
 import { UserNames } from './user-names.js';
+import { WebSessionService } from './web-session-service.js';
 
 /** The core, built from its slices of the config; shared by the servers and the admin CLI. */
 export interface CoreServices {
@@ -25,7 +27,12 @@ export interface CoreServices {
   /** The one canonicaliser of user names: the CLI and every service use it. */
   names: UserNames;
   cooldowns: Cooldowns;
+  pairing: PairingService;
+  webSessions: WebSessionService;
 }
+
+/** How long the sign-in's second step may take. */
+const WEB_PENDING_TTL_MS = 10 * 60_000;
 
 export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[] }): CoreServices {
   const { store, clock, logger } = deps;
@@ -49,5 +56,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     holdTimeMs: d.holdTime,
     holdTimesMs: resolveHoldTimes(d),
   }, names, cooldowns, new HeldLogins(l.maxHeldLoginsPerUser));
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns };
+  const pairing = new PairingService(store, clock, devices, deps.notifiers, audit);
+  const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions };
 }

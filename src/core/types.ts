@@ -17,6 +17,8 @@ export interface DeviceRecord {
   /** SHA-256 of the device token, hex. The token itself is never stored. */
   tokenHash: string;
   createdAt: number;
+  /** When the device last decided a request. */
+  lastUsedAt?: number;
   pushToken?: string;
   pushPlatform?: 'android' | 'ios';
 }
@@ -30,6 +32,9 @@ export interface ApprovalRecord {
   approvedAt: number;
   expiresAt: number;
   requestId?: string;
+  /** How the approved login came in, for listing (absent on approvals made before these were kept). */
+  protocol?: Protocol | 'web';
+  clientName?: string;
 }
 
 export type RequestType = 'connection' | 'login';

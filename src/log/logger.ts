@@ -55,6 +55,23 @@ export const AUDIT_EVENTS = [
   'users.merged',
   'users.merge-failed',
   'connection.refused',
+  // web sign-in, portal settings and pairing
+  'request.wrong-number',
+  'request.withdrawn',
+  'password.ok',
+  'password.bad-password',
+  'password.rate-limited',
+  'password.unavailable',
+  'web.signed-in',
+  'web.signed-out',
+  'web.sessions-ended',
+  'web.csrf-refused',
+  'user.daemon-otp',
+  'pairing.link-started',
+  'pairing.bound',
+  'pairing.wrong-number',
+  'pairing.code-unknown',
+  'device.removed-push-failed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

@@ -10,9 +10,11 @@ import type { Logger } from '../log/logger.js';
 import { MIN_TLS_VERSION, type TlsContextProvider } from '../net/tls-context.js';
 import type { Store } from '../stores/store.js';
 import { DEVICE_API_BODY_LIMIT, errorName, jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from './device-api.js';
+import { registerPairingApi, type PairingApiDeps } from './pairing-api.js';
+import { registerPages, type PagesDeps } from './pages/register-pages.js';
 
 export interface PortalServerDeps {
-  settings: PortalConfig;
+  settings: Pick<PortalConfig, 'host' | 'port' | 'tls' | 'enabled'>;
   /** Required when settings.tls is true. */
   tls: TlsContextProvider | null;
   devices: DeviceService;
@@ -23,12 +25,14 @@ export interface PortalServerDeps {
   heartbeatMs?: number;
   /** The clock of the device API's failure counter [system clock]. */
   clock?: Clock;
+  /** The web pages and the pairing API; without them the portal serves only the device API. */
+  web?: { pages: PagesDeps; pairing: PairingApiDeps };
 }
 
 /** A slow or silent TLS client must not hold a socket for long. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** The portal's HTTP(S) listener: the device API and /healthz; while it listens, the expiry sweep runs. */
+/** The portal's HTTP(S) listener: web pages, pairing and device APIs, /healthz; while it listens, the expiry sweep runs. */
 export class PortalServer {
   private readonly app: FastifyInstance;
   private readonly api: DeviceApiHandle;
@@ -103,6 +107,9 @@ export class PortalServer {
       }
     });
 
+    // First, so that its security headers, cookies and CSRF check cover every route after it.
+    if (deps.web) registerPages(this.app, deps.web.pages);
+
     this.api = registerDeviceApi(this.app, {
       devices: deps.devices,
       requests: deps.requests,
@@ -111,6 +118,7 @@ export class PortalServer {
       ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
       ...(deps.clock ? { clock: deps.clock } : {}),
     });
+    if (deps.web) registerPairingApi(this.app, deps.web.pairing);
   }
 
   /** Starts listening on settings.host:settings.port (0 picks a free port) and returns the port. */

@@ -12,6 +12,8 @@ export interface Notifier {
   requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
   /** After requestSettled, when the device answered "this wasn't me" (the request is denied). */
   requestReported?(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
+  /** The user (or an admin) cleared this device: tell it, so the app shows that it is unbound. */
+  deviceRemoved?(device: DeviceRecord): Promise<NotifyOutcome>;
   close?(): Promise<void>;
 }
 

@@ -16,6 +16,8 @@ import { MailotpError } from '../core/errors.js';
  *                                          members leave when swept (decided or gone ones too)
  *   P ctr:<key>:<windowMs>:<bucket>        fixed-window counter; TTL = window end + grace
  *   P val:<key>                            short-lived value `{"v":value,"e":expiresAt}`; TTL = expiresAt + grace
+ *   P list:<key>                           short list, newest first, items `{"v":value,"e":expiresAt}`; trimmed
+ *                                          to its length on push; TTL = newest item's expiresAt + grace
  *   P events                               pub/sub channel of JSON StoreEvents
  *   P event-seq                            the last event id given out (INCR), no TTL
  *   P dev-events:<deviceId>                sorted set: logged events of the device by eventId, members
@@ -69,6 +71,14 @@ export function ttlMs(expiresAt: number, now: number, graceMs: number): number {
 export function checkTtl(ttl: number): void {
   if (!Number.isFinite(ttl) || ttl <= 0) {
     throw new MailotpError('MAILOTP_ERR_BAD_INPUT', `a value's ttl must be positive, got ${ttl}`);
+  }
+}
+
+/** A short list keeps at least one and at most a few hundred items; each item needs a positive TTL. */
+export function checkListArgs(maxItems: number, ttl: number): void {
+  checkTtl(ttl);
+  if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 1000) {
+    throw new MailotpError('MAILOTP_ERR_BAD_INPUT', `a list keeps 1 to 1000 items, got ${maxItems}`);
   }
 }
 
@@ -131,6 +141,9 @@ export class RedisKeys {
   }
   value(key: string): string {
     return `${this.prefix}val:${keyPart(key)}`;
+  }
+  list(key: string): string {
+    return `${this.prefix}list:${keyPart(key)}`;
   }
   events(): string {
     return `${this.prefix}events`;

@@ -13,6 +13,7 @@ import {
   REQUEST_GRACE_MS,
   RedisKeys,
   VALUE_GRACE_MS,
+  checkListArgs,
   checkTtl,
   ttlMs,
   windowBucket,
@@ -238,6 +239,10 @@ export class RedisStore implements Store {
     });
   }
 
+  async touchDevice(deviceId: string, at: number): Promise<void> {
+    await this.compareAndSet<DeviceRecord>(this.keys.device(deviceId), (d) => ({ ...d, lastUsedAt: at }));
+  }
+
   /** Optimistic read-modify-write of one JSON record; the change is computed here, not in Lua. */
   private async compareAndSet<T>(key: string, change: (current: T) => T): Promise<void> {
     for (let attempt = 0; attempt < REDIS_CAS_MAX_ATTEMPTS; attempt++) {
@@ -396,6 +401,26 @@ export class RedisStore implements Store {
 
   async deleteValue(key: string, now: number): Promise<boolean> {
     return this.run(async (r) => unexpired(await r.getdel(this.keys.value(key)), now) !== null);
+  }
+
+  async pushToList(key: string, value: string, maxItems: number, ttl: number, now: number): Promise<void> {
+    checkListArgs(maxItems, ttl);
+    const k = this.keys.list(key);
+    const body = JSON.stringify({ v: value, e: now + ttl });
+    // One MULTI: the push, the trim and the TTL land together, and concurrent pushes all land.
+    await this.run((r) =>
+      r
+        .multi()
+        .lpush(k, body)
+        .ltrim(k, 0, maxItems - 1)
+        .pexpire(k, ttlMs(now + ttl, now, VALUE_GRACE_MS))
+        .exec(),
+    );
+  }
+
+  async readList(key: string, now: number): Promise<string[]> {
+    const raw = await this.run((r) => r.lrange(this.keys.list(key), 0, -1));
+    return raw.map((item) => unexpired(item, now)).filter((v): v is string => v !== null);
   }
 
   async publish(event: StoreEvent): Promise<void> {

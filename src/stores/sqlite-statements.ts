@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS kv (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires_at);
+CREATE TABLE IF NOT EXISTS lists (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lists_key ON lists (key, seq);
+CREATE INDEX IF NOT EXISTS lists_expires ON lists (expires_at);
 `;
 
 export interface UserRow {
@@ -138,6 +146,10 @@ export function prepareStatements(db: Database.Database) {
     getValue: db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?'),
     deleteValue: db.prepare('DELETE FROM kv WHERE key = ? RETURNING expires_at'),
     purgeValues: db.prepare('DELETE FROM kv WHERE expires_at < ?'),
+    pushToList: db.prepare('INSERT INTO lists (key, value, expires_at) VALUES (?, ?, ?)'),
+    trimList: db.prepare('DELETE FROM lists WHERE key = ? AND seq NOT IN (SELECT seq FROM lists WHERE key = ? ORDER BY seq DESC LIMIT ?)'),
+    readList: db.prepare('SELECT value FROM lists WHERE key = ? AND expires_at > ? ORDER BY seq DESC'),
+    purgeLists: db.prepare('DELETE FROM lists WHERE expires_at < ?'),
     purgeRequests: db.prepare('DELETE FROM requests WHERE expires_at < ?'),
     purgeApprovals: db.prepare('DELETE FROM approvals WHERE expires_at < ?'),
     purgeCounters: db.prepare('DELETE FROM counters WHERE expires_at < ?'),

@@ -12,6 +12,7 @@ import {
   SQLITE_PURGE_INTERVAL_MS,
   SQLITE_SCHEMA_VERSION,
   VALUE_GRACE_MS,
+  checkListArgs,
   checkTtl,
   windowBucket,
 } from './keys.js';
@@ -115,6 +116,7 @@ export class SqliteStore implements Store {
     this.st.purgeApprovals.run(now - APPROVAL_GRACE_MS);
     this.st.purgeCounters.run(now - COUNTER_GRACE_MS);
     this.st.purgeValues.run(now - VALUE_GRACE_MS);
+    this.st.purgeLists.run(now - VALUE_GRACE_MS);
     this.events.purge(now);
   }
 
@@ -198,6 +200,14 @@ export class SqliteStore implements Store {
         if (platform !== null) device.pushPlatform = platform;
       }
       this.st.updateDevice.run(JSON.stringify(device), deviceId);
+    });
+  }
+
+  async touchDevice(deviceId: string, at: number): Promise<void> {
+    this.write(() => {
+      const device = record<DeviceRecord>(this.st.getDevice.get(deviceId));
+      if (!device) return;
+      this.st.updateDevice.run(JSON.stringify({ ...device, lastUsedAt: at }), deviceId);
     });
   }
 
@@ -363,6 +373,18 @@ export class SqliteStore implements Store {
       return row !== undefined && row.expires_at > now;
     });
   }
+  async pushToList(key: string, value: string, maxItems: number, ttlMs: number, now: number): Promise<void> {
+    checkListArgs(maxItems, ttlMs);
+    this.write(() => {
+      this.st.pushToList.run(key, value, now + ttlMs);
+      this.st.trimList.run(key, key, maxItems);
+    });
+  }
+
+  async readList(key: string, now: number): Promise<string[]> {
+    return this.read(() => (this.st.readList.all(key, now) as { value: string }[]).map((r) => r.value));
+  }
+
 
   /** In-process only: one SQLite file serves one mailotp process. */
   async publish(event: StoreEvent): Promise<void> {

@@ -71,6 +71,8 @@ export interface Store {
   /** Rebinds `from`'s device (same id and token) to `to`, atomically: 'missing' when `from` has none,
    * 'exists' (and changes nothing) when `to` has one already. */
   moveDevice(from: string, to: string): Promise<'moved' | 'missing' | 'exists'>;
+  /** Records when the device last decided a request; unknown device ids are ignored. */
+  touchDevice(deviceId: string, at: number): Promise<void>;
 
   // approvals
   putApproval(approval: ApprovalRecord, now: number): Promise<void>;
@@ -128,6 +130,11 @@ export interface Store {
   takeValue(key: string, now: number): Promise<string | null>;
   /** Deletes the value; true when an unexpired one was there. */
   deleteValue(key: string, now: number): Promise<boolean>;
+  /** Adds a value to the front of a short list (e.g. a user's recent requests) that keeps at most
+   * maxItems; each item expires at now + ttlMs. Concurrent pushes from several instances all land. */
+  pushToList(key: string, value: string, maxItems: number, ttlMs: number, now: number): Promise<void>;
+  /** The list's unexpired items, newest first. */
+  readList(key: string, now: number): Promise<string[]>;
 
   // events to every instance (Redis pub/sub; in-process for SQLite)
   publish(event: StoreEvent): Promise<void>;

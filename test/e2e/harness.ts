@@ -21,6 +21,8 @@ export interface MailotpOptions {
   push?: Record<string, unknown>;
   /** The `users` section (how the upstream folds names). */
   users?: Record<string, unknown>;
+  /** Merged over the portal settings (host 127.0.0.1, a free port, HTTPS). */
+  portal?: Record<string, unknown>;
   logLevel?: string;
   /** Reuse another instance's folder (same SQLite file). */
   dir?: string;
@@ -93,7 +95,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     },
     store: opts.store ?? { driver: 'sqlite', path: 'data/mailotp.db' },
     daemonOtp: { holdTime: '10s', progressInterval: '1s', ...opts.daemonOtp },
-    portal: { host: '127.0.0.1', port: 0, tls: true, publicUrl: 'https://localhost:8443' },
+    portal: { host: '127.0.0.1', port: 0, tls: true, publicUrl: 'https://localhost:8443', ...opts.portal },
     push: opts.push ?? {},
     limits: { failedLoginsPerUser: 50, failedLoginsPerIp: 200, ...opts.limits },
     ...(opts.users ? { users: opts.users } : {}),

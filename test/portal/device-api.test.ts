@@ -216,7 +216,7 @@ describe('device API over HTTPS', () => {
     assert.deepEqual(nowhere.json, { error: 'not-found' });
   });
 
-  test('a number-matching request shows its choices and refuses an approval without a number', async () => {
+  test('a number-matching sign-in shows its choices, refuses an approval without a number and is denied by a wrong one', async () => {
     const now = f.clock.now();
     const record: RequestRecord = {
       id: 'numbermatching0000000A',
@@ -240,10 +240,15 @@ describe('device API over HTTPS', () => {
     assert.equal(r.status, 422);
     assert.deepEqual(r.json, { error: 'wrong-number' });
     assert.ok(!JSON.stringify(list.json).includes('matchNumber'), 'the number to pick is never sent to the device');
-    const wrong = await call(target, 'POST', `/api/v1/device/requests/${record.id}`, { token: alice.token, body: { decision: 'approve', number: 12 } });
-    assert.equal(wrong.status, 422);
     const right = await call(target, 'POST', `/api/v1/device/requests/${record.id}`, { token: alice.token, body: { decision: 'approve', number: 47 } });
     assert.deepEqual(right.json, { status: 'approved' });
+
+    const second: RequestRecord = { ...record, id: 'numbermatching0000000B', clientIp: '10.0.0.7' };
+    await f.store.createRequest(second, now);
+    const wrong = await call(target, 'POST', `/api/v1/device/requests/${second.id}`, { token: alice.token, body: { decision: 'approve', number: 12 } });
+    assert.deepEqual([wrong.status, wrong.json], [200, { status: 'denied' }]);
+    const stored = await f.store.getRequest(second.id, f.clock.now());
+    assert.equal(stored?.status, 'denied');
   });
 
   test('PUT push-token stores the token; bad ones are 400', async () => {

@@ -297,6 +297,15 @@ export function storeContract(name: string, make: MakeStore): void {
         assert.ok(cleared && !('pushToken' in cleared) && !('pushPlatform' in cleared));
       });
 
+      it('records when the device was last used, and ignores unknown devices', async () => {
+        const d = device('alice');
+        await store.putDevice(d, false);
+        await store.touchDevice(d.deviceId, 1_234);
+        assert.deepEqual(await store.getDeviceByUser('alice'), { ...d, lastUsedAt: 1_234 });
+        await store.touchDevice('ghost', 1);
+        assert.equal(await store.getDevice('ghost'), null);
+      });
+
       it('ignores a push token for an unknown device', async () => {
         await store.setPushToken('ghost', 'tok', 'ios');
         assert.equal(await store.getDevice('ghost'), null);
@@ -694,6 +703,24 @@ export function storeContract(name: string, make: MakeStore): void {
         await store.setValue('a%3Ab', '2', MINUTE, clock.now());
         assert.equal(await store.getValue('a:b', clock.now()), '1');
         assert.equal(await store.getValue('a%3Ab', clock.now()), '2');
+      });
+    });
+
+    describe('short lists', () => {
+      it('keeps the newest items up to the length, newest first, each until its ttl', async () => {
+        await store.pushToList('recent:alice', 'r1', 3, MINUTE, clock.now());
+        clock.advance(1_000);
+        for (const v of ['r2', 'r3', 'r4']) await store.pushToList('recent:alice', v, 3, MINUTE, clock.now());
+        assert.deepEqual(await store.readList('recent:alice', clock.now()), ['r4', 'r3', 'r2']);
+        assert.deepEqual(await store.readList('recent:bob', clock.now()), []);
+        await store.pushToList('recent:alice', 'r5', 3, 10 * MINUTE, clock.now());
+        clock.advance(MINUTE);
+        assert.deepEqual(await store.readList('recent:alice', clock.now()), ['r5']);
+      });
+
+      it('keeps every one of concurrent pushes', async () => {
+        await Promise.all(Array.from({ length: 8 }, (_, i) => store.pushToList('l', String(i), 20, MINUTE, clock.now())));
+        assert.deepEqual((await store.readList('l', clock.now())).sort(), ['0', '1', '2', '3', '4', '5', '6', '7']);
       });
     });
 

@@ -1,0 +1,84 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PasswordCheckResult } from '../../core/login-types.js';
+import type { CoreServices } from '../../core/services.js';
+import type { WebSession } from '../../core/web-session-service.js';
+import type { Logger } from '../../log/logger.js';
+import type { SafeHtml } from './html.js';
+import { pageContext, type PageContext } from './layout.js';
+import { pickLang } from './texts.js';
+
+/** What the pages need from the rest of mailotp. */
+export interface PagesDeps {
+  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions'>;
+  /** The sign-in's password check: the upstream IMAP login, through the core's limits and counters. */
+  checkPassword(user: string, password: string, client: { ip: string; port: number; name?: string }): Promise<PasswordCheckResult>;
+  daemonOtp: { enabled: boolean; enforce: 'optional' | 'bound' | 'all' };
+  /** Base of the pairing links; the request's own origin when not configured. */
+  publicUrl?: string;
+  /** Whether the portal itself speaks HTTPS (HSTS, and the origin of links when publicUrl is unset). */
+  tls: boolean;
+  logger: Logger;
+}
+
+/** `__Host-`: only ever set by this origin over HTTPS, path /, no Domain, so no sibling host can plant it. */
+export const SESSION_COOKIE = '__Host-mailotp-session';
+export const CSRF_COOKIE = '__Host-mailotp-csrf';
+const LANG_COOKIE = 'mailotp-lang';
+const YEAR_S = 365 * 24 * 3600;
+
+/**
+ * Secure is set even when the portal runs plain HTTP: browsers keep Secure cookies of
+ * http://localhost (a secure context), and anywhere else plain HTTP belongs behind a TLS proxy.
+ */
+export const COOKIE_BASE = { path: '/', httpOnly: true, secure: true, sameSite: 'lax' } as const;
+
+export interface Signed {
+  sid: string;
+  session: WebSession;
+}
+
+/** The page's language (remembering a `?lang=` choice) and a fresh CSRF token for its forms. */
+export function contextOf(request: FastifyRequest, reply: FastifyReply): PageContext {
+  const query = (request.query ?? {}) as Record<string, unknown>;
+  const lang = pickLang(query.lang, request.cookies[LANG_COOKIE], request.headers['accept-language']);
+  if (typeof query.lang === 'string' && query.lang === lang) void reply.setCookie(LANG_COOKIE, lang, { ...COOKIE_BASE, maxAge: YEAR_S });
+  const path = request.url.split('?')[0] ?? '/';
+  return pageContext(lang, reply.generateCsrf(), path);
+}
+
+export function sendPage(reply: FastifyReply, page: SafeHtml, status = 200): FastifyReply {
+  return reply.code(status).type('text/html; charset=utf-8').send(page.text);
+}
+
+export function seeOther(reply: FastifyReply, to: string): FastifyReply {
+  return reply.code(303).header('Location', to).send();
+}
+
+export async function sessionOf(deps: PagesDeps, request: FastifyRequest): Promise<Signed | null> {
+  const sid = request.cookies[SESSION_COOKIE];
+  const session = await deps.core.webSessions.get(sid);
+  return sid && session ? { sid, session } : null;
+}
+
+export function setSessionCookie(reply: FastifyReply, s: Signed, now: number): void {
+  void reply.setCookie(SESSION_COOKIE, s.sid, { ...COOKIE_BASE, maxAge: Math.max(1, Math.floor((s.session.expiresAt - now) / 1000)) });
+}
+
+export function clearSessionCookie(reply: FastifyReply): void {
+  void reply.clearCookie(SESSION_COOKIE, COOKIE_BASE);
+}
+
+/** A short browser name from the User-Agent, for the phone's "who is asking" line. */
+export function browserName(ua: string | undefined): string | undefined {
+  if (!ua) return undefined;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : '';
+  return os ? `${browser} on ${os}` : browser;
+}
+
+/** A form field as one string, or null when absent, repeated or too long. */
+export function field(body: unknown, name: string, max: number): string | null {
+  if (!body || typeof body !== 'object') return null;
+  const v = (body as Record<string, unknown>)[name];
+  return typeof v === 'string' && v.length <= max ? v : null;
+}

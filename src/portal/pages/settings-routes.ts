@@ -1,0 +1,189 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import QRCode from 'qrcode';
+import type { LinkState } from '../../core/pairing-service.js';
+import type { DeviceRecord } from '../../core/types.js';
+import { messagePage } from './sign-in-views.js';
+import { clearSessionCookie, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
+import { clearConfirmPage, settingsPage, type SettingsModel } from './settings-views.js';
+import type { TextKey } from './texts.js';
+
+/** `?done=` after a redirect: only these words, each with its text. */
+const DONE: Record<string, TextKey> = { bound: 'bound', cleared: 'cleared', saved: 'saved', revoked: 'revoked' };
+const LINK_ERRORS: Record<Exclude<LinkState, 'waiting' | 'bound'>, TextKey> = { 'wrong-number': 'pairWrong', exists: 'pairExists', expired: 'pairExpired' };
+
+/** `/settings` and its forms. Every route needs a signed-in session; changes to methods need one that passed the phone. */
+export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): void {
+  const { core } = deps;
+
+  /** The signed-in session, or null after answering (a redirect to sign-in, or 401 for the page's fetch()). */
+  const signedIn = async (request: FastifyRequest, reply: FastifyReply, json = false): Promise<Signed | null> => {
+    const s = await sessionOf(deps, request);
+    if (s?.session.stage === 'signed-in') return s;
+    if (json) void reply.code(401).send({ status: 'signed-out' });
+    else {
+      if (!s) clearSessionCookie(reply);
+      void seeOther(reply, '/');
+    }
+    return null;
+  };
+
+  /** Once any second factor exists, changing the methods needs a session that passed it. */
+  const mayChange = (s: Signed, device: DeviceRecord | null): boolean => !device || s.session.factor === 'phone';
+
+  const daemonState = async (user: string, device: DeviceRecord | null): Promise<SettingsModel['daemon']> => {
+    const record = await core.store.getUser(user);
+    const own = record?.daemonOtp === true;
+    const { enabled, enforce } = deps.daemonOtp;
+    if (!enabled) return { on: false, fixed: 'off' };
+    if (enforce === 'all') return { on: true, fixed: 'all' };
+    if (enforce === 'bound' && device) return { on: true, fixed: 'bound' };
+    return { on: own, fixed: null };
+  };
+
+  /** Follows the QR pairing the session started: drops it once settled, and says how it ended. */
+  const followPairing = async (s: Signed): Promise<LinkState | null> => {
+    const pair = s.session.pair;
+    if (!pair) return null;
+    const state = await core.pairing.linkState(pair.linkId);
+    if (state === 'waiting') return state;
+    delete s.session.pair;
+    if (state === 'bound') s.session.factor = 'phone';
+    await core.webSessions.save(s.sid, s.session);
+    return state;
+  };
+
+  const pairingLink = (request: FastifyRequest, secret: string): string => {
+    const origin = deps.publicUrl?.replace(/\/+$/, '') ?? `${deps.tls ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`;
+    return `${origin}/app/#pair=${secret}`;
+  };
+
+  const renderSettings = async (request: FastifyRequest, reply: FastifyReply, s: Signed, extra: Pick<SettingsModel, 'notice' | 'error'> = {}, status = 200) => {
+    const user = s.session.user;
+    const linkState = await followPairing(s);
+    const device = await core.store.getDeviceByUser(user);
+    const [daemon, approvals, recent] = await Promise.all([daemonState(user, device), core.approvals.list(user), core.requests.recent(user)]);
+    const done = (request.query as Record<string, unknown>).done;
+    const model: SettingsModel = {
+      user,
+      device,
+      pair: null,
+      daemon,
+      canChangeMethods: mayChange(s, device),
+      approvals,
+      recent,
+      ...(typeof done === 'string' && DONE[done] ? { notice: DONE[done] } : {}),
+      ...extra,
+    };
+    if (linkState === 'bound') model.notice = 'bound';
+    else if (linkState && linkState !== 'waiting') model.error = LINK_ERRORS[linkState];
+    const pair = s.session.pair;
+    if (pair && !device) {
+      const url = pairingLink(request, pair.secret);
+      model.pair = { url, number: pair.number, expiresAt: pair.expiresAt, qr: await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 2, width: 240 }) };
+    }
+    return sendPage(reply, settingsPage(contextOf(request, reply), model), status);
+  };
+
+  app.get('/settings', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    return renderSettings(request, reply, s);
+  });
+
+  app.post('/settings/pair/start', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    if (await core.store.getDeviceByUser(s.session.user)) return renderSettings(request, reply, s, { error: 'pairExists' }, 409);
+    if (s.session.pair) await core.pairing.cancelLink(s.session.pair.secret);
+    const link = await core.pairing.startLink(s.session.user);
+    s.session.pair = { linkId: link.linkId, secret: link.secret, number: link.number, expiresAt: link.expiresAt };
+    await core.webSessions.save(s.sid, s.session);
+    return seeOther(reply, '/settings#pairing');
+  });
+
+  app.post('/settings/pair/cancel', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    if (s.session.pair) {
+      await core.pairing.cancelLink(s.session.pair.secret);
+      delete s.session.pair;
+      await core.webSessions.save(s.sid, s.session);
+    }
+    return seeOther(reply, '/settings');
+  });
+
+  // The settings page's portal.js follows the QR pairing here and moves on by itself.
+  app.get('/settings/pair/status', async (request, reply) => {
+    const s = await signedIn(request, reply, true);
+    if (!s) return reply;
+    const { t } = contextOf(request, reply);
+    const state = (await followPairing(s)) ?? 'expired';
+    if (state === 'waiting') return { status: 'waiting' };
+    if (state === 'bound') return { status: 'bound', next: '/settings?done=bound' };
+    return { status: state, message: t(LINK_ERRORS[state]) };
+  });
+
+  app.post('/settings/pair/code', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    const code = field(request.body, 'code', 32) ?? '';
+    const result = await core.pairing.bindByCode(s.session.user, code);
+    switch (result.status) {
+      case 'bound':
+        // Binding proved the phone is in the user's hand: this session counts as having passed it.
+        s.session.factor = 'phone';
+        await core.webSessions.save(s.sid, s.session);
+        return seeOther(reply, '/settings?done=bound');
+      case 'not-found':
+        return renderSettings(request, reply, s, { error: 'codeNotFound' }, 400);
+      case 'exists':
+        return renderSettings(request, reply, s, { error: 'pairExists' }, 409);
+      case 'rate-limited':
+        return renderSettings(request, reply, s, { error: 'codeLimited' }, 429);
+    }
+  });
+
+  app.get('/settings/clear-device', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    const device = await core.store.getDeviceByUser(s.session.user);
+    if (!device || !mayChange(s, device)) return seeOther(reply, '/settings');
+    return sendPage(reply, clearConfirmPage(contextOf(request, reply), device));
+  });
+
+  app.post('/settings/clear-device', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    const device = await core.store.getDeviceByUser(s.session.user);
+    if (!device) return seeOther(reply, '/settings');
+    if (!mayChange(s, device)) return renderSettings(request, reply, s, { error: 'stepUp' }, 403);
+    await core.pairing.clear(s.session.user);
+    // Every other session of the user ends: whoever held one may have been the reason to clear.
+    s.session.factor = 'none';
+    await core.webSessions.endAll(s.session.user, s);
+    return seeOther(reply, '/settings?done=cleared');
+  });
+
+  app.post('/settings/daemon-otp', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    const user = s.session.user;
+    const device = await core.store.getDeviceByUser(user);
+    const state = await daemonState(user, device);
+    if (state.fixed) return renderSettings(request, reply, s, {}, 409);
+    if (!mayChange(s, device)) return renderSettings(request, reply, s, { error: 'stepUp' }, 403);
+    const on = field(request.body, 'daemonOtp', 8) === 'on';
+    await core.store.setDaemonOtp(user, on, core.clock.now());
+    deps.logger.info({ event: 'user.daemon-otp', user, on, via: 'portal' }, `daemon OTP ${on ? 'on' : 'off'}`);
+    return seeOther(reply, '/settings?done=saved');
+  });
+
+  app.post('/settings/approvals/revoke', async (request, reply) => {
+    const s = await signedIn(request, reply);
+    if (!s) return reply;
+    const clientIp = field(request.body, 'clientIp', 64);
+    if (!clientIp) return sendPage(reply, messagePage(contextOf(request, reply), 'errorTitle', 'formExpired'), 400);
+    await core.approvals.revoke(s.session.user, clientIp);
+    return seeOther(reply, '/settings?done=revoked');
+  });
+}
