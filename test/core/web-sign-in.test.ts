@@ -85,9 +85,9 @@ describe('RequestService.openLogin (web sign-in with number matching)', () => {
 });
 
 describe('LoginAuthorizer.checkPassword (the web sign-in password step)', () => {
-  const check = (f: CoreFixture, password: string, session = new TestSession(), clientIp = '192.0.2.1') =>
+  const check = (f: CoreFixture, password: string, session = new TestSession(), clientIp = '192.0.2.1', user = 'alice') =>
     f.authorizer.checkPassword({
-      user: 'alice',
+      user,
       clientIp,
       verify: async (): Promise<VerifyResult<TestSession>> => (password === 'right' ? { kind: 'ok', session } : { kind: 'bad-password' }),
     });
@@ -95,13 +95,32 @@ describe('LoginAuthorizer.checkPassword (the web sign-in password step)', () => 
   it('answers ok and closes the upstream session; a wrong password is counted with the mail logins', async () => {
     const f = (fx = coreFixture({ limits: { failedLoginsPerUser: 3 } }));
     const session = new TestSession();
-    assert.deepEqual(await check(f, 'right', session), { kind: 'ok' });
+    assert.deepEqual(await check(f, 'right', session), { kind: 'ok', user: 'alice' });
     assert.equal(session.closed, 1);
     for (let i = 0; i < 3; i++) assert.deepEqual(await check(f, 'wrong'), { kind: 'bad-password' });
     assert.deepEqual(await check(f, 'right'), { kind: 'rate-limited', limit: 'user' });
     // The same counter holds a mail login back too.
     const mail = await f.authorizer.authorize(f.attempt('alice', 'right'));
     assert.equal(mail.kind, 'rate-limited');
+  });
+
+  it('answers with the canonical name, counts every spelling as one user, and refuses a name that has none', async () => {
+    const f = (fx = coreFixture({ limits: { failedLoginsPerUser: 2 } }));
+    assert.deepEqual(await check(f, 'right', new TestSession(), '192.0.2.1', ' ALICE '), { kind: 'ok', user: 'alice' });
+    assert.deepEqual(await check(f, 'wrong', undefined, '192.0.2.1', 'Alice'), { kind: 'bad-password' });
+    assert.deepEqual(await check(f, 'wrong', undefined, '192.0.2.1', 'aLiCe'), { kind: 'bad-password' });
+    assert.deepEqual(await check(f, 'right', new TestSession(), '192.0.2.1', 'ALICE'), { kind: 'rate-limited', limit: 'user' });
+    let asked = false;
+    const r = await f.authorizer.checkPassword({
+      user: 'ali\u202ece',
+      clientIp: '192.0.2.2',
+      verify: async (): Promise<VerifyResult<TestSession>> => {
+        asked = true;
+        return { kind: 'ok', session: new TestSession() };
+      },
+    });
+    assert.deepEqual(r, { kind: 'bad-password' });
+    assert.equal(asked, false, 'a name that cannot be canonicalised never reaches the upstream');
   });
 
   it('is unavailable, never ok, when the upstream cannot answer', async () => {
