@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import QRCode from 'qrcode';
 import type { LinkState } from '../../core/pairing-service.js';
 import type { DeviceRecord } from '../../core/types.js';
 import { messagePage } from './sign-in-views.js';
@@ -79,6 +78,8 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
     const pair = s.session.pair;
     if (pair && !device) {
       const url = pairingLink(request, pair.secret);
+      // Loaded on first use: most starts never draw a QR code, and every start should be quick.
+      const { default: QRCode } = await import('qrcode');
       model.pair = { url, number: pair.number, expiresAt: pair.expiresAt, qr: await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 2, width: 240 }) };
     }
     return sendPage(reply, settingsPage(contextOf(request, reply), model), status);
