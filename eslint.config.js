@@ -16,4 +16,18 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
+  {
+    // The web authenticator app: classic browser scripts (the service worker loads them with importScripts).
+    files: ['src/portal/app/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'self', 'document', 'location', 'history', 'navigator', 'fetch', 'indexedDB', 'setTimeout', 'clearTimeout',
+          'setInterval', 'clearInterval', 'URL', 'URLSearchParams', 'AbortController', 'TextDecoderStream', 'CSS', 'atob',
+          'Notification', 'importScripts',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

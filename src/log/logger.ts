@@ -11,6 +11,7 @@ export const REDACT_PATHS = [
   'authorization',
   'pushToken',
   'tokenHash',
+  'webPush',
   '*.password',
   '*.pass',
   '*.token',
@@ -18,6 +19,7 @@ export const REDACT_PATHS = [
   '*.authorization',
   '*.pushToken',
   '*.tokenHash',
+  '*.webPush',
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',
@@ -49,6 +51,7 @@ export const AUDIT_EVENTS = [
   'device.bound',
   'device.removed',
   'device.push-token',
+  'device.push-subscription',
   'device.auth-failed',
   'device.auth-unavailable',
 ] as const;

@@ -1,10 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApprovalService } from '../core/approval-service.js';
 import type { DeviceService } from '../core/device-service.js';
 import { isMailotpError } from '../core/errors.js';
 import type { Decision, RequestService } from '../core/request-service.js';
 import type { DeviceRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
+import { AuthFailures } from './auth-failures.js';
+import { registerDeviceAppRoutes } from './device-app-routes.js';
 import { DeviceEventStream, parseLastEventId } from './event-stream.js';
 import { toApiRequest } from './request-view.js';
 
@@ -15,15 +18,13 @@ export const DEVICE_API_BODY_LIMIT = 16 * 1024;
 const DEFAULT_HEARTBEAT_MS = 15_000;
 /** A phone that changed networks may reconnect before its old stream is noticed dead; a few are fine. */
 const MAX_STREAMS_PER_DEVICE = 4;
-const AUTH_FAILURE_WINDOW_MS = 60_000;
 const DEFAULT_AUTH_FAILURE_LIMIT = 20;
-/** Bounds the memory an address-rotating scanner can make the failure counter use. */
-const MAX_TRACKED_IPS = 10_000;
 /** Request ids are 22 characters; fastify answers 414 to a path parameter over 100 anyway. */
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
 export interface DeviceApiDeps {
   devices: DeviceService;
+  approvals: ApprovalService;
   requests: RequestService;
   store: Store;
   logger: Logger;
@@ -125,47 +126,6 @@ function bearerToken(header: string | undefined): string | null {
   if (!header) return null;
   const m = /^\s*Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
   return m?.[1] ?? null;
-}
-
-/** Fixed-window count of failed bearer tokens per client IP, in this process only. */
-class AuthFailures {
-  private readonly byIp = new Map<string, { start: number; count: number }>();
-
-  constructor(private readonly limit: number) {}
-
-  private now(): number {
-    return performance.now();
-  }
-
-  /** Milliseconds until the IP may try again, or 0 when it is not limited. */
-  blockedFor(ip: string): number {
-    const e = this.byIp.get(ip);
-    if (!e) return 0;
-    const left = e.start + AUTH_FAILURE_WINDOW_MS - this.now();
-    return left > 0 && e.count >= this.limit ? left : 0;
-  }
-
-  record(ip: string): number {
-    const now = this.now();
-    let e = this.byIp.get(ip);
-    if (!e || now - e.start >= AUTH_FAILURE_WINDOW_MS) {
-      if (this.byIp.size >= MAX_TRACKED_IPS) this.prune(now);
-      e = { start: now, count: 0 };
-      this.byIp.delete(ip);
-      this.byIp.set(ip, e);
-    }
-    e.count++;
-    return e.count;
-  }
-
-  private prune(now: number): void {
-    for (const [ip, e] of this.byIp) if (now - e.start >= AUTH_FAILURE_WINDOW_MS) this.byIp.delete(ip);
-    // Still full: forget the oldest windows (Map keeps insertion order).
-    for (const ip of this.byIp.keys()) {
-      if (this.byIp.size < MAX_TRACKED_IPS) break;
-      this.byIp.delete(ip);
-    }
-  }
 }
 
 /**
@@ -277,6 +237,8 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
           return { status: 'ok' };
         },
       );
+
+      registerDeviceAppRoutes(api, { devices, approvals: deps.approvals }, deviceOf);
 
       api.get('/events', async (request, reply) => {
         const device = deviceOf(request);

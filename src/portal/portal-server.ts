@@ -2,12 +2,14 @@ import http from 'node:http';
 import https from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { PortalConfig } from '../config/schema.js';
+import type { ApprovalService } from '../core/approval-service.js';
 import type { DeviceService } from '../core/device-service.js';
 import { MailotpError } from '../core/errors.js';
 import type { RequestService } from '../core/request-service.js';
 import type { Logger } from '../log/logger.js';
 import { MIN_TLS_VERSION, type TlsContextProvider } from '../net/tls-context.js';
 import type { Store } from '../stores/store.js';
+import { registerAuthenticatorApp } from './app/register-app.js';
 import { DEVICE_API_BODY_LIMIT, errorName, jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from './device-api.js';
 
 export interface PortalServerDeps {
@@ -16,6 +18,9 @@ export interface PortalServerDeps {
   tls: TlsContextProvider | null;
   devices: DeviceService;
   requests: RequestService;
+  approvals: ApprovalService;
+  /** The VAPID public key when Web Push is configured; the app asks for it at /api/v1/webpush/key. */
+  webPushPublicKey?: string;
   store: Store;
   logger: Logger;
   /** Event-stream heartbeat interval (tests) [15000]. */
@@ -100,9 +105,12 @@ export class PortalServer {
       }
     });
 
+    registerAuthenticatorApp(this.app, { webPushPublicKey: deps.webPushPublicKey ?? null });
+
     this.api = registerDeviceApi(this.app, {
       devices: deps.devices,
       requests: deps.requests,
+      approvals: deps.approvals,
       store: deps.store,
       logger,
       ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),

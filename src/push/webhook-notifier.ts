@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
+import { abortableSleep } from './backoff.js';
 import type { Notifier } from './notifier.js';
 
 export interface WebhookSettings {
@@ -150,23 +151,9 @@ export class WebhookNotifier implements Notifier {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const signal = this.closed.signal;
-      if (signal.aborted) {
-        reject(new Error('webhook notifier closed'));
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(new Error('webhook notifier closed'));
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return abortableSleep(ms, this.closed.signal, 'webhook notifier closed');
   }
+
 }
 
 /** fetch's "fetch failed" says nothing; its cause (ECONNREFUSED, ENOTFOUND, ...) does. */

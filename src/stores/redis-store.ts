@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { MailotpError, isMailotpError } from '../core/errors.js';
-import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
+import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
 import {
   COUNTER_GRACE_MS,
   DEFAULT_KEY_PREFIX,
@@ -201,6 +201,15 @@ export class RedisStore implements Store {
         next.pushToken = token;
         if (platform !== null) next.pushPlatform = platform;
       }
+      return next;
+    });
+  }
+
+  async setWebPush(deviceId: string, subscription: WebPushSubscription | null): Promise<void> {
+    await this.compareAndSet<DeviceRecord>(this.keys.device(deviceId), (d) => {
+      const next: DeviceRecord = { ...d };
+      delete next.webPush;
+      if (subscription) next.webPush = subscription;
       return next;
     });
   }

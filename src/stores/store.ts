@@ -4,6 +4,7 @@ import type {
   RequestRecord,
   StoreEvent,
   UserRecord,
+  WebPushSubscription,
 } from '../core/types.js';
 
 export type Unsubscribe = () => void;
@@ -49,6 +50,8 @@ export interface Store {
   /** Clears the user's device and the pending requests addressed to it. Returns the removed device. */
   removeDevice(user: string): Promise<DeviceRecord | null>;
   setPushToken(deviceId: string, token: string | null, platform: 'android' | 'ios' | null): Promise<void>;
+  /** Sets (or with null clears) the device's Web Push subscription; unknown device ids are ignored. */
+  setWebPush(deviceId: string, subscription: WebPushSubscription | null): Promise<void>;
 
   // approvals
   putApproval(approval: ApprovalRecord, now: number): Promise<void>;

@@ -44,6 +44,7 @@ describe('device API over HTTPS', () => {
       tls: provider,
       devices: f.devices,
       requests: f.requests,
+      approvals: f.approvals,
       store: f.store,
       logger: silentLogger(),
       heartbeatMs: 50,
@@ -361,6 +362,7 @@ describe('device API failure handling', () => {
       tls: null,
       devices,
       requests,
+      approvals: f.approvals,
       store,
       logger,
       heartbeatMs: 50,
@@ -414,6 +416,7 @@ describe('device API failure handling', () => {
       tls: null,
       devices: f.devices,
       requests: f.requests,
+      approvals: f.approvals,
       store: f.store,
       logger: silentLogger(),
     });

@@ -19,6 +19,7 @@ describe('device event stream', () => {
       tls: null,
       devices: f.devices,
       requests: f.requests,
+      approvals: f.approvals,
       store: f.store,
       logger: silentLogger(),
       heartbeatMs: 50,
@@ -133,6 +134,7 @@ describe('device event stream', () => {
       tls: null,
       devices: f.devices,
       requests,
+      approvals: f.approvals,
       store: racing,
       logger: silentLogger(),
     });
