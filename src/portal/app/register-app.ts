@@ -31,8 +31,6 @@ export function registerAuthenticatorApp(app: FastifyInstance, deps: Authenticat
   app.register(fastifyStatic, {
     root: appStaticDir(),
     prefix: APP_PREFIX,
-    // /app goes to /app/, so that relative URLs and the service worker's scope line up.
-    redirect: true,
     index: 'index.html',
     dotfiles: 'deny',
     // The portal's own no-store applies: an update reaches phones on their next start.
@@ -43,6 +41,12 @@ export function registerAuthenticatorApp(app: FastifyInstance, deps: Authenticat
       // The worker controls the whole app, never more (its default scope is its own folder anyway).
       if (path.endsWith('/sw.js')) res.setHeader('Service-Worker-Allowed', APP_PREFIX);
     },
+  });
+
+  // /app goes to /app/ (with its query, e.g. ?lang=), where the service worker's scope starts.
+  app.get('/app', async (request, reply) => {
+    const q = request.url.indexOf('?');
+    return reply.redirect(APP_PREFIX + (q >= 0 ? request.url.slice(q) : ''), 301);
   });
 
   app.get('/api/v1/webpush/key', async (_request, reply) => {
