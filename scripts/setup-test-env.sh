@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
-# submission), swaks, openssl and redis-server. Idempotent; meant to run as `pretest`.
+# submission), swaks, openssl, redis-server, and Chromium with a CJK font for the web app's
+# browser tests (zh-TW texts and screenshots). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
 #   --dry-run   print what would be installed, change nothing
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks openssl redis-server)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks openssl redis-server chromium fonts-wqy-microhei)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -17,12 +18,14 @@ declare -A NEEDS=(
   [/usr/lib/dovecot/imap-login]=dovecot-imapd
   [/usr/lib/dovecot/pop3-login]=dovecot-pop3d
   [/usr/lib/dovecot/submission-login]=dovecot-submissiond
+  [/usr/bin/chromium]=chromium
 )
 
 missing_items() {
   local p
   for p in "${!NEEDS[@]}"; do [[ -x "$p" ]] || echo "$p"; done
   for p in swaks openssl redis-server; do command -v "$p" >/dev/null 2>&1 || echo "$p"; done
+  [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || echo fonts-wqy-microhei
 }
 
 # The system Dovecot's master pid, if one is running (our test instances use other base_dirs).
@@ -35,7 +38,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, chromium, CJK font present)"
   exit 0
 fi
 

@@ -238,6 +238,7 @@
 
   function setLive(on) {
     $('live').textContent = on ? '● ' + t('live') : t('offline');
+    $('live').classList.toggle('on', on);
   }
 
   /** Reads the event stream with fetch (EventSource cannot send the Authorization header). */
