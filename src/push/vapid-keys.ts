@@ -22,7 +22,8 @@ function check(keys: unknown, file: string): VapidKeys {
   return { publicKey: k!.publicKey!, privateKey: k!.privateKey! };
 }
 
-function read(file: string): VapidKeys {
+/** The key pair in an existing file; a config error when it cannot be read or holds none. */
+export function readVapidKeys(file: string): VapidKeys {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -45,7 +46,7 @@ function read(file: string): VapidKeys {
  */
 export function loadOrCreateVapidKeys(file: string): { keys: VapidKeys; created: boolean } {
   try {
-    return { keys: read(file), created: false };
+    return { keys: readVapidKeys(file), created: false };
   } catch (err) {
     const missing = err instanceof MailotpError && /ENOENT/.test(err.message);
     if (!missing) throw err;
@@ -59,7 +60,7 @@ export function loadOrCreateVapidKeys(file: string): { keys: VapidKeys; created:
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     // Another instance created it first: use theirs.
-    return { keys: read(file), created: false };
+    return { keys: readVapidKeys(file), created: false };
   } finally {
     unlinkSync(tmp);
   }

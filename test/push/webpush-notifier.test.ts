@@ -4,6 +4,8 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { checkConfigFiles } from '../../src/config/check-files.js';
+import { parseConfig } from '../../src/config/load-config.js';
 import { ApprovalService } from '../../src/core/approval-service.js';
 import { systemClock } from '../../src/core/clock.js';
 import { DeviceService } from '../../src/core/device-service.js';
@@ -222,5 +224,16 @@ describe('VAPID key file', () => {
       (err: unknown) => isMailotpError(err, 'MAILOTP_ERR_CONFIG') && /push\.webpush\.vapidKeyFile/.test((err as Error).message),
     );
     assert.equal(readFileSync(file, 'utf8'), '{"publicKey":"abc","privateKey":"def"}');
+    // check-config says so too; a missing file is fine there (the first start creates it).
+    const doc = (vapidKeyFile: string) => ({
+      listeners: [{ protocol: 'imap', port: 993, tls: 'implicit' }],
+      tls: { cert: 'x.crt', key: 'x.key' },
+      upstream: { imap: { host: 'mail.internal', port: 993, tls: 'implicit' } },
+      push: { webpush: { subject: 'mailto:admin@example.com', vapidKeyFile } },
+    });
+    const about = (f: string) => checkConfigFiles(parseConfig(doc(f), dir)).filter((p) => p.path === 'push.webpush.vapidKeyFile');
+    assert.equal(about(file).length, 1);
+    assert.match(about(file)[0]!.message, /does not hold a VAPID key pair/);
+    assert.deepEqual(about(path.join(dir, 'not-yet.json')), []);
   });
 });
