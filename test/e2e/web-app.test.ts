@@ -10,6 +10,7 @@ import { newRequestId } from '../../src/core/tokens.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { startMailotp, type RunningMailotp } from '../../src/main.js';
+import { toApiRequest } from '../../src/portal/request-view.js';
 import { loadOrCreateVapidKeys } from '../../src/push/vapid-keys.js';
 import { testCerts } from '../helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
@@ -35,6 +36,17 @@ interface Phone {
   problems: string[];
 }
 
+interface ShownNotification {
+  title: string;
+  body: string;
+  tag: string;
+  actions: { action: string }[];
+}
+interface WorkerGlobals {
+  registration: { getNotifications(filter: { tag: string }): Promise<ShownNotification[]> };
+  NotificationEvent: new (type: string, init: { notification: ShownNotification | undefined; action: string }) => unknown;
+  dispatchEvent(event: unknown): boolean;
+}
 /** The browser globals the page callbacks use: this file compiles without the DOM library. */
 interface Elem {
   textContent: string | null;
@@ -47,7 +59,7 @@ interface PageGlobals {
     body: { append(node: Elem): void };
     addEventListener(type: string, listener: (e: { violatedDirective: string; blockedURI: string }) => void): void;
   };
-  navigator: { serviceWorker: { ready: Promise<{ scope: string }> } };
+  navigator: { serviceWorker: { ready: Promise<{ scope: string; getNotifications(): Promise<ShownNotification[]> }> } };
   mailotpDeviceStore: { save(c: { token: string; deviceId: string; user: string }): Promise<void> };
   cspViolations: string[];
   inlineRan?: boolean;
@@ -330,5 +342,67 @@ describe('web authenticator app in headless Chromium (phone-sized, real IMAP thr
     });
     assert.equal(await page.evaluate(() => 'inlineRan' in globalThis), false);
     await page.waitForFunction(() => (globalThis as unknown as PageGlobals).cspViolations.length > 0);
+  });
+
+  it('service worker: a pushed request shows a notification with Approve and Deny that answer it; "close" closes it', async () => {
+    const { ctx, page, device } = await pairedPhone('dave');
+    await ctx.grantPermissions(['notifications'], { origin: portal.origin });
+    await page.evaluate(async () => (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready);
+    const worker = ctx.serviceWorkers().find((w) => w.url().endsWith('/app/sw.js')) ?? (await ctx.waitForEvent('serviceworker'));
+    const cdp = await ctx.newCDPSession(page);
+    const registrations = new Map<string, string>();
+    cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: { registrationId: string; scopeURL: string }[] }) => {
+      for (const r of e.registrations) registrations.set(r.scopeURL, r.registrationId);
+    });
+    await cdp.send('ServiceWorker.enable');
+    const end = Date.now() + 5000;
+    while (!registrations.has(`${portal.origin}/app/`)) {
+      assert.ok(Date.now() < end, 'no service worker registration reported');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const registrationId = registrations.get(`${portal.origin}/app/`)!;
+    /** What the browser hands the worker after decrypting a Web Push message (the payload of WebPushNotifier). */
+    const deliver = (payload: unknown) => cdp.send('ServiceWorker.deliverPushMessage', { origin: portal.origin, registrationId, data: JSON.stringify(payload) });
+    const shown = () =>
+      page.evaluate(async () => {
+        const reg = await (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready;
+        const list = await reg.getNotifications();
+        return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, actions: n.actions.map((a) => a.action) }));
+      });
+    const waitShown = async (pred: (list: Awaited<ReturnType<typeof shown>>) => boolean) => {
+      const until = Date.now() + 5000;
+      for (;;) {
+        const list = await shown();
+        if (pred(list)) return list;
+        assert.ok(Date.now() < until, `notifications: ${JSON.stringify(list)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    const { request } = await running.core.requests.openConnection({ user: 'dave', device, protocol: 'imap', clientIp: '198.51.100.40', clientName: 'Thunderbird' });
+    await deliver({ kind: 'request', request: toApiRequest(request), text: 'Thunderbird on IMAP from 198.51.100.40' });
+    const [n] = await waitShown((l) => l.some((x) => x.tag === `request-${request.id}`));
+    assert.deepEqual(n, { title: 'Approve this sign-in?', body: 'Thunderbird on IMAP from 198.51.100.40', tag: `request-${request.id}`, actions: ['approve', 'deny'] });
+
+    // Tapping "Approve" on the notification: the worker answers with the token from IndexedDB.
+    await worker.evaluate(async (tag) => {
+      const sw = globalThis as unknown as WorkerGlobals;
+      const [note] = await sw.registration.getNotifications({ tag });
+      sw.dispatchEvent(new sw.NotificationEvent('notificationclick', { notification: note, action: 'approve' }));
+    }, `request-${request.id}`);
+    const until = Date.now() + 5000;
+    while ((await running.core.store.getRequest(request.id, running.core.clock.now()))?.status !== 'approved') {
+      assert.ok(Date.now() < until, 'the notification action did not approve the request');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    // A number-matching request: no actions, a tap opens the app; "close" takes it away.
+    const login = await openLoginRequest(device, '203.0.113.8', [31, 64, 92], 64);
+    await deliver({ kind: 'request', request: toApiRequest(login), text: 'Web sign-in from 203.0.113.8' });
+    const [m] = await waitShown((l) => l.some((x) => x.tag === `request-${login.id}`));
+    assert.deepEqual(m?.actions, []);
+    assert.equal(m?.body, 'Web sign-in from 203.0.113.8. Open the app to pick the number.');
+    await deliver({ kind: 'close', id: login.id, status: 'denied' });
+    await waitShown((l) => !l.some((x) => x.tag === `request-${login.id}`));
   });
 });

@@ -230,10 +230,18 @@
       if (mine !== session) return clearInterval(tick);
       render();
     }, 30000);
+    // Also how an unbinding on the server is noticed while the page stays open: a 401 on any call.
     const refresh = setInterval(() => {
       if (mine !== session) return clearInterval(refresh);
       void loadApprovals();
     }, 60000);
+    const onVisible = () => {
+      if (mine !== session) return document.removeEventListener('visibilitychange', onVisible);
+      if (document.visibilityState !== 'visible') return;
+      void loadApprovals();
+      void pollRequests().catch(() => undefined);
+    };
+    document.addEventListener('visibilitychange', onVisible);
   }
 
   function setLive(on) {
