@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { appStaticDir } from '../../src/portal/app/register-app.js';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
@@ -71,6 +76,21 @@ describe('web authenticator app routes', () => {
     assert.equal(escape.text.includes('"dependencies"'), false);
     assert.equal((await call(target, 'GET', '/app?lang=zh-TW')).headers.location, '/app/?lang=zh-TW');
     assert.equal((await call(target, 'GET', '/app/nothing.js')).status, 404);
+  });
+
+  test('an installed package has the app: npm pack ships every static file, and the build finds them from dist', () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const dir = appStaticDir();
+    assert.equal(dir, join(root, 'src/portal/app/static/'));
+    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+    const files = walk(dir).map((f) => relative(root, f)).sort();
+    assert.ok(files.includes('src/portal/app/static/sw.js'));
+    const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString()) as {
+      files: { path: string }[];
+    }[];
+    const inPack = new Set(packed[0]!.files.map((f) => f.path));
+    assert.deepEqual(files.filter((f) => !inPack.has(f)), []);
+    assert.ok(inPack.has('dist/src/portal/app/register-app.js'));
   });
 
   test('GET /api/v1/webpush/key gives the VAPID public key', async () => {

@@ -166,7 +166,7 @@ describe('WebPushNotifier against a local push service', () => {
     }
   });
 
-  it('a 410 makes the core drop that subscription from the device, and a login is never held by a push', async () => {
+  it('a 410 makes the core drop that subscription from the device, and nothing else of it', async () => {
     const store = new SqliteStore({ path: ':memory:' });
     const logger = silentLogger();
     const devices = new DeviceService(store, systemClock, logger);
