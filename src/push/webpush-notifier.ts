@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { DeviceRecord, RequestRecord, WebPushSubscription } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
-import { abortableSleep } from './backoff.js';
+import { RetryableError, withRetries } from './backoff.js';
 import { PushSubscriptionGoneError, type Notifier, type NotifyOutcome } from './notifier.js';
 import type { VapidKeys } from './vapid-keys.js';
 
@@ -37,9 +37,6 @@ export function describeRequest(r: Pick<RequestRecord, 'type' | 'protocol' | 'cl
   const what = r.protocol.toUpperCase();
   return r.clientName ? `${r.clientName} on ${what} from ${r.clientIp}` : `A mail client on ${what} from ${r.clientIp}`;
 }
-
-/** Failures worth another attempt: the push service is down, overloaded or slow. */
-class RetryableError extends Error {}
 
 /**
  * Web Push (RFC 8030, payload encrypted per RFC 8291 aes128gcm, VAPID per RFC 8292) to the web
@@ -92,30 +89,24 @@ export class WebPushNotifier implements Notifier {
 
   private async deliver(request: RequestRecord, sub: WebPushSubscription, payload: WebPushPayload, kind: 'request' | 'close'): Promise<NotifyOutcome> {
     const body = JSON.stringify(payload);
-    const attempts = this.retries + 1;
-    let last = '';
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (this.closed.signal.aborted) throw new Error('webpush notifier closed');
-      // The TTL is worked out per attempt, so that it still ends when the request does.
-      const ttl = kind === 'request' ? Math.floor((request.expiresAt - this.clock.now()) / 1000) : CLOSE_TTL_S;
-      if (kind === 'request' && (ttl <= 0 || this.cleared.has(request.id))) {
-        if (attempt === 1) return 'skipped';
-        throw new Error(`webpush: gave up on ${kind} after ${attempt - 1} attempt(s), it is no longer pending: ${last}`);
-      }
-      try {
+    return withRetries(
+      {
+        retries: this.retries,
+        backoffMs: this.backoffMs,
+        signal: this.closed.signal,
+        name: 'webpush',
+        onRetry: (attempt, waitMs, err) => this.logger.debug({ requestId: request.id, kind, attempt, waitMs, err }, 'web push failed, retrying'),
+      },
+      async (attempt, last): Promise<NotifyOutcome> => {
+        // The TTL is worked out per attempt, so that it still ends when the request does.
+        const ttl = kind === 'request' ? Math.floor((request.expiresAt - this.clock.now()) / 1000) : CLOSE_TTL_S;
+        if (kind === 'request' && (ttl <= 0 || this.cleared.has(request.id))) {
+          if (attempt === 1) return 'skipped';
+          throw new Error(`webpush: gave up on ${kind} after ${attempt - 1} attempt(s), it is no longer pending: ${last}`);
+        }
         await this.attempt(sub, body, ttl, kind === 'request' ? 'high' : 'normal', request.id);
-        return;
-      } catch (err) {
-        if (!(err instanceof RetryableError)) throw err;
-        last = err.message;
-      }
-      if (attempt < attempts) {
-        const wait = this.backoffMs * 2 ** (attempt - 1);
-        this.logger.debug({ requestId: request.id, kind, attempt, waitMs: wait, err: last }, 'web push failed, retrying');
-        await abortableSleep(wait, this.closed.signal, 'webpush notifier closed');
-      }
-    }
-    throw new Error(`webpush ${kind} delivery failed after ${attempts} attempt(s): ${last}`);
+      },
+    );
   }
 
   private async attempt(sub: WebPushSubscription, body: string, ttl: number, urgency: 'high' | 'normal', topic: string): Promise<void> {
