@@ -25,11 +25,24 @@ self.addEventListener('push', (event) => {
   event.waitUntil(handlePush(msg));
 });
 
+/** Chromium and Firefox tolerate a push that closes a notification without showing one; WebKit does not
+ * (and, alone of them, has no notification actions, which is how it is told apart). */
+function mayPushSilently() {
+  return typeof Notification !== 'undefined' && 'maxActions' in Notification;
+}
+
 async function handlePush(msg) {
   const t = texts();
   if (msg.kind === 'close' && typeof msg.id === 'string') {
-    const shown = await self.registration.getNotifications({ tag: 'request-' + msg.id });
+    const tag = 'request-' + msg.id;
+    const shown = await self.registration.getNotifications({ tag });
     for (const n of shown) n.close();
+    // Safari (iOS, macOS) revokes the subscription of a site that handles pushes without showing
+    // anything, so there the request's notification is replaced by a quiet outcome instead.
+    if (!mayPushSilently()) {
+      const outcome = msg.status === 'approved' ? t('approved') : msg.status === 'denied' ? t('denied') : t('expired');
+      await self.registration.showNotification(t('title'), { body: outcome, tag, silent: true, icon: '/app/icons/icon-192.png' });
+    }
     return;
   }
   if (msg.kind !== 'request' || !msg.request || typeof msg.request.id !== 'string') return;
