@@ -47,6 +47,13 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
     await page.getByRole('heading', { name: '等待您處理' }).waitFor();
     assert.equal(await page.getAttribute('html', 'lang'), 'zh-TW');
     await page.screenshot({ path: join(bed.screenshots, 'app-paired-zh-TW.png') });
+    // Readable on a 360 px screen: nothing wider than the viewport, so no sideways scrolling.
+    await page.setViewportSize({ width: 360, height: 740 });
+    const widths = await page.evaluate(() => {
+      const d = (globalThis as unknown as PageGlobals).document as unknown as { documentElement: { scrollWidth: number; clientWidth: number } };
+      return [d.documentElement.scrollWidth, d.documentElement.clientWidth];
+    });
+    assert.deepEqual(widths, [360, 360]);
     await page.goto(`${bed.portal.origin}/app/?lang=en`);
     await item(page, 'Thunderbird on IMAP from 198.51.100.99').getByRole('button', { name: 'Approve', exact: true }).waitFor();
   });
