@@ -51,6 +51,10 @@ export interface AppPortal {
   enterCode(code: string, user: string): Promise<'bound' | 'not-found' | 'exists'>;
   /** The desktop's "Bind a phone": the QR link's secret and the number it shows. */
   createLink(user: string): { secret: string; number: number; choices: number[] };
+  /** Every event-stream request so far: its bearer token and Last-Event-ID header ('' when absent). */
+  streamRequests: { token: string; lastEventId: string }[];
+  /** Ends every open event stream, as a restart or a dropped connection would. */
+  endStreams(): void;
   close(): Promise<void>;
 }
 
@@ -69,6 +73,12 @@ export async function startAppPortal(core: CoreServices, logger: Logger, webPush
   });
   await app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: PORTAL_CSP } });
   app.setErrorHandler(jsonErrorHandler(logger));
+  const streamRequests: AppPortal['streamRequests'] = [];
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/api/v1/device/events')) return;
+    const token = String(request.headers.authorization ?? '').replace(/^Bearer /, '');
+    streamRequests.push({ token, lastEventId: String(request.headers['last-event-id'] ?? '') });
+  });
   registerAuthenticatorApp(app, { webPushPublicKey });
   api = registerDeviceApi(app, { devices: core.devices, requests: core.requests, approvals: core.approvals, store: core.store, logger, heartbeatMs: 2000 });
 
@@ -128,6 +138,10 @@ export async function startAppPortal(core: CoreServices, logger: Logger, webPush
       const number = choices[randomInt(0, 3)]!;
       links.set(secret, { user, choices, number, expiresAt: Date.now() + TEN_MINUTES });
       return { secret, number, choices };
+    },
+    streamRequests,
+    endStreams() {
+      api?.closeStreams();
     },
     async close() {
       api?.closeStreams();

@@ -77,7 +77,7 @@ describe('web authenticator app in headless Chromium: pairing, IMAP logins held 
   });
 
   it('Deny refuses the held login; the list follows requests opened and settled elsewhere, live', async () => {
-    const { page, device, problems } = await bed.pairedPhone('dave');
+    const { page, device, token, problems } = await bed.pairedPhone('dave');
     const client = imapClient(bed.imapPort, 'dave', pw('dave'), { localAddress: '127.0.0.22' });
     const login = client.connect().then(
       () => 'ok',
@@ -95,6 +95,19 @@ describe('web authenticator app in headless Chromium: pairing, IMAP logins held 
     await live.waitFor();
     await bed.running.core.requests.decide(device.deviceId, request.id, 'deny');
     await live.waitFor({ state: 'detached' });
+
+    // The stream drops: meanwhile the list comes from GET /requests, then the app reconnects with
+    // Last-Event-ID and the stream carries on (a request settled while it was away goes too).
+    const before = bed.portal.streamRequests.length;
+    bed.portal.endStreams();
+    const { request: missed } = await bed.running.core.requests.openConnection({ user: 'dave', device, protocol: 'imap', clientIp: '198.51.100.24', clientName: 'Evolution' });
+    const evolution = item(page, 'Evolution on IMAP from 198.51.100.24');
+    await evolution.waitFor({ timeout: 15_000 });
+    await bed.running.core.requests.decide(device.deviceId, missed.id, 'deny');
+    await evolution.waitFor({ state: 'detached', timeout: 15_000 });
+    await page.locator('#live', { hasText: 'Live' }).waitFor();
+    const resumed = bed.portal.streamRequests.slice(before).filter((r) => r.token === token).map((r) => r.lastEventId);
+    assert.ok(resumed.length > 0 && resumed.every((id) => /^\d+$/.test(id)), `reconnects sent Last-Event-ID: ${JSON.stringify(resumed)}`);
     assert.deepEqual(problems, []);
   });
 
