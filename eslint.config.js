@@ -21,4 +21,18 @@ export default tseslint.config(
     files: ['src/portal/pages/static/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { document: 'readonly', fetch: 'readonly', location: 'readonly', setTimeout: 'readonly' } },
   },
+  {
+    // The web authenticator app: classic browser scripts (the service worker loads them with importScripts).
+    files: ['src/portal/app/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'self', 'document', 'location', 'history', 'navigator', 'fetch', 'indexedDB', 'setTimeout', 'clearTimeout',
+          'setInterval', 'clearInterval', 'URL', 'URLSearchParams', 'AbortController', 'TextDecoderStream', 'CSS', 'atob',
+          'Notification', 'importScripts',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

@@ -20,6 +20,8 @@ import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './push/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
 import { FcmNotifier } from './push/fcm-notifier.js';
+import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
+import { WebPushNotifier } from './push/webpush-notifier.js';
 import { createStore } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
 
@@ -40,7 +42,7 @@ export interface StartOptions {
   store?: Store;
 }
 
-function buildNotifiers(config: Config, logger: Logger): Notifier[] {
+function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys | null): Notifier[] {
   const notifiers: Notifier[] = [new LogNotifier(logger.child({ component: 'push' }))];
   const publicUrl = config.portal.publicUrl;
   if (config.push.webhook) {
@@ -51,6 +53,10 @@ function buildNotifiers(config: Config, logger: Logger): Notifier[] {
   }
   if (config.push.fcm) {
     notifiers.push(FcmNotifier.fromServiceAccountFile(config.push.fcm.serviceAccountFile, logger.child({ component: 'fcm' }), publicUrl ? { publicUrl } : {}));
+  }
+  if (config.push.webpush && vapid) {
+    const w = config.push.webpush;
+    notifiers.push(new WebPushNotifier({ keys: vapid, subject: w.subject, timeoutMs: w.timeout }, logger.child({ component: 'webpush' })));
   }
   return notifiers;
 }
@@ -70,10 +76,21 @@ function webPasswordCheck(config: Config, core: CoreServices, logger: Logger): P
     });
 }
 
+/** The VAPID key pair, read from (or created in) push.webpush.vapidKeyFile; null without Web Push. */
+function webPushKeys(config: Config, logger: Logger): { keys: VapidKeys } | null {
+  const w = config.push.webpush;
+  if (!w) return null;
+  const { keys, created } = loadOrCreateVapidKeys(w.vapidKeyFile);
+  if (created) logger.warn({ file: w.vapidKeyFile }, 'created a new VAPID key pair for Web Push; every instance must use this same file');
+  return { keys };
+}
+
 /** Builds everything one instance serves, in order: log → store → core → upstreams → servers. */
 export async function startMailotp(config: Config, options: StartOptions = {}): Promise<RunningMailotp> {
   const logger = options.logger ?? createLogger({ level: config.log.level });
   const clock = options.clock ?? systemClock;
+  // Before anything opens: a bad key file stops the start with nothing to close.
+  const webPush = webPushKeys(config, logger);
   const store =
     options.store ??
     createStore(
@@ -84,7 +101,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     );
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
-  const notifiers = buildNotifiers(config, logger);
+  const notifiers = buildNotifiers(config, logger, webPush?.keys ?? null);
   const core = buildCore(config, { store, clock, logger, notifiers });
   try {
     // Before any listener: a record under another spelling would otherwise let that user in without
@@ -139,6 +156,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
         tls: config.portal.tls ? tls : null,
         devices: core.devices,
         requests: core.requests,
+        approvals: core.approvals,
+        ...(webPush ? { webPushPublicKey: webPush.keys.publicKey } : {}),
         store,
         clock,
         logger: portalLog,

@@ -98,14 +98,14 @@ export function userCommand(): Command {
           daemonOtpRequired: required,
           methods: device ? ['push'] : [],
           device: device
-            ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken) }
+            ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken), webPush: Boolean(device.webPush) }
             : null,
           approvals: approvals.map((a) => ({ clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt) })),
         };
         const lines = [
           `user:        ${user}`,
           `daemon OTP:  ${daemonOtp ? 'on' : 'off'} (required now: ${required ? 'yes' : 'no'})`,
-          `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}` : 'none'}`,
+          `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}${device.webPush ? ', web push' : ''}` : 'none'}`,
           `approvals:   ${approvals.length === 0 ? 'none' : ''}`,
           ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}`),
         ];

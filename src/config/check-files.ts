@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { checkServiceAccount } from '../push/fcm-service-account.js';
+import { readVapidKeys } from '../push/vapid-keys.js';
 import type { ConfigProblem } from './load-config.js';
 import type { Config } from './schema.js';
 
@@ -44,6 +45,15 @@ export function checkConfigFiles(config: Config): ConfigProblem[] {
       checkServiceAccount(config.push.fcm.serviceAccountFile);
     } catch (err) {
       problems.push({ path: 'push.fcm.serviceAccountFile', message: (err as Error).message.replace(/^push\.fcm\.serviceAccountFile: /, '') });
+    }
+  }
+  // A missing key file is fine: the first start creates it.
+  const vapidKeyFile = config.push.webpush?.vapidKeyFile;
+  if (vapidKeyFile && existsSync(vapidKeyFile)) {
+    try {
+      readVapidKeys(vapidKeyFile);
+    } catch (err) {
+      problems.push({ path: 'push.webpush.vapidKeyFile', message: (err as Error).message.replace(/^push\.webpush\.vapidKeyFile: /, '') });
     }
   }
   return problems;

@@ -155,6 +155,18 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        webpush: z
+          .object({
+            /** Who the push services may contact about our pushes (RFC 8292 "sub"). */
+            subject: z
+              .string()
+              .refine((s) => /^mailto:[^\s@]+@[^\s@]+$/.test(s) || /^https:\/\/[^\s]+$/.test(s), 'expected mailto:admin@example.com or an https:// URL'),
+            /** The VAPID key pair; created on first start when missing. Every instance must use the same file. */
+            vapidKeyFile: z.string().min(1).default('data/webpush-vapid.json'),
+            timeout: duration(100).prefault('10s'),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),

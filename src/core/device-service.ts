@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
 import type { Clock } from './clock.js';
-import type { DeviceRecord } from './types.js';
+import type { DeviceRecord, WebPushSubscription } from './types.js';
 import { deviceIdOfToken, digestsEqual, hashToken, newDeviceToken } from './tokens.js';
 
 export type BindResult = { status: 'bound'; device: DeviceRecord; token: string } | { status: 'exists'; device: DeviceRecord };
@@ -49,5 +49,14 @@ export class DeviceService {
   async setPushToken(device: DeviceRecord, token: string, platform: 'android' | 'ios'): Promise<void> {
     await this.store.setPushToken(device.deviceId, token, platform);
     this.logger.info({ event: 'device.push-token', user: device.user, deviceId: device.deviceId, platform }, 'push token registered');
+  }
+
+  /** Registers (or replaces) the web app's push subscription; the endpoint's host is logged, never its path. */
+  async setWebPush(device: DeviceRecord, subscription: WebPushSubscription): Promise<void> {
+    await this.store.setWebPush(device.deviceId, subscription);
+    this.logger.info(
+      { event: 'device.push-subscription', user: device.user, deviceId: device.deviceId, pushService: new URL(subscription.endpoint).host },
+      'web push subscription registered',
+    );
   }
 }

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
-import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
+import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
 import type { EventLogRead, LoggedEvent, RequestCap, Store } from '../stores/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
@@ -215,6 +215,10 @@ export class RequestService {
       void this.dropPushToken(device?.deviceId ?? request.deviceId, request.user, err, via);
       return;
     }
+    if (err instanceof PushSubscriptionGoneError) {
+      void this.dropWebPush(device?.deviceId ?? request.deviceId, request.user, err, via);
+      return;
+    }
     this.logger.warn({ event: 'request.push-failed', requestId: request.id, user: request.user, via, err: String(err) }, msg);
   }
 
@@ -230,6 +234,21 @@ export class RequestService {
       );
     } catch (e) {
       this.logger.warn({ event: 'device.push-token', action: 'drop-failed', user, deviceId, via, err: String(e) }, 'could not drop a rejected push token');
+    }
+  }
+
+  /** Only the subscription that was refused: the app may have subscribed again since the push left. */
+  private async dropWebPush(deviceId: string, user: string, err: PushSubscriptionGoneError, via: string): Promise<void> {
+    try {
+      const current = await this.store.getDevice(deviceId);
+      if (!current || current.webPush?.endpoint !== err.endpoint) return;
+      await this.store.setWebPush(deviceId, null);
+      this.logger.warn(
+        { event: 'device.push-token', action: 'dropped', user, deviceId, via, reason: err.reason },
+        `${via}: the push service no longer knows the device's subscription; it was dropped until the app subscribes again`,
+      );
+    } catch (e) {
+      this.logger.warn({ event: 'device.push-token', action: 'drop-failed', user, deviceId, via, err: String(e) }, 'could not drop a gone push subscription');
     }
   }
 

@@ -21,6 +21,14 @@ export interface DeviceRecord {
   lastUsedAt?: number;
   pushToken?: string;
   pushPlatform?: 'android' | 'ios';
+  /** The web authenticator app's Web Push subscription (its keys encrypt what is pushed to it). */
+  webPush?: WebPushSubscription;
+}
+
+/** A browser's PushSubscription as the app sends it (RFC 8030 endpoint, RFC 8291 keys, base64url). */
+export interface WebPushSubscription {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
 }
 
 export interface ApprovalRecord {

@@ -1,12 +1,14 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { systemClock, type Clock } from '../core/clock.js';
 import { DeviceAuthLimiter } from '../core/device-auth-limiter.js';
+import type { ApprovalService } from '../core/approval-service.js';
 import type { DeviceService } from '../core/device-service.js';
 import { isMailotpError } from '../core/errors.js';
 import type { Decision, RequestService } from '../core/request-service.js';
 import type { DeviceRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
+import { registerDeviceAppRoutes } from './device-app-routes.js';
 import { DeviceEventStream, parseLastEventId } from './event-stream.js';
 import { toApiRequest } from './request-view.js';
 
@@ -24,6 +26,7 @@ const REQUEST_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
 export interface DeviceApiDeps {
   devices: DeviceService;
+  approvals: ApprovalService;
   requests: RequestService;
   store: Store;
   logger: Logger;
@@ -248,6 +251,8 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
           return { status: 'ok' };
         },
       );
+
+      registerDeviceAppRoutes(api, { devices, approvals: deps.approvals }, deviceOf);
 
       api.get('/events', async (request, reply) => {
         const device = deviceOf(request);

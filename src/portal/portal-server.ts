@@ -3,12 +3,14 @@ import https from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { PortalConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
+import type { ApprovalService } from '../core/approval-service.js';
 import type { DeviceService } from '../core/device-service.js';
 import { MailotpError } from '../core/errors.js';
 import type { RequestService } from '../core/request-service.js';
 import type { Logger } from '../log/logger.js';
 import { MIN_TLS_VERSION, type TlsContextProvider } from '../net/tls-context.js';
 import type { Store } from '../stores/store.js';
+import { registerAuthenticatorApp } from './app/register-app.js';
 import { DEVICE_API_BODY_LIMIT, errorName, jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from './device-api.js';
 import { registerPairingApi, type PairingApiDeps } from './pairing-api.js';
 import { registerPages, type PagesDeps } from './pages/register-pages.js';
@@ -19,6 +21,9 @@ export interface PortalServerDeps {
   tls: TlsContextProvider | null;
   devices: DeviceService;
   requests: RequestService;
+  approvals: ApprovalService;
+  /** The VAPID public key when Web Push is configured; the app asks for it at /api/v1/webpush/key. */
+  webPushPublicKey?: string;
   store: Store;
   logger: Logger;
   /** Event-stream heartbeat interval (tests) [15000]. */
@@ -109,10 +114,12 @@ export class PortalServer {
 
     // First, so that its security headers, cookies and CSRF check cover every route after it.
     if (deps.web) registerPages(this.app, deps.web.pages);
+    registerAuthenticatorApp(this.app, { webPushPublicKey: deps.webPushPublicKey ?? null });
 
     this.api = registerDeviceApi(this.app, {
       devices: deps.devices,
       requests: deps.requests,
+      approvals: deps.approvals,
       store: deps.store,
       logger,
       ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),

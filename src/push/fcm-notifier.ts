@@ -8,6 +8,7 @@ import { MailotpError } from '../core/errors.js';
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { clearMessage, requestMessage } from './fcm-messages.js';
+import { abortableSleep } from './backoff.js';
 import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from './notifier.js';
 
 export interface FcmOptions {
@@ -147,23 +148,9 @@ export class FcmNotifier implements Notifier {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const signal = this.closed.signal;
-      if (signal.aborted) {
-        reject(new Error('fcm notifier closed'));
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(new Error('fcm notifier closed'));
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return abortableSleep(ms, this.closed.signal, 'fcm notifier closed');
   }
+
 }
 
 /** The error's message with the token cut out, should a server ever echo it. */

@@ -31,3 +31,18 @@ export class PushTokenRejectedError extends Error {
     this.name = 'PushTokenRejectedError';
   }
 }
+
+/**
+ * A Web Push service answered 404 or 410 for the subscription: the browser dropped it (the app was
+ * removed, notifications were turned off, or it expired). The core drops it from the device; the
+ * app subscribes again when it next runs. The endpoint is a property only, as with the token above.
+ */
+export class PushSubscriptionGoneError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: string,
+  ) {
+    super(`push subscription gone: ${reason}`);
+    this.name = 'PushSubscriptionGoneError';
+  }
+}

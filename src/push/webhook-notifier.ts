@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
+import { RetryableError, withRetries } from './backoff.js';
 import type { Notifier } from './notifier.js';
 
 export interface WebhookSettings {
@@ -44,8 +45,6 @@ export function signWebhook(secret: string, timestamp: number | string, body: st
   return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`, 'utf8').digest('hex');
 }
 
-/** Failures worth another attempt: the receiver is down, overloaded or slow. */
-class RetryableError extends Error {}
 
 /**
  * Tells a webhook about every opened and settled request. Delivery is at least once: a receiver
@@ -102,25 +101,18 @@ export class WebhookNotifier implements Notifier {
   private async deliver(payload: WebhookPayload): Promise<void> {
     const body = JSON.stringify(payload);
     const deliveryId = randomUUID();
-    const attempts = this.retries + 1;
-    let last = '';
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (this.closed.signal.aborted) throw new Error('webhook notifier closed');
-      try {
-        await this.attempt(body, deliveryId);
-        return;
-      } catch (err) {
-        if (!(err instanceof RetryableError)) throw err;
-        last = err.message;
-      }
-      if (attempt < attempts) {
-        const wait = this.backoffMs * 2 ** (attempt - 1);
+    await withRetries(
+      {
+        retries: this.retries,
+        backoffMs: this.backoffMs,
+        signal: this.closed.signal,
+        name: 'webhook',
         // The URL may carry a secret path (many hook services do), so only the event is logged.
-        this.logger.debug({ event: payload.event, requestId: payload.request.id, deliveryId, attempt, waitMs: wait, err: last }, 'webhook attempt failed, retrying');
-        await this.sleep(wait);
-      }
-    }
-    throw new Error(`webhook delivery failed after ${attempts} attempt(s): ${last}`);
+        onRetry: (attempt, waitMs, err) =>
+          this.logger.debug({ event: payload.event, requestId: payload.request.id, deliveryId, attempt, waitMs, err }, 'webhook attempt failed, retrying'),
+      },
+      () => this.attempt(body, deliveryId),
+    );
   }
 
   /** One POST. Resolves on 2xx; throws RetryableError when another attempt may succeed. */
@@ -156,24 +148,7 @@ export class WebhookNotifier implements Notifier {
     throw new Error(`webhook delivery refused: ${message}`);
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const signal = this.closed.signal;
-      if (signal.aborted) {
-        reject(new Error('webhook notifier closed'));
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(new Error('webhook notifier closed'));
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
+
 }
 
 /** fetch's "fetch failed" says nothing; its cause (ECONNREFUSED, ENOTFOUND, ...) does. */

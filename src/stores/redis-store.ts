@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { MailotpError, isMailotpError } from '../core/errors.js';
-import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
+import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
 import {
   COUNTER_GRACE_MS,
   DEFAULT_KEY_PREFIX,
@@ -241,6 +241,15 @@ export class RedisStore implements Store {
 
   async touchDevice(deviceId: string, at: number): Promise<void> {
     await this.compareAndSet<DeviceRecord>(this.keys.device(deviceId), (d) => ({ ...d, lastUsedAt: at }));
+  }
+
+  async setWebPush(deviceId: string, subscription: WebPushSubscription | null): Promise<void> {
+    await this.compareAndSet<DeviceRecord>(this.keys.device(deviceId), (d) => {
+      const next: DeviceRecord = { ...d };
+      delete next.webPush;
+      if (subscription) next.webPush = subscription;
+      return next;
+    });
   }
 
   /** Optimistic read-modify-write of one JSON record; the change is computed here, not in Lua. */

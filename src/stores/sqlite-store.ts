@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MailotpError, isMailotpError } from '../core/errors.js';
-import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord } from '../core/types.js';
+import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
 import { SCHEMA, prepareStatements, record, records, toUser, type Statements, type UserRow } from './sqlite-statements.js';
 import {
   APPROVAL_GRACE_MS,
@@ -208,6 +208,16 @@ export class SqliteStore implements Store {
       const device = record<DeviceRecord>(this.st.getDevice.get(deviceId));
       if (!device) return;
       this.st.updateDevice.run(JSON.stringify({ ...device, lastUsedAt: at }), deviceId);
+    });
+  }
+
+  async setWebPush(deviceId: string, subscription: WebPushSubscription | null): Promise<void> {
+    this.write(() => {
+      const device = record<DeviceRecord>(this.st.getDevice.get(deviceId));
+      if (!device) return;
+      delete device.webPush;
+      if (subscription) device.webPush = subscription;
+      this.st.updateDevice.run(JSON.stringify(device), deviceId);
     });
   }
 

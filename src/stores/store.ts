@@ -4,6 +4,7 @@ import type {
   RequestRecord,
   StoreEvent,
   UserRecord,
+  WebPushSubscription,
 } from '../core/types.js';
 
 export type Unsubscribe = () => void;
@@ -73,6 +74,8 @@ export interface Store {
   moveDevice(from: string, to: string): Promise<'moved' | 'missing' | 'exists'>;
   /** Records when the device last decided a request; unknown device ids are ignored. */
   touchDevice(deviceId: string, at: number): Promise<void>;
+  /** Sets (or with null clears) the device's Web Push subscription; unknown device ids are ignored. */
+  setWebPush(deviceId: string, subscription: WebPushSubscription | null): Promise<void>;
 
   // approvals
   putApproval(approval: ApprovalRecord, now: number): Promise<void>;

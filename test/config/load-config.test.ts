@@ -77,6 +77,17 @@ describe('config', () => {
     assert.ok(problems({ ...minimal, tls: undefined }).some((p) => p.startsWith('tls:')));
   });
 
+  it('push.webpush: a mailto: or https: subject, and a key file resolved against the config folder', () => {
+    const c = parseConfig({ ...minimal, push: { webpush: { subject: 'mailto:admin@example.com' } } }, '/etc/mailotp');
+    assert.deepEqual(c.push.webpush, { subject: 'mailto:admin@example.com', vapidKeyFile: '/etc/mailotp/data/webpush-vapid.json', timeout: 10_000 });
+    const own = parseConfig({ ...minimal, push: { webpush: { subject: 'https://mail.example.com/', vapidKeyFile: '/var/lib/mailotp/vapid.json' } } }, '/etc/mailotp');
+    assert.equal(own.push.webpush?.vapidKeyFile, '/var/lib/mailotp/vapid.json');
+    for (const subject of ['admin@example.com', 'http://example.com', 'mailto:nobody', '']) {
+      assert.deepEqual(problems({ ...minimal, push: { webpush: { subject } } }), ['push.webpush.subject: expected mailto:admin@example.com or an https:// URL'], subject);
+    }
+    assert.deepEqual(problems({ ...minimal, push: { webpush: {} } }).length, 1);
+  });
+
   it('reads YAML and JSON files and reports unreadable ones', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailotp-config-'));
     writeFileSync(join(dir, 'a.yaml'), 'listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: c.crt, key: c.key }\nupstream:\n  imap: { host: h, port: 993, tls: implicit }\n');

@@ -46,6 +46,7 @@ describe('device API over HTTPS', () => {
       tls: provider,
       devices: f.devices,
       requests: f.requests,
+      approvals: f.approvals,
       store: f.store,
       logger: silentLogger(),
       heartbeatMs: 50,
@@ -393,6 +394,7 @@ describe('device API failure handling', () => {
       tls: null,
       devices,
       requests,
+      approvals: f.approvals,
       store,
       logger,
       heartbeatMs: 50,
@@ -447,6 +449,7 @@ describe('device API failure handling', () => {
       tls: null,
       devices: f.devices,
       requests: f.requests,
+      approvals: f.approvals,
       store: f.store,
       logger: silentLogger(),
     });

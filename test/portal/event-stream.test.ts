@@ -21,6 +21,7 @@ describe('device event stream', () => {
       tls: null,
       devices: f.devices,
       requests: f.requests,
+      approvals: f.approvals,
       store: f.store,
       logger: silentLogger(),
       heartbeatMs: 50,
@@ -135,6 +136,7 @@ describe('device event stream', () => {
       tls: null,
       devices: f.devices,
       requests,
+      approvals: f.approvals,
       store: racing,
       logger: silentLogger(),
     });

@@ -306,6 +306,23 @@ export function storeContract(name: string, make: MakeStore): void {
         assert.equal(await store.getDevice('ghost'), null);
       });
 
+      it('sets, replaces and clears the Web Push subscription without touching the push token', async () => {
+        const d = device('alice', { pushToken: 'tok', pushPlatform: 'ios' });
+        await store.putDevice(d, false);
+        const sub = { endpoint: 'https://push.example.net/send/abc', keys: { p256dh: 'BPk', auth: 'au' } };
+        await store.setWebPush(d.deviceId, sub);
+        assert.deepEqual(await store.getDeviceByUser('alice'), { ...d, webPush: sub });
+        const next = { endpoint: 'https://push.example.net/send/def', keys: { p256dh: 'BQ', auth: 'x' } };
+        await store.setWebPush(d.deviceId, next);
+        assert.deepEqual(await store.getDevice(d.deviceId), { ...d, webPush: next });
+        await store.setWebPush(d.deviceId, null);
+        const cleared = await store.getDevice(d.deviceId);
+        assert.deepEqual(cleared, d);
+        assert.ok(cleared && !('webPush' in cleared));
+        await store.setWebPush('ghost', sub);
+        assert.equal(await store.getDevice('ghost'), null);
+      });
+
       it('ignores a push token for an unknown device', async () => {
         await store.setPushToken('ghost', 'tok', 'ios');
         assert.equal(await store.getDevice('ghost'), null);

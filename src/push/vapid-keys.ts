@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import webpush from 'web-push';
+import { MailotpError } from '../core/errors.js';
+
+/** The VAPID key pair (RFC 8292), base64url: the raw P-256 public point and the private scalar. */
+export interface VapidKeys {
+  publicKey: string;
+  privateKey: string;
+}
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+function check(keys: unknown, file: string): VapidKeys {
+  const k = keys as Partial<VapidKeys> | null;
+  const pub = typeof k?.publicKey === 'string' && B64URL.test(k.publicKey) ? Buffer.from(k.publicKey, 'base64url') : null;
+  const priv = typeof k?.privateKey === 'string' && B64URL.test(k.privateKey) ? Buffer.from(k.privateKey, 'base64url') : null;
+  if (!pub || pub.length !== 65 || pub[0] !== 4 || !priv || priv.length !== 32) {
+    throw new MailotpError('MAILOTP_ERR_CONFIG', `push.webpush.vapidKeyFile: ${file} does not hold a VAPID key pair ({"publicKey","privateKey"}, base64url P-256)`);
+  }
+  return { publicKey: k!.publicKey!, privateKey: k!.privateKey! };
+}
+
+/** The key pair in an existing file; a config error when it cannot be read or holds none. */
+export function readVapidKeys(file: string): VapidKeys {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new MailotpError('MAILOTP_ERR_CONFIG', `push.webpush.vapidKeyFile: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return check(JSON.parse(text), file);
+  } catch (err) {
+    if (err instanceof MailotpError) throw err;
+    return check(null, file);
+  }
+}
+
+/**
+ * The key pair in `file`, created there (mode 0600) on first start. Browsers tie a subscription to
+ * the public key, so it must never change and every instance must read the same file (a shared
+ * volume, or the file copied to each). Creation is atomic: written to a temporary name and hard-linked
+ * into place, so two instances starting at once on a shared folder end up with one pair.
+ */
+export function loadOrCreateVapidKeys(file: string): { keys: VapidKeys; created: boolean } {
+  try {
+    return { keys: readVapidKeys(file), created: false };
+  } catch (err) {
+    const missing = err instanceof MailotpError && /ENOENT/.test(err.message);
+    if (!missing) throw err;
+  }
+  const keys = webpush.generateVAPIDKeys();
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ publicKey: keys.publicKey, privateKey: keys.privateKey }, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Another instance created it first: use theirs.
+    return { keys: readVapidKeys(file), created: false };
+  } finally {
+    unlinkSync(tmp);
+  }
+  return { keys: { publicKey: keys.publicKey, privateKey: keys.privateKey }, created: true };
+}
