@@ -99,7 +99,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
       for (const r of e.registrations) registrations.set(r.scopeURL, r.registrationId);
     });
     await cdp.send('ServiceWorker.enable');
-    const end = Date.now() + 5000;
+    const end = Date.now() + 15_000;
     while (!registrations.has(`${bed.portal.origin}/app/`)) {
       assert.ok(Date.now() < end, 'no service worker registration reported');
       await new Promise((r) => setTimeout(r, 20));
@@ -114,7 +114,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
         return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, actions: n.actions.map((a) => a.action) }));
       });
     const waitShown = async (pred: (list: Awaited<ReturnType<typeof shown>>) => boolean) => {
-      const until = Date.now() + 5000;
+      const until = Date.now() + 15_000;
       for (;;) {
         const list = await shown();
         if (pred(list)) return list;
@@ -134,7 +134,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
       const [note] = await sw.registration.getNotifications({ tag });
       sw.dispatchEvent(new sw.NotificationEvent('notificationclick', { notification: note, action: 'approve' }));
     }, `request-${request.id}`);
-    const until = Date.now() + 5000;
+    const until = Date.now() + 15_000;
     while ((await bed.running.core.store.getRequest(request.id, bed.running.core.clock.now()))?.status !== 'approved') {
       assert.ok(Date.now() < until, 'the notification action did not approve the request');
       await new Promise((r) => setTimeout(r, 50));
