@@ -24,7 +24,7 @@ if (files.length === 0) {
 }
 const r = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
+  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=240000', ...files],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);

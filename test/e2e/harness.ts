@@ -240,7 +240,7 @@ export interface ApiRequest {
 }
 
 /** Polls the device API until a pending request shows up (what the phone app does without push). */
-export async function waitForRequest(port: number, token: string, pred: (r: ApiRequest) => boolean = () => true, timeoutMs = 10_000): Promise<ApiRequest> {
+export async function waitForRequest(port: number, token: string, pred: (r: ApiRequest) => boolean = () => true, timeoutMs = 30_000): Promise<ApiRequest> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const r = await deviceApi(port, token, 'GET', '/api/v1/device/requests');
