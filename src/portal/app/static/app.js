@@ -501,7 +501,7 @@
       return;
     }
     // The server has no Web Push configured: the open page still gets everything live.
-    if (key.status !== 200 || !key.json) return;
+    if (key.status !== 200 || !key.json || !key.json.publicKey) return;
     const turnOn = async () => {
       try {
         await subscribe(key.json.publicKey);
