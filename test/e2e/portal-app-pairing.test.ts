@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { MailotpProcess } from './harness.js';
+import type { PageGlobals } from './web-app-kit.js';
 import { startPortalAppBed, type AppPhone, type PortalAppBed } from './portal-app-kit.js';
 
 /**
@@ -48,6 +49,9 @@ describe('pairing the web authenticator app from the portal: QR link, code, clea
     const { app, desktop } = await bed.pairedByCode('ben');
     ben = { app, desktop };
     await app.page.getByText('This phone is paired.').waitFor();
+    // The service worker runs under the pages' CSP and helmet headers, scoped to the app.
+    const scope = await app.page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready.then((r) => r.scope));
+    assert.match(scope, /\/app\/$/);
     await desktop.getByTestId('device-name').waitFor();
     assert.match(String(await desktop.getByTestId('device-name').textContent()), /web app/);
     assert.deepEqual(await app.problems(), []);
