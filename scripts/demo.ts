@@ -1,7 +1,8 @@
 /**
  * npm run demo: the whole flow on one machine. Starts the private Dovecot the tests use, mailotp
- * (embedded SQLite store) in front of it, binds a device for a demo user, and prints how to log in
- * and approve. Ctrl-C stops everything.
+ * (embedded SQLite store) in front of it with the portal and the web authenticator app, and prints
+ * the link to open: sign in, bind the browser as the phone, approve a mail login there. Ctrl-C stops
+ * everything.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,32 +39,28 @@ async function main(): Promise<void> {
   const config = parseConfig(doc, dir);
   const logger = createLogger({ level: 'info' });
   const running = await startMailotp(config, { logger });
+  // Mail logins of the demo user wait for the phone; the phone is bound by the user, in the browser.
   await running.core.store.setDaemonOtp('demo', true, Date.now());
-  const bound = await running.core.devices.bind('demo', 'Demo phone', true);
-  if (bound.status !== 'bound') throw new Error('could not bind the demo device');
-  const token = bound.token;
-  const api = 'https://localhost:18443/api/v1/device';
+  const portal = 'https://localhost:18443';
   process.stdout.write(`
 mailotp demo is running.
   IMAP (implicit TLS):  127.0.0.1:10993     IMAP (STARTTLS): 127.0.0.1:10143
-  device API:           ${api}
-  user / password:      demo / demo-password   (two-factor on, one device bound)
+  portal and app:       ${portal}/   (the web authenticator app is ${portal}/app/)
+  user / password:      demo / demo-password   (two-factor on for mail apps, no phone bound yet)
   CA certificate:       ${certs.caFile}
   config written to:    ${configFile}
 
-1. Log in (the login waits for your approval, up to 60 s):
+1. Open ${portal}/ in a browser (it warns about the demo's own certificate: accept it, or
+   import the CA certificate above) and sign in as demo / demo-password.
+2. Bind this browser as the phone: on the settings page press "Bind a phone" and open the pairing
+   link it shows in a new tab (on a real phone: scan the QR code). Tap the number the settings page
+   shows. The tab is now the authenticator app, and the settings page shows the bound phone.
+3. Start a mail login (it waits for your approval, up to 60 s):
      python3 -c "import imaplib,ssl; c=imaplib.IMAP4_SSL('localhost',10993,ssl_context=ssl.create_default_context(cafile='${certs.caFile}')); print(c.login('demo','demo-password')); print(c.select('INBOX'))"
-
-2. In a second terminal, see the request the phone would see, and approve it:
-     export TOKEN='${token}'
-     curl -s --cacert ${certs.caFile} -H "Authorization: Bearer $TOKEN" ${api}/requests
-     curl -s --cacert ${certs.caFile} -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-          -d '{"decision":"approve"}' ${api}/requests/REQUEST_ID
-   or watch requests arrive live:
-     curl -sN --cacert ${certs.caFile} -H "Authorization: Bearer $TOKEN" ${api}/events
-
-3. Log in again from the same address: no wait for 24 hours. Revoke with:
-     node bin/mailotp approvals revoke demo --config ${configFile}
+4. The request appears in the app tab ("A mail client on IMAP from 127.0.0.1"): tap Approve and
+   the login goes through. Log in again from the same address: no wait for 24 hours
+   (the app lists the approved connection, with Revoke).
+   Sign out of the portal and sign in again: now the app asks for the number the page shows.
 
 Ctrl-C stops the demo.
 `);

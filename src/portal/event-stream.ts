@@ -147,7 +147,10 @@ export class DeviceEventStream {
   start(start: Start, onOpen: () => void): void {
     if (this.closed) return;
     onOpen();
-    this.sse.open(this.deps.heartbeatMs, () => this.wake());
+    this.sse.open(this.deps.heartbeatMs, () => {
+      this.wake();
+      void this.endIfRemoved();
+    });
     if (start.kind === 'resume') {
       for (const e of start.events) this.deliver(e);
     } else {
@@ -181,6 +184,18 @@ export class DeviceEventStream {
       this.sse.send('settled', e.eventId, { id: r.id, status: r.status });
       // After the settled a client already handles, so one that knows no 'reported' still clears it.
       if (e.type === 'request.reported') this.sse.send('reported', e.eventId, { id: r.id, status: r.status });
+    }
+  }
+
+  /**
+   * A cleared or replaced device (on any instance) must not keep its stream: ending it makes the
+   * app reconnect, get 401 and show that it is no longer bound. Checked on each heartbeat.
+   */
+  private async endIfRemoved(): Promise<void> {
+    try {
+      if ((await this.deps.store.getDevice(this.deviceId)) === null && !this.closed) this.sse.end();
+    } catch {
+      // The store is down: the next heartbeat asks again; the stream is not the place to decide.
     }
   }
 

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { DeviceRecord, RequestRecord, WebPushSubscription } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
-import { RetryableError, withRetries } from './backoff.js';
+import { RetryableError, withRetries, type RetryOptions } from './backoff.js';
 import { PushSubscriptionGoneError, type Notifier, type NotifyOutcome } from './notifier.js';
 import type { VapidKeys } from './vapid-keys.js';
 
@@ -26,7 +26,9 @@ export interface WebPushOptions {
 /** What the service worker receives (decrypted by the browser). */
 export type WebPushPayload =
   | { kind: 'request'; request: ApiRequest; text: string }
-  | { kind: 'close'; id: string; status: RequestRecord['status'] };
+  | { kind: 'close'; id: string; status: RequestRecord['status'] }
+  /** The device was cleared on the server: the app forgets its token and shows that it is unbound. */
+  | { kind: 'unbound'; deviceId: string };
 
 /** A close message is useful for as long as the notification it closes may still be on screen. */
 const CLOSE_TTL_S = 12 * 3600;
@@ -70,6 +72,17 @@ export class WebPushNotifier implements Notifier {
     return this.deliver(request, sub, payload, 'request');
   }
 
+  /** Sent to the subscription the removed device had; the record is already gone from the store. */
+  async deviceRemoved(device: DeviceRecord): Promise<NotifyOutcome> {
+    const sub = device.webPush;
+    if (!sub) return 'skipped';
+    const body = JSON.stringify({ kind: 'unbound', deviceId: device.deviceId } satisfies WebPushPayload);
+    return withRetries(this.retryOptions({ deviceId: device.deviceId, kind: 'unbound' }), async () => {
+      // Topic "unbound": a second clear replaces the first at a push service holding it for an offline phone.
+      await this.attempt(sub, body, CLOSE_TTL_S, 'normal', 'unbound');
+    });
+  }
+
   async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome> {
     this.remember(request);
     const sub = device?.webPush;
@@ -90,13 +103,7 @@ export class WebPushNotifier implements Notifier {
   private async deliver(request: RequestRecord, sub: WebPushSubscription, payload: WebPushPayload, kind: 'request' | 'close'): Promise<NotifyOutcome> {
     const body = JSON.stringify(payload);
     return withRetries(
-      {
-        retries: this.retries,
-        backoffMs: this.backoffMs,
-        signal: this.closed.signal,
-        name: 'webpush',
-        onRetry: (attempt, waitMs, err) => this.logger.debug({ requestId: request.id, kind, attempt, waitMs, err }, 'web push failed, retrying'),
-      },
+      this.retryOptions({ requestId: request.id, kind }),
       async (attempt, last): Promise<NotifyOutcome> => {
         // The TTL is worked out per attempt, so that it still ends when the request does.
         const ttl = kind === 'request' ? Math.floor((request.expiresAt - this.clock.now()) / 1000) : CLOSE_TTL_S;
@@ -107,6 +114,16 @@ export class WebPushNotifier implements Notifier {
         await this.attempt(sub, body, ttl, kind === 'request' ? 'high' : 'normal', request.id);
       },
     );
+  }
+
+  private retryOptions(log: Record<string, string>): RetryOptions {
+    return {
+      retries: this.retries,
+      backoffMs: this.backoffMs,
+      signal: this.closed.signal,
+      name: 'webpush',
+      onRetry: (attempt, waitMs, err) => this.logger.debug({ ...log, attempt, waitMs, err }, 'web push failed, retrying'),
+    };
   }
 
   private async attempt(sub: WebPushSubscription, body: string, ttl: number, urgency: 'high' | 'normal', topic: string): Promise<void> {

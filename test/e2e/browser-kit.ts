@@ -1,4 +1,6 @@
 /** Headless Chromium (Debian's) for the portal tests, and the phone's side driven through the APIs. */
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { testCerts } from '../helpers/certs.js';
@@ -7,10 +9,18 @@ import { deviceApi, startMailotp, waitForRequest, type ApiRequest, type MailotpP
 
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** The base64 SHA-256 of the certificate's public key, which Chromium is told to trust and nothing else. */
+export function spkiHash(certFile: string): string {
+  const der = new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('base64');
+}
+
+/** Chromium that trusts the test certificate everywhere, service worker scripts included
+ * (a context's ignoreHTTPSErrors does not reach those). */
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', `--ignore-certificate-errors-spki-list=${spkiHash(testCerts().certFile)}`],
   });
 }
 

@@ -1,8 +1,7 @@
 /** The web authenticator app's browser test bed: mailotp in-process in front of a private Dovecot,
  * the app's portal stand-in (strict CSP), and headless Chromium with phone-sized contexts. */
 import assert from 'node:assert/strict';
-import { createHash, X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -14,6 +13,7 @@ import { startMailotp, type RunningMailotp } from '../../src/main.js';
 import { loadOrCreateVapidKeys } from '../../src/push/vapid-keys.js';
 import { testCerts } from '../helpers/certs.js';
 import { startDovecot } from '../helpers/dovecot.js';
+import { spkiHash } from './browser-kit.js';
 import { startAppPortal, type AppPortal } from './app-portal-stand-in.js';
 import { ROOT } from './harness.js';
 
@@ -63,12 +63,6 @@ export interface PageGlobals {
   mailotpDeviceStore: { save(c: { token: string; deviceId: string; user: string }): Promise<void> };
   cspViolations: string[];
   inlineRan?: boolean;
-}
-
-/** The base64 SHA-256 of the certificate's public key, which Chromium is told to trust and nothing else. */
-function spkiHash(certFile: string): string {
-  const der = new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
 }
 
 

@@ -93,6 +93,19 @@ describe('device event stream', () => {
     sse.close();
   });
 
+  test('a cleared device loses its open stream at the next heartbeat; a reconnect gets 401', async () => {
+    const hana = await bind(f, 'hana');
+    const sse = await SseClient.open(target, hana.token);
+    await waitFor('the stream to start', () => sse.retry !== undefined);
+    await waitFor('a heartbeat', () => sse.comments.length > 0);
+    assert.equal(sse.ended, false, 'a bound device keeps its stream across heartbeats');
+    await f.devices.remove('hana');
+    await waitFor('the stream to end', () => sse.ended);
+    const again = await SseClient.open(target, hana.token);
+    assert.equal(again.res.statusCode, 401);
+    again.close();
+  });
+
   test('events: a request that expires unanswered is settled as expired, once', async () => {
     const hank = await bind(f, 'hank');
     const sse = await SseClient.open(target, hank.token);

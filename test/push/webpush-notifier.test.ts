@@ -132,6 +132,18 @@ describe('WebPushNotifier against a local push service', () => {
     assert.equal(Number(d!.headers.ttl), 12 * 3600);
   });
 
+  it('tells a cleared device that it is unbound (deviceRemoved), and skips one without a subscription', async () => {
+    const sub = push.subscribe();
+    assert.equal(await notifier.deviceRemoved(deviceWith(sub)), undefined);
+    const [d] = await push.waitForDeliveries(1);
+    assert.equal(d!.path, new URL(sub.endpoint).pathname);
+    assert.deepEqual(JSON.parse(decryptAes128gcm(d!.body, sub).toString('utf8')), { kind: 'unbound', deviceId: 'dev-1' });
+    assert.equal(d!.headers.topic, 'unbound');
+    assert.equal(verifyVapid(String(d!.headers.authorization)).publicKey, keys.publicKey);
+    assert.equal(await notifier.deviceRemoved(deviceWith(null)), 'skipped');
+    assert.equal(push.deliveries.length, 1);
+  });
+
   it('skips a device without a subscription and a request that already expired', async () => {
     assert.equal(await notifier.requestOpened(requestRecord(), deviceWith(null)), 'skipped');
     // A settled request is remembered: a retry of its request message would come too late.

@@ -49,8 +49,9 @@ export function registerAuthenticatorApp(app: FastifyInstance, deps: Authenticat
     return reply.redirect(APP_PREFIX + (q >= 0 ? request.url.slice(q) : ''), 301);
   });
 
-  app.get('/api/v1/webpush/key', async (_request, reply) => {
-    if (!deps.webPushPublicKey) return reply.code(404).send({ error: 'not-found' });
+  app.get('/api/v1/webpush/key', async () => {
+    // null, not 404, without Web Push: the app asks on every start and a 404 is a console error.
+    if (!deps.webPushPublicKey) return { publicKey: null };
     return { publicKey: deps.webPushPublicKey };
   });
 }

@@ -501,7 +501,7 @@
       return;
     }
     // The server has no Web Push configured: the open page still gets everything live.
-    if (key.status !== 200 || !key.json) return;
+    if (key.status !== 200 || !key.json || !key.json.publicKey) return;
     const turnOn = async () => {
       try {
         await subscribe(key.json.publicKey);
@@ -533,6 +533,10 @@
     $('pair-again').addEventListener('click', () => codeFlow());
     if ('serviceWorker' in navigator) {
       navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => undefined);
+      // A Web Push "unbound" from the server (the phone was cleared): the worker forgot the token already.
+      navigator.serviceWorker.addEventListener('message', (e) => {
+        if (e.data && e.data.kind === 'unbound' && creds) void becomeUnbound();
+      });
     }
     creds = await deviceStore.load().catch(() => null);
     const pair = /^#pair=([A-Za-z0-9_-]{8,256})$/.exec(location.hash);

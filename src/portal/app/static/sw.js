@@ -45,6 +45,7 @@ async function handlePush(msg) {
     }
     return;
   }
+  if (msg.kind === 'unbound') return unbound(t, msg.deviceId);
   if (msg.kind !== 'request' || !msg.request || typeof msg.request.id !== 'string') return;
   const r = msg.request;
   const what = self.mailotpI18n.describe(t, r);
@@ -102,4 +103,16 @@ async function openApp() {
     if (new URL(w.url).pathname.startsWith(APP_URL) && 'focus' in w) return w.focus();
   }
   return self.clients.openWindow(APP_URL);
+}
+
+/** The device was cleared on the server: its token is useless now. Forget it (when it is this one),
+ * close what is on screen, and tell open app pages, which then show that the phone is unbound. */
+async function unbound(t, deviceId) {
+  const creds = await self.mailotpDeviceStore.load().catch(() => null);
+  if (!creds || creds.deviceId !== deviceId) return;
+  await self.mailotpDeviceStore.forget().catch(() => undefined);
+  for (const n of await self.registration.getNotifications()) n.close();
+  for (const c of await self.clients.matchAll({ type: 'window' })) c.postMessage({ kind: 'unbound' });
+  // WebKit withdraws push from a site whose push shows nothing (see mayPushSilently).
+  if (!mayPushSilently()) await self.registration.showNotification(t('title'), { body: t('unboundTitle'), tag: 'unbound', silent: true, icon: '/app/icons/icon-192.png' });
 }
