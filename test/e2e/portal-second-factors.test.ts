@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { base32Decode, totpCode } from '../helpers/rfc6238.js';
-import { PHONE, portalContext, portalPassword, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
+import { PHONE, portalContext, portalPassword, signIn, signInWithPhone, startPortalFixture, type PortalFixture } from './browser-kit.js';
+import { deviceApi, enrol, waitForRequest } from './harness.js';
 
 const pw = portalPassword;
 const SHOTS = join(process.cwd(), 'docs', 'screenshots');
@@ -39,7 +40,7 @@ describe('second factors in headless Chromium: authenticator app, recovery codes
   const shots = process.env.MAILOTP_SCREENSHOTS === '1';
 
   before(async () => {
-    fx = await startPortalFixture(['tina', 'ursula'], 'https://localhost:0', { require: 1 });
+    fx = await startPortalFixture(['tina', 'ursula', 'vera'], 'https://localhost:0', { require: 1 });
   });
   after(async () => {
     await fx?.close();
@@ -161,5 +162,29 @@ describe('second factors in headless Chromium: authenticator app, recovery codes
     assert.deepEqual(JSON.parse(reset.stdout), { user: 'ursula', removed: ['recovery'], notSetUp: [] });
     assert.match(reset.stderr, /user\.method-reset/);
     assert.deepEqual((await fx.showUser('ursula')).methods, []);
+  });
+
+  it('with a phone and an authenticator app: the phone first, then Use another method withdraws its request and the code of the app signs in', async () => {
+    const token = await enrol(fx.m, 'vera');
+    const page = await fx.newPage();
+    await signInWithPhone(page, fx.m.portal, token, 'vera', pw('vera'));
+    await page.getByRole('button', { name: 'Set up authenticator app' }).click();
+    const app = new Authenticator((await page.getByTestId('totp-secret').textContent()) ?? '');
+    await codeField(page).fill(await app.code());
+    await page.getByRole('button', { name: 'Activate' }).click();
+    await page.getByText('Your authenticator app is set up.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
+    await signIn(page, 'vera', pw('vera'));
+    await page.getByTestId('match-number').waitFor();
+    const pending = await waitForRequest(fx.m.portal, token, (r) => r.type === 'login');
+    await page.getByRole('button', { name: 'Use another method' }).click();
+    await page.getByRole('button', { name: 'Authenticator app' }).click();
+    await codeField(page).fill(await app.code());
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await page.waitForURL('**/settings');
+    // The phone's request was withdrawn when the user turned to the app.
+    const answer = await deviceApi(fx.m.portal, token, 'POST', `/api/v1/device/requests/${pending.id}`, { decision: 'approve', number: 10 });
+    assert.equal(answer.status, 409);
   });
 });
