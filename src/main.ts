@@ -3,6 +3,7 @@ import type { Protocol } from './core/types.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { MailotpError } from './core/errors.js';
 import { configHoldTimeWarnings } from './core/hold-times.js';
+import { loadOrCreateSecretKey } from './config/secret-key-file.js';
 import { buildCore, type CoreServices } from './core/services.js';
 import { mergeSpellings } from './core/user-merge.js';
 import { createLogger, type Logger } from './log/logger.js';
@@ -91,6 +92,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const clock = options.clock ?? systemClock;
   // Before anything opens: a bad key file stops the start with nothing to close.
   const webPush = webPushKeys(config, logger);
+  const secret = loadOrCreateSecretKey(config.portal.secretKeyFile);
+  if (secret.created) logger.warn({ file: config.portal.secretKeyFile }, 'created a new secret key for authenticator-app keys; every instance must use this same file');
   const store =
     options.store ??
     createStore(
@@ -102,7 +105,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
   const notifiers = buildNotifiers(config, logger, webPush?.keys ?? null);
-  const core = buildCore(config, { store, clock, logger, notifiers });
+  const core = buildCore(config, { store, clock, logger, notifiers, secretKey: secret.key });
   try {
     // Before any listener: a record under another spelling would otherwise let that user in without
     // two-factor. The store must be reachable for this; a start that cannot check exits.

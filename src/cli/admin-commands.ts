@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { METHOD_IDS, type MethodId } from '../core/second-factor.js';
 import type { CoreServices } from '../core/services.js';
 import { CliError, iso, print, withCore } from './context.js';
 
@@ -83,11 +84,15 @@ export function userCommand(): Command {
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core, config) => {
         const user = canonicalUser(core, typed);
-        const [rec, device, approvals] = await Promise.all([
+        const [rec, device, approvals, methods, recoveryLeft] = await Promise.all([
           core.store.getUser(user),
           core.store.getDeviceByUser(user),
           core.approvals.list(user),
+          core.secondFactors.methodsOf(user),
+          core.recoveryCodes.remaining(user),
         ]);
+        const defaultMethod = await core.secondFactors.defaultMethod(user, methods);
+        const missing = await core.secondFactors.missing(user, methods);
         const daemonOtp = rec?.daemonOtp ?? false;
         const required =
           config.daemonOtp.enabled &&
@@ -96,7 +101,10 @@ export function userCommand(): Command {
           user,
           daemonOtp,
           daemonOtpRequired: required,
-          methods: device ? ['push'] : [],
+          methods,
+          defaultMethod,
+          recoveryCodesLeft: recoveryLeft,
+          missingMethods: missing,
           device: device
             ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken), webPush: Boolean(device.webPush) }
             : null,
@@ -105,11 +113,43 @@ export function userCommand(): Command {
         const lines = [
           `user:        ${user}`,
           `daemon OTP:  ${daemonOtp ? 'on' : 'off'} (required now: ${required ? 'yes' : 'no'})`,
+          `methods:     ${methods.length === 0 ? 'none' : methods.map((m) => (m === defaultMethod ? `${m} (default)` : m)).join(', ')}${missing > 0 ? `; the policy wants ${missing} more` : ''}`,
+          `recovery:    ${recoveryLeft} unused code${recoveryLeft === 1 ? '' : 's'}`,
           `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}${device.webPush ? ', web push' : ''}` : 'none'}`,
           `approvals:   ${approvals.length === 0 ? 'none' : ''}`,
           ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}`),
         ];
         print(o.json, doc, lines.join('\n'));
+      });
+    });
+  userCmd
+    .command('reset')
+    .description("remove USER's second factors (all of them unless one is named) and end USER's web sessions")
+    .argument('<user>', USER_ARG)
+    .addOption(configOption())
+    .option('--totp', 'the authenticator app', false)
+    .option('--passkeys', 'the passkeys', false)
+    .option('--recovery', 'the recovery codes', false)
+    .option('--device', 'the bound phone (as `device remove`)', false)
+    .option('--all', 'every method (the default when none is named)', false)
+    .option('--json', 'print one JSON document', false)
+    .action(async (typed: string, o: { config?: string; totp: boolean; passkeys: boolean; recovery: boolean; device: boolean; all: boolean; json: boolean }) => {
+      await withCore(o.config, async (core) => {
+        const user = canonicalUser(core, typed);
+        const named: MethodId[] = [...(o.device ? ['phone' as const] : []), ...(o.totp ? ['totp' as const] : []), ...(o.passkeys ? ['passkey' as const] : []), ...(o.recovery ? ['recovery' as const] : [])];
+        const which = o.all || named.length === 0 ? METHOD_IDS : named;
+        const removed: MethodId[] = [];
+        const notSetUp: MethodId[] = [];
+        for (const m of which) ((await core.secondFactors.reset(user, m, 'cli')) ? removed : notSetUp).push(m);
+        // Whoever signed in with a removed method is signed out everywhere.
+        if (removed.length > 0) await core.webSessions.endAll(user);
+        const label: Record<MethodId, string> = { phone: 'device', totp: 'authenticator app', passkey: 'passkeys', recovery: 'recovery codes' };
+        const lines = [
+          removed.length > 0 ? `Removed for ${user}: ${removed.map((m) => label[m]).join(', ')}; web sessions ended` : `Nothing removed for ${user}`,
+          ...(notSetUp.length > 0 ? [`Not set up: ${notSetUp.map((m) => `no ${label[m]}`).join(', ')}`] : []),
+        ];
+        print(o.json, { user, removed, notSetUp }, lines.join('\n'));
+        if (named.length > 0 && removed.length === 0) process.exitCode = 1;
       });
     });
   return userCmd;

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readSecretKey } from '../config/secret-key-file.js';
 import { loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { systemClock } from '../core/clock.js';
@@ -26,7 +29,9 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
   );
   try {
     await store.ping();
-    const core = buildCore(config, { store, clock: systemClock, logger, notifiers: [] });
+    // The CLI never seals a secret: without the daemon's key file it must not create one (as root, say).
+    const secretKey = existsSync(config.portal.secretKeyFile) ? readSecretKey(config.portal.secretKeyFile) : randomBytes(32);
+    const core = buildCore(config, { store, clock: systemClock, logger, notifiers: [], secretKey });
     return await fn(core, config);
   } finally {
     await store.close().catch(() => undefined);

@@ -1,3 +1,4 @@
+import { readSecretKey } from './secret-key-file.js';
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { checkServiceAccount } from '../push/fcm-service-account.js';
@@ -54,6 +55,14 @@ export function checkConfigFiles(config: Config): ConfigProblem[] {
       readVapidKeys(vapidKeyFile);
     } catch (err) {
       problems.push({ path: 'push.webpush.vapidKeyFile', message: (err as Error).message.replace(/^push\.webpush\.vapidKeyFile: /, '') });
+    }
+  }
+  const secretKeyFile = config.portal.secretKeyFile;
+  if (existsSync(secretKeyFile)) {
+    try {
+      readSecretKey(secretKeyFile);
+    } catch (err) {
+      problems.push({ path: 'portal.secretKeyFile', message: (err as Error).message.replace(/^portal\.secretKeyFile: /, '') });
     }
   }
   return problems;

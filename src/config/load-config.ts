@@ -48,6 +48,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
     if (u?.ca) u.ca = abs(u.ca);
   }
   if (c.push.fcm) c.push.fcm.serviceAccountFile = abs(c.push.fcm.serviceAccountFile);
+  c.portal.secretKeyFile = abs(c.portal.secretKeyFile);
   if (c.push.webpush) c.push.webpush.vapidKeyFile = abs(c.push.webpush.vapidKeyFile);
   return deepFreeze(c);
 }

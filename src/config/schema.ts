@@ -141,6 +141,16 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         /** How long a web sign-in lasts (absolute). */
         sessionTtl: duration(60_000).prefault('12h'),
+        /** The second factors users may set up and sign in with. */
+        methods: z
+          .array(z.enum(['phone', 'totp', 'passkey', 'recovery']))
+          .min(1)
+          .refine((ms) => new Set(ms).size === ms.length, 'each method once')
+          .default(['phone', 'totp', 'passkey', 'recovery']),
+        /** How many of those every user must set up: 0, a number, or all. */
+        require: z.union([z.number().int().min(0).max(4), z.literal('all')]).default(0),
+        /** The master key of secrets at rest (authenticator-app keys); created (0600) on first start. */
+        secretKeyFile: z.string().min(1).default('data/portal-secret.key'),
       })
       .strict()
       .prefault({}),

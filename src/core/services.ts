@@ -11,6 +11,10 @@ import { resolveHoldTimes } from './hold-times.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { PairingService } from './pairing-service.js';
 import { RateLimiter } from './rate-limiter.js';
+import { RecoveryCodes } from './recovery-codes.js';
+import { SecondFactorService, type MethodProvider } from './second-factor.js';
+import { SecretBox } from './secret-box.js';
+import { TotpService } from './totp-service.js';
 import { RequestService } from './request-service.js';
 import { UserNames } from './user-names.js';
 import { WebSessionService } from './web-session-service.js';
@@ -29,12 +33,16 @@ export interface CoreServices {
   cooldowns: Cooldowns;
   pairing: PairingService;
   webSessions: WebSessionService;
+  /** The web sign-in's second factors: who has which, the default, the admin's policy. */
+  secondFactors: SecondFactorService;
+  totp: TotpService;
+  recoveryCodes: RecoveryCodes;
 }
 
 /** How long the sign-in's second step may take. */
 const WEB_PENDING_TTL_MS = 10 * 60_000;
 
-export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[] }): CoreServices {
+export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[]; secretKey: Buffer }): CoreServices {
   const { store, clock, logger } = deps;
   const d = config.daemonOtp;
   const audit = logger.child({ component: 'core' });
@@ -58,5 +66,16 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   }, names, cooldowns, new HeldLogins(l.maxHeldLoginsPerUser));
   const pairing = new PairingService(store, clock, devices, deps.notifiers, audit);
   const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions };
+  const totp = new TotpService(store, clock, new SecretBox(deps.secretKey), audit, 'mailotp');
+  const recoveryCodes = new RecoveryCodes(store, clock, audit);
+  const phone: MethodProvider = {
+    id: 'phone',
+    isSetUp: async (user) => (await store.getDeviceByUser(user)) !== null,
+    reset: async (user) => {
+      await pairing.clear(user);
+    },
+  };
+  const p = config.portal;
+  const secondFactors = new SecondFactorService([phone, totp, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
 import type { Clock } from './clock.js';
+import type { MethodId } from './second-factor.js';
 import { hashToken } from './tokens.js';
 
 /** A web sign-in, kept in the store so that every instance sees it and ending it ends it everywhere. */
@@ -14,7 +15,9 @@ export interface WebSession {
   /** 'second-factor': the password was right and the phone has not approved yet. */
   stage: 'second-factor' | 'signed-in';
   /** The second factor this session passed: 'none' when the user had none at sign-in. */
-  factor: 'none' | 'phone';
+  factor: 'none' | MethodId;
+  /** The method the second step asks for now (stage 'second-factor'). */
+  method?: MethodId;
   /** The login request the phone is asked to approve (stage 'second-factor'). */
   login?: { requestId: string; matchNumber: number };
   /** A QR pairing this session started and still shows. */
@@ -52,7 +55,7 @@ export class WebSessionService {
   }
 
   /** Starts a session; returns its new id (for the cookie). */
-  async create(user: string, stage: WebSession['stage'], factor: WebSession['factor'], extra: Pick<WebSession, 'login'> = {}): Promise<{ sid: string; session: WebSession }> {
+  async create(user: string, stage: WebSession['stage'], factor: WebSession['factor'], extra: Pick<WebSession, 'login' | 'method'> = {}): Promise<{ sid: string; session: WebSession }> {
     const now = this.clock.now();
     const ttl = stage === 'signed-in' ? this.settings.ttlMs : this.settings.pendingTtlMs;
     const session: WebSession = { user, gen: await this.generation(user), createdAt: now, expiresAt: now + ttl, stage, factor, ...extra };

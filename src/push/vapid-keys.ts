@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { loadOrCreateKeyFile } from '../config/key-file.js';
 import webpush from 'web-push';
 import { MailotpError } from '../core/errors.js';
 
@@ -45,24 +44,10 @@ export function readVapidKeys(file: string): VapidKeys {
  * into place, so two instances starting at once on a shared folder end up with one pair.
  */
 export function loadOrCreateVapidKeys(file: string): { keys: VapidKeys; created: boolean } {
-  try {
-    return { keys: readVapidKeys(file), created: false };
-  } catch (err) {
-    const missing = err instanceof MailotpError && /ENOENT/.test(err.message);
-    if (!missing) throw err;
-  }
-  const keys = webpush.generateVAPIDKeys();
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ publicKey: keys.publicKey, privateKey: keys.privateKey }, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  try {
-    linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    // Another instance created it first: use theirs.
-    return { keys: readVapidKeys(file), created: false };
-  } finally {
-    unlinkSync(tmp);
-  }
-  return { keys: { publicKey: keys.publicKey, privateKey: keys.privateKey }, created: true };
+  const { value, created } = loadOrCreateKeyFile(file, readVapidKeys, () => {
+    const k = webpush.generateVAPIDKeys();
+    const keys = { publicKey: k.publicKey, privateKey: k.privateKey };
+    return { value: keys, text: `${JSON.stringify(keys, null, 2)}\n` };
+  });
+  return { keys: value, created };
 }

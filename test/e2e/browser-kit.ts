@@ -74,12 +74,12 @@ export interface PortalFixture {
   /** A fresh desktop-sized browser context (its own cookies) and a page in it. */
   newPage(opts?: { locale?: string }): Promise<Page>;
   /** `mailotp user show USER --json`. */
-  showUser(user: string): Promise<{ device: unknown; daemonOtp: boolean }>;
+  showUser(user: string): Promise<{ device: unknown; daemonOtp: boolean; methods?: string[]; defaultMethod?: string | null }>;
   close(): Promise<void>;
 }
 
 /** Dovecot with these users (password `${user}-pw-1`), the real mailotp binary, and Chromium. */
-export async function startPortalFixture(users: readonly string[], publicUrl = 'https://localhost:0'): Promise<PortalFixture> {
+export async function startPortalFixture(users: readonly string[], publicUrl = 'https://localhost:0', portal: Record<string, unknown> = {}): Promise<PortalFixture> {
   const dovecot = await startDovecot({ users: users.map((user) => ({ user, password: portalPassword(user) })) });
   const contexts: BrowserContext[] = [];
   let m: MailotpProcess | undefined;
@@ -91,7 +91,7 @@ export async function startPortalFixture(users: readonly string[], publicUrl = '
     await dovecot.stop();
   };
   try {
-    m = await startMailotp({ dovecot, portal: { publicUrl } });
+    m = await startMailotp({ dovecot, portal: { publicUrl, ...portal } });
     browser = await launchChromium();
   } catch (err) {
     await close();

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PasswordCheckResult } from '../../core/login-types.js';
+import type { MethodId } from '../../core/second-factor.js';
 import type { CoreServices } from '../../core/services.js';
 import type { WebSession } from '../../core/web-session-service.js';
 import type { Logger } from '../../log/logger.js';
@@ -9,7 +10,7 @@ import { pickLang } from './texts.js';
 
 /** What the pages need from the rest of mailotp. */
 export interface PagesDeps {
-  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions'>;
+  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes'>;
   /** The sign-in's password check: the upstream IMAP login, through the core's limits and counters. */
   checkPassword(user: string, password: string, client: { ip: string; port: number; name?: string }): Promise<PasswordCheckResult>;
   daemonOtp: { enabled: boolean; enforce: 'optional' | 'bound' | 'all' };
@@ -18,6 +19,8 @@ export interface PagesDeps {
   /** Whether the portal itself speaks HTTPS (HSTS, and the origin of links when publicUrl is unset). */
   tls: boolean;
   logger: Logger;
+  /** "Remember this browser" (the remembered-browser service, when wired in): called once the second step passed. */
+  rememberBrowser?(request: FastifyRequest, reply: FastifyReply, user: string): Promise<void>;
 }
 
 /** `__Host-`: only ever set by this origin over HTTPS, path /, no Domain, so no sibling host can plant it. */
@@ -81,4 +84,21 @@ export function field(body: unknown, name: string, max: number): string | null {
   if (!body || typeof body !== 'object') return null;
   const v = (body as Record<string, unknown>)[name];
   return typeof v === 'string' && v.length <= max ? v : null;
+}
+
+/**
+ * The second step passed by `method`: the session becomes signed in under a new id (so an id seen
+ * before is worth nothing), "Remember this browser" is handed on, and the browser goes to settings.
+ */
+export async function completeSecondFactor(deps: PagesDeps, request: FastifyRequest, reply: FastifyReply, s: Signed, method: MethodId, opts: { remember: boolean }): Promise<FastifyReply> {
+  await promoteSession(deps, request, reply, s, method, opts);
+  return seeOther(reply, '/settings');
+}
+
+/** completeSecondFactor without the redirect, for the phone step that the page's script follows as JSON. */
+export async function promoteSession(deps: PagesDeps, request: FastifyRequest, reply: FastifyReply, s: Signed, method: MethodId, opts: { remember: boolean }): Promise<Signed> {
+  const signed = await deps.core.webSessions.complete(s.sid, s.session, method);
+  setSessionCookie(reply, signed, deps.core.clock.now());
+  if (opts.remember) await deps.rememberBrowser?.(request, reply, signed.session.user);
+  return signed;
 }

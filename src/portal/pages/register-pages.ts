@@ -7,6 +7,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isMailotpError } from '../../core/errors.js';
 import { contextOf, CSRF_COOKIE, sendPage, type PagesDeps } from './page-support.js';
+import { registerSecondStepRoutes } from './second-step-routes.js';
 import { registerSettingsRoutes } from './settings-routes.js';
 import { registerSignInRoutes } from './sign-in-routes.js';
 import { messagePage } from './sign-in-views.js';
@@ -101,6 +102,7 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
       return sendPage(reply, messagePage(ctx, 'errorTitle', status === 500 ? 'unavailable' : 'formExpired'), status);
     });
     registerSignInRoutes(pages, deps);
+    registerSecondStepRoutes(pages, deps);
     registerSettingsRoutes(pages, deps);
   });
 }

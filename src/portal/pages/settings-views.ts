@@ -1,7 +1,9 @@
+import type { MethodId } from '../../core/second-factor.js';
 import type { RecentRequest } from '../../core/request-service.js';
 import type { ApprovalRecord, DeviceRecord } from '../../core/types.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, formatTime, layout, postButton, type PageContext } from './layout.js';
+import { METHOD_TEXT } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
 export interface SettingsModel {
@@ -13,6 +15,16 @@ export interface SettingsModel {
   daemon: { on: boolean; fixed: 'bound' | 'all' | 'off' | null };
   /** False when the user has a phone and this session did not pass it: changes need a new sign-in. */
   canChangeMethods: boolean;
+  /** How many more methods the admin requires: while above 0 the page offers nothing else. */
+  mustSetUp: number;
+  /** What the user has set up, what the admin allows, and what the sign-in offers first. */
+  methods: MethodId[];
+  available: MethodId[];
+  defaultMethod: MethodId | null;
+  /** pending: a new key waiting for its first code (with its QR code). */
+  totp: { on: boolean; pending: { secret: string; qr: string } | null };
+  /** codes: just generated, shown this once. */
+  recovery: { left: number; codes: string[] | null };
   approvals: ApprovalRecord[];
   recent: RecentRequest[];
   notice?: TextKey;
@@ -32,10 +44,14 @@ export function settingsPage(ctx: PageContext, m: SettingsModel): SafeHtml {
     html`<h1>${t('settingsTitle')}</h1>
 ${m.notice ? html`<p class="notice ok" role="status">${t(m.notice)}</p>` : ''}
 ${m.error ? html`<p class="notice error" role="alert">${t(m.error)}</p>` : ''}
-${phoneSection(ctx, m)}
-${daemonSection(ctx, m)}
+${m.mustSetUp > 0 ? html`<p class="notice error" role="alert">${t('mustSetUp', { count: String(m.mustSetUp) })}</p>` : ''}
+${m.available.includes('phone') ? phoneSection(ctx, m) : ''}
+${m.available.includes('totp') ? totpSection(ctx, m) : ''}
+${m.available.includes('recovery') ? recoverySection(ctx, m) : ''}
+${m.methods.length > 1 && m.mustSetUp === 0 ? defaultSection(ctx, m) : ''}
+${m.mustSetUp > 0 ? '' : html`${daemonSection(ctx, m)}
 ${approvalsSection(ctx, m)}
-${recentSection(ctx, m)}`,
+${recentSection(ctx, m)}`}`,
     header,
   );
 }
@@ -69,6 +85,66 @@ ${csrfField(ctx)}
 <input id="device-code" name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="16" aria-describedby="device-code-hint" placeholder="123 456 789">
 <p id="device-code-hint" class="hint">${t('codeHint')}</p>
 <button type="submit">${t('bind')}</button>
+</form>
+</section>`;
+}
+
+function totpSection(ctx: PageContext, m: SettingsModel): SafeHtml {
+  const { t } = ctx;
+  const p = m.totp.pending;
+  let body: SafeHtml;
+  if (p) {
+    body = html`<p>${t('totpScan')}</p>
+<img class="qr" src="${p.qr}" alt="${t('totpQrAlt')}" width="240" height="240">
+<p class="link"><span class="label">${t('totpKey')}:</span> <code data-testid="totp-secret">${p.secret}</code></p>
+<form method="post" action="/settings/totp/activate">
+${csrfField(ctx)}
+<label for="totp-code">${t('code')}</label>
+<input id="totp-code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" required maxlength="8">
+<button type="submit" class="primary">${t('activate')}</button>
+</form>
+${postButton(ctx, '/settings/totp/cancel', 'cancel')}`;
+  } else if (!m.canChangeMethods) {
+    body = html`<p>${t(m.totp.on ? 'totpOn' : 'totpNone')}</p><p class="hint">${t('stepUp')}</p>`;
+  } else if (m.totp.on) {
+    body = html`<p>${t('totpOn')}</p>
+<div class="actions"><form method="get" action="/settings/totp/new" class="inline"><button type="submit">${t('totpNewKey')}</button></form>
+${postButton(ctx, '/settings/totp/remove', 'totpRemove', { className: 'danger' })}</div>`;
+  } else {
+    body = html`<p>${t('totpNone')}</p>${postButton(ctx, '/settings/totp/start', 'totpSetUp', { className: 'primary' })}`;
+  }
+  return html`<section aria-labelledby="totp-h" class="card" id="totp">
+<h2 id="totp-h">${t('totpSection')}</h2>
+${body}
+</section>`;
+}
+
+function recoverySection(ctx: PageContext, m: SettingsModel): SafeHtml {
+  const { t } = ctx;
+  const { codes, left } = m.recovery;
+  return html`<section aria-labelledby="recovery-h" class="card" id="recovery">
+<h2 id="recovery-h">${t('recoverySection')}</h2>
+${
+  codes
+    ? html`<p class="notice" role="status">${t('recoveryShown')}</p><ol class="codes" data-testid="recovery-codes">${codes.map((c) => html`<li><code>${c}</code></li>`)}</ol>`
+    : html`<p>${left > 0 ? t('recoveryLeft', { count: String(left) }) : t('recoveryNone')}</p>`
+}
+${m.canChangeMethods ? postButton(ctx, '/settings/recovery/generate', 'recoveryGenerate') : html`<p class="hint">${t('stepUp')}</p>`}
+</section>`;
+}
+
+function defaultSection(ctx: PageContext, m: SettingsModel): SafeHtml {
+  const { t } = ctx;
+  const locked = !m.canChangeMethods;
+  return html`<section aria-labelledby="default-h" class="card">
+<h2 id="default-h">${t('defaultSection')}</h2>
+<form method="post" action="/settings/default-method">
+${csrfField(ctx)}
+<label for="default-method">${t('defaultMethod')}</label>
+<select id="default-method" name="method"${locked ? html` disabled` : ''}>${m.methods.map(
+    (id) => html`<option value="${id}"${id === m.defaultMethod ? html` selected` : ''}>${t(METHOD_TEXT[id])}</option>`,
+  )}</select>
+${locked ? html`<p class="hint">${t('stepUp')}</p>` : html`<button type="submit">${t('save')}</button>`}
 </form>
 </section>`;
 }
@@ -152,6 +228,18 @@ ${
       )}</th><th scope="col">${t('colOutcome')}</th></tr></thead><tbody>${rows}</tbody></table>`
 }
 </section>`;
+}
+
+/** "Generate new key" asks first: the key in use stops working at once. */
+export function newKeyConfirmPage(ctx: PageContext): SafeHtml {
+  const { t } = ctx;
+  return layout(
+    ctx,
+    t('totpNewKeyTitle'),
+    html`<h1>${t('totpNewKeyTitle')}</h1>
+<p>${t('totpNewKeyText')}</p>
+<p class="actions">${postButton(ctx, '/settings/totp/start', 'totpNewKeyConfirm', { className: 'danger' })} <a href="/settings" class="button">${t('cancel')}</a></p>`,
+  );
 }
 
 /** "Clear bound device" asks first. */

@@ -4,6 +4,7 @@ import {
   clearSessionCookie,
   contextOf,
   field,
+  promoteSession,
   seeOther,
   sendPage,
   sessionOf,
@@ -11,7 +12,8 @@ import {
   type PagesDeps,
   type Signed,
 } from './page-support.js';
-import { approvePage, signInPage } from './sign-in-views.js';
+import { openPhoneStep } from './second-step-routes.js';
+import { approvePage, codePage, passkeyStepPage, signInPage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
 /** Control characters never belong in a user name (and would reach the upstream's LOGIN). */
@@ -24,18 +26,17 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
   const { core } = deps;
 
   /** Where a session in its second step stands; an approved one is promoted (new id), a refused one ended. */
-  const advance = async (s: Signed, reply: FastifyReply): Promise<Step> => {
+  const advance = async (s: Signed, request: FastifyRequest, reply: FastifyReply): Promise<Step> => {
     const login = s.session.login;
-    const request = login ? await core.requests.get(login.requestId) : null;
-    if (request?.status === 'pending') return { status: 'pending' };
-    if (request?.status === 'approved' && request.user === s.session.user) {
-      const signed = await core.webSessions.complete(s.sid, s.session, 'phone');
-      setSessionCookie(reply, signed, core.clock.now());
+    const pending = login ? await core.requests.get(login.requestId) : null;
+    if (pending?.status === 'pending') return { status: 'pending' };
+    if (pending?.status === 'approved' && pending.user === s.session.user) {
+      const signed = await promoteSession(deps, request, reply, s, 'phone', { remember: false });
       return { status: 'approved', signed };
     }
     await core.webSessions.end(s.sid);
     clearSessionCookie(reply);
-    return { status: request?.status === 'denied' ? 'denied' : 'expired' };
+    return { status: pending?.status === 'denied' ? 'denied' : 'expired' };
   };
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, error: TextKey, status: number, user?: string) =>
@@ -45,11 +46,15 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     const s = await sessionOf(deps, request);
     if (s?.session.stage === 'signed-in') return seeOther(reply, '/settings');
     if (s) {
-      const step = await advance(s, reply);
+      const method = s.session.method ?? 'phone';
+      const others = (await core.secondFactors.methodsOf(s.session.user)).length > 1;
+      if (method === 'totp' || method === 'recovery') return sendPage(reply, codePage(contextOf(request, reply), { method, others }));
+      if (method === 'passkey') return sendPage(reply, passkeyStepPage(contextOf(request, reply), { others }));
+      const step = await advance(s, request, reply);
       if (step.status === 'approved') return seeOther(reply, '/settings');
       if (step.status === 'pending') {
         const device = await core.store.getDeviceByUser(s.session.user);
-        return sendPage(reply, approvePage(contextOf(request, reply), { device: device?.name ?? '', number: s.session.login?.matchNumber ?? 0 }));
+        return sendPage(reply, approvePage(contextOf(request, reply), { device: device?.name ?? '', number: s.session.login?.matchNumber ?? 0, others }));
       }
       return refuse(request, reply, step.status === 'denied' ? 'approveDenied' : 'approveExpired', 200);
     }
@@ -79,31 +84,23 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     // This browser's earlier sign-in, if any, ends here.
     const previous = await sessionOf(deps, request);
     if (previous) await core.webSessions.end(previous.sid);
-    const device = await core.store.getDeviceByUser(user);
-    if (!device) {
+    const methods = await core.secondFactors.methodsOf(user);
+    const method = await core.secondFactors.defaultMethod(user, methods);
+    if (!method) {
       // No second factor yet: the password alone signs in, and the user may set one up.
       const signed = await core.webSessions.create(user, 'signed-in', 'none');
       setSessionCookie(reply, signed, now);
       return seeOther(reply, '/settings');
     }
-    // The push cap of the mail logins: a new sign-in request counts, decided in the store's atomic create.
-    const cap = core.limiter.pushCap(user);
-    const input = { user, device, clientIp, ...(clientName ? { clientName } : {}) };
-    let opened = await core.requests.openLogin(input, cap);
-    if (opened !== 'capped' && !opened.created && previous?.session.login?.requestId === opened.request.id && previous.session.user === user) {
-      // The same browser signing in again (a reload, a second click): its old request is withdrawn
-      // and a new one, with a new number, takes its place.
-      await core.requests.withdrawLogin(opened.request.id, user);
-      opened = await core.requests.openLogin(input, cap);
+    if (method !== 'phone') {
+      const signed = await core.webSessions.create(user, 'second-factor', 'none', { method });
+      setSessionCookie(reply, signed, now);
+      return seeOther(reply, '/');
     }
-    if (opened === 'capped') return refuse(request, reply, 'pushLimited', 429, user);
-    const { request: login, created } = opened;
-    if (!created) {
-      // Another browser at the same address is waiting for this user's phone. Joining it would let
-      // one tap sign both in, so this one waits until that request is answered or expires.
-      return refuse(request, reply, 'alreadyWaiting', 409, user);
-    }
-    const signed = await core.webSessions.create(user, 'second-factor', 'none', { login: { requestId: login.id, matchNumber: login.matchNumber ?? 0 } });
+    const samePerson = previous?.session.user === user ? previous.session.login?.requestId : undefined;
+    const step = await openPhoneStep(deps, user, { clientIp, ...(clientName ? { clientName } : {}) }, samePerson);
+    if (!step.ok) return refuse(request, reply, step.error, step.status, user);
+    const signed = await core.webSessions.create(user, 'second-factor', 'none', { method: 'phone', login: step.login });
     setSessionCookie(reply, signed, now);
     return seeOther(reply, '/');
   });
@@ -113,7 +110,8 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     const { t } = contextOf(request, reply);
     if (s?.session.stage === 'signed-in') return { status: 'approved', next: '/settings' };
     if (!s) return { status: 'expired', message: t('approveExpired') };
-    const step = await advance(s, reply);
+    if ((s.session.method ?? 'phone') !== 'phone') return { status: 'pending' };
+    const step = await advance(s, request, reply);
     switch (step.status) {
       case 'pending':
         return { status: 'pending' };

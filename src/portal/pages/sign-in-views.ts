@@ -1,6 +1,15 @@
 import { html, type SafeHtml } from './html.js';
 import { csrfField, layout, postButton, type PageContext } from './layout.js';
+import type { MethodId } from '../../core/second-factor.js';
 import type { TextKey } from './texts.js';
+
+/** Each method's button name ("Use another method" lists them). */
+export const METHOD_TEXT: Record<MethodId, TextKey> = { phone: 'methodPhone', totp: 'methodTotp', passkey: 'methodPasskey', recovery: 'methodRecovery' };
+
+/** "Use another method": only shown when the user has another one. */
+function anotherMethod(ctx: PageContext, show: boolean): SafeHtml | '' {
+  return show ? html`<form method="get" action="/signin/choose" class="inline"><button type="submit">${ctx.t('useAnother')}</button></form>` : '';
+}
 
 /** The first step: user name and password. */
 export function signInPage(ctx: PageContext, opts: { error?: TextKey; user?: string } = {}): SafeHtml {
@@ -23,7 +32,7 @@ ${csrfField(ctx)}
 }
 
 /** The second step: the number to tap on the phone, followed live by portal.js. */
-export function approvePage(ctx: PageContext, opts: { device: string; number: number }): SafeHtml {
+export function approvePage(ctx: PageContext, opts: { device: string; number: number; others: boolean }): SafeHtml {
   const { t } = ctx;
   return layout(
     ctx,
@@ -36,6 +45,59 @@ export function approvePage(ctx: PageContext, opts: { device: string; number: nu
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
 <noscript><a href="/" class="button">${t('continue')}</a></noscript>
 </p>
+${anotherMethod(ctx, opts.others)}
+${postButton(ctx, '/signin/cancel', 'cancel')}`,
+  );
+}
+
+/** The second step by a typed code: the authenticator app's or a recovery code. */
+export function codePage(ctx: PageContext, opts: { method: 'totp' | 'recovery'; others: boolean; error?: TextKey }): SafeHtml {
+  const { t } = ctx;
+  const totp = opts.method === 'totp';
+  const title = t(totp ? 'totpTitle' : 'recoveryTitle');
+  return layout(
+    ctx,
+    title,
+    html`<h1>${title}</h1>
+<p>${t(totp ? 'totpIntro' : 'recoveryIntro')}</p>
+${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
+<form method="post" action="/signin/code" class="card">
+${csrfField(ctx)}
+<label for="code">${t('code')}</label>
+${
+  totp
+    ? html`<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" required maxlength="8" autofocus>`
+    : html`<input id="code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required maxlength="32" autofocus>`
+}
+<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"><label for="remember">${t('rememberBrowser')}</label></div>
+<button type="submit" class="primary">${t('verify')}</button>
+</form>
+<p class="actions">${anotherMethod(ctx, opts.others)} ${postButton(ctx, '/signin/cancel', 'cancel')}</p>`,
+  );
+}
+
+/** Passkeys are signed in on their own page (wt11b's /signin/passkey); this one leads there. */
+export function passkeyStepPage(ctx: PageContext, opts: { others: boolean }): SafeHtml {
+  const { t } = ctx;
+  return layout(
+    ctx,
+    t('passkeyTitle'),
+    html`<h1>${t('passkeyTitle')}</h1>
+<p>${t('passkeyIntro')}</p>
+<p class="actions"><a href="/signin/passkey" class="button primary">${t('passkeyContinue')}</a></p>
+<p class="actions">${anotherMethod(ctx, opts.others)} ${postButton(ctx, '/signin/cancel', 'cancel')}</p>`,
+  );
+}
+
+/** "Use another method": one button per other method the user has set up. */
+export function choosePage(ctx: PageContext, methods: readonly MethodId[], error?: TextKey): SafeHtml {
+  const { t } = ctx;
+  return layout(
+    ctx,
+    t('chooseTitle'),
+    html`<h1>${t('chooseTitle')}</h1>
+${error ? html`<p class="notice error" role="alert">${t(error)}</p>` : ''}
+<ul class="methods">${methods.map((m) => html`<li>${postButton(ctx, '/signin/method', METHOD_TEXT[m], { hidden: { method: m } })}</li>`)}</ul>
 ${postButton(ctx, '/signin/cancel', 'cancel')}`,
   );
 }
