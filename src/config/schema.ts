@@ -141,6 +141,10 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         /** How long a web sign-in lasts (absolute). */
         sessionTtl: duration(60_000).prefault('12h'),
+        /** Hosts (`host` or `host:port`) that forward auth's `/auth/login?rd=` may return to. */
+        allowedRedirects: z.array(z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'expected a host name like webmail.example.com or webmail.example.com:8443')).default([]),
+        /** The session cookie's Domain, shared with the webmail hosts behind forward auth. */
+        cookieDomain: z.string().regex(/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, 'expected a domain like example.com').optional(),
       })
       .strict()
       .prefault({}),
@@ -200,6 +204,14 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const needsTls = c.listeners.some((l) => l.tls !== 'none') || c.portal.tls;
     if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls.cert and tls.key are required by TLS listeners and the HTTPS portal' });
+    const domain = c.portal.cookieDomain?.toLowerCase();
+    if (domain) {
+      // A webmail host outside the cookie's domain never sees the session: every forward auth would fail.
+      const under = (host: string) => host === domain || host.endsWith(`.${domain}`);
+      c.portal.allowedRedirects.forEach((h, i) => {
+        if (!under(h.toLowerCase().replace(/:[0-9]+$/, ''))) ctx.addIssue({ code: 'custom', path: ['portal', 'allowedRedirects', i], message: `not under portal.cookieDomain ${domain}: that host would never see the session cookie` });
+      });
+    }
     c.listeners.forEach((l, i) => {
       if (!c.upstream[l.protocol]) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'protocol'], message: `no upstream.${l.protocol} is configured for this listener` });
