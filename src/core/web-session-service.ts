@@ -16,7 +16,7 @@ export interface WebSession {
   /** The second factor this session passed: 'none' when the user had none at sign-in. */
   factor: 'none' | 'phone';
   /** The login request the phone is asked to approve (stage 'second-factor'). */
-  login?: { requestId: string; matchNumber: number };
+  login?: { requestId: string; matchNumber: number; pushCode?: true; wrongCodes?: number };
   /** A QR pairing this session started and still shows. */
   pair?: { linkId: string; secret: string; number: number; expiresAt: number };
 }

@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { isMailotpError } from '../../core/errors.js';
 import { registerForwardAuthRoutes } from './forward-auth-routes.js';
 import { contextOf, CSRF_COOKIE, sendPage, useSessionCookie, type PagesDeps } from './page-support.js';
+import { registerPushCodeRoutes } from './push-code-routes.js';
 import { registerSettingsRoutes } from './settings-routes.js';
 import { registerSignInRoutes } from './sign-in-routes.js';
 import { messagePage } from './sign-in-views.js';
@@ -109,6 +110,7 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     // First: its hook on GET /settings sends a finished sign-in back to the webmail.
     registerForwardAuthRoutes(pages, deps);
     registerSignInRoutes(pages, deps);
+    registerPushCodeRoutes(pages, deps);
     registerSettingsRoutes(pages, deps);
   });
 }
