@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
 # submission), swaks, openssl, redis-server, the mail clients test/e2e/real-clients drives
-# (mbsync from isync, fetchmail, msmtp), and Chromium with a CJK font for the browser tests
+# (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test), and Chromium with a CJK font for the browser tests
 # (zh-TW texts and screenshots). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 # swaks needs the Perl TLS modules for STARTTLS/--tlsc; Debian only recommends them.
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp chromium fonts-wqy-microhei)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light chromium fonts-wqy-microhei)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -21,6 +21,7 @@ declare -A NEEDS=(
   [/usr/lib/dovecot/pop3-login]=dovecot-pop3d
   [/usr/lib/dovecot/submission-login]=dovecot-submissiond
   [/usr/bin/chromium]=chromium
+  [/usr/sbin/nginx]=nginx-light
 )
 
 missing_items() {
@@ -41,7 +42,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, chromium, CJK font present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx, chromium, CJK font present)"
   exit 0
 fi
 

@@ -172,6 +172,10 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
             ...(config.portal.publicUrl ? { publicUrl: config.portal.publicUrl } : {}),
             tls: config.portal.tls,
             logger: portalLog,
+            forwardAuth: {
+              allowedRedirects: config.portal.allowedRedirects,
+              ...(config.portal.cookieDomain ? { cookieDomain: config.portal.cookieDomain } : {}),
+            },
           },
           pairing: { pairing: core.pairing, store, clock, logger: portalLog },
         },

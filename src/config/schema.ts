@@ -151,6 +151,10 @@ export const configSchema = z
         require: z.union([z.number().int().min(0).max(4), z.literal('all')]).default(0),
         /** The master key of secrets at rest (authenticator-app keys); created (0600) on first start. */
         secretKeyFile: z.string().min(1).default('data/portal-secret.key'),
+        /** Hosts (`host` or `host:port`) that forward auth's `/auth/login?rd=` may return to. */
+        allowedRedirects: z.array(z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'expected a host name like webmail.example.com or webmail.example.com:8443')).default([]),
+        /** The session cookie's Domain, shared with the webmail hosts behind forward auth. */
+        cookieDomain: z.string().regex(/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, 'expected a domain like example.com').optional(),
       })
       .strict()
       .prefault({}),
@@ -210,6 +214,14 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const needsTls = c.listeners.some((l) => l.tls !== 'none') || c.portal.tls;
     if (needsTls && !c.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls.cert and tls.key are required by TLS listeners and the HTTPS portal' });
+    const domain = c.portal.cookieDomain?.toLowerCase();
+    if (domain) {
+      // A webmail host outside the cookie's domain never sees the session: every forward auth would fail.
+      const under = (host: string) => host === domain || host.endsWith(`.${domain}`);
+      c.portal.allowedRedirects.forEach((h, i) => {
+        if (!under(h.toLowerCase().replace(/:[0-9]+$/, ''))) ctx.addIssue({ code: 'custom', path: ['portal', 'allowedRedirects', i], message: `not under portal.cookieDomain ${domain}: that host would never see the session cookie` });
+      });
+    }
     c.listeners.forEach((l, i) => {
       if (!c.upstream[l.protocol]) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'protocol'], message: `no upstream.${l.protocol} is configured for this listener` });

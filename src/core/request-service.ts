@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
 import type { EventLogRead, LoggedEvent, RequestCap, Store } from '../stores/store.js';
@@ -121,9 +121,30 @@ export class RequestService {
     return this.open(input, { type: 'login', protocol: 'web', choices, matchNumber: match }, cap);
   }
 
+  /**
+   * Opens a web sign-in request with a push code: the device shows six digits and a "Yes"; the
+   * sign-in page shows none, the person types them there (approveByCode) or taps Yes on the device.
+   */
+  async openLoginCode(input: LoginRequestInput, cap: RequestCap): Promise<OpenedRequest | 'capped'> {
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    return this.open(input, { type: 'login', protocol: 'web', code }, cap);
+  }
+
+  /**
+   * The code typed on the sign-in page: right, it approves the request as the device's Yes would
+   * (the person read it off that device); wrong, nothing changes (the caller counts the attempt).
+   */
+  async approveByCode(id: string, user: string, typed: string): Promise<'approved' | 'wrong' | 'gone'> {
+    const current = await this.get(id);
+    if (!current || current.user !== user || current.status !== 'pending' || current.code === undefined) return 'gone';
+    if (!/^[0-9]{6}$/.test(typed) || !timingSafeEqual(Buffer.from(typed), Buffer.from(current.code))) return 'wrong';
+    const outcome = await this.decide(current.deviceId, id, 'approve');
+    return outcome.status === 'approved' ? 'approved' : 'gone';
+  }
+
   private async open(
     input: LoginRequestInput,
-    kind: Pick<RequestRecord, 'type' | 'protocol'> & Partial<Pick<RequestRecord, 'choices' | 'matchNumber'>>,
+    kind: Pick<RequestRecord, 'type' | 'protocol'> & Partial<Pick<RequestRecord, 'choices' | 'matchNumber' | 'code'>>,
     cap?: RequestCap,
   ): Promise<OpenedRequest | 'capped'> {
     const now = this.clock.now();

@@ -66,6 +66,8 @@ export interface RequestRecord {
   choices?: number[];
   /** The number the person sees on the sign-in page; never sent to the device. */
   matchNumber?: number;
+  /** Push code: the six digits the device shows with its "Yes"; the person types them on the sign-in page. */
+  code?: string;
 }
 
 /** What the store publishes to every instance. */

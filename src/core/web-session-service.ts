@@ -19,7 +19,7 @@ export interface WebSession {
   /** The method the second step asks for now (stage 'second-factor'). */
   method?: MethodId;
   /** The login request the phone is asked to approve (stage 'second-factor'). */
-  login?: { requestId: string; matchNumber: number };
+  login?: { requestId: string; matchNumber: number; pushCode?: true; wrongCodes?: number };
   /** A QR pairing this session started and still shows. */
   pair?: { linkId: string; secret: string; number: number; expiresAt: number };
 }

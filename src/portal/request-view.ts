@@ -13,6 +13,8 @@ export interface ApiRequest {
   /** ISO 8601. */
   expiresAt: string;
   choices?: number[];
+  /** Push code: the six digits to show with a "Yes" button. */
+  code?: string;
 }
 
 /**
@@ -31,5 +33,6 @@ export function toApiRequest(r: RequestRecord): ApiRequest {
     expiresAt: new Date(r.expiresAt).toISOString(),
   };
   if (r.choices && r.choices.length > 0) view.choices = [...r.choices];
+  if (r.code !== undefined) view.code = r.code;
   return view;
 }

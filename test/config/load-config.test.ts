@@ -98,4 +98,17 @@ describe('config', () => {
     writeFileSync(join(dir, 'bad.yaml'), 'listeners: [\n');
     assert.throws(() => loadConfig(join(dir, 'bad.yaml')), /not valid YAML/);
   });
+
+  it('checks the forward-auth settings: hosts, a domain, and every host under that domain', () => {
+    const c = parseConfig({ ...minimal, portal: { allowedRedirects: ['webmail.example.com', 'mail.example.com:8443'], cookieDomain: 'example.com' } }, '/etc/mailotp');
+    assert.deepEqual(c.portal.allowedRedirects, ['webmail.example.com', 'mail.example.com:8443']);
+    assert.equal(c.portal.cookieDomain, 'example.com');
+    assert.deepEqual(parseConfig(minimal, '/etc/mailotp').portal.allowedRedirects, []);
+    assert.deepEqual(problems({ ...minimal, portal: { allowedRedirects: ['webmail.other.example'], cookieDomain: 'example.com' } }), [
+      'portal.allowedRedirects.0: not under portal.cookieDomain example.com: that host would never see the session cookie',
+    ]);
+    assert.equal(problems({ ...minimal, portal: { allowedRedirects: ['https://webmail.example.com/'] } }).length, 1);
+    assert.equal(problems({ ...minimal, portal: { cookieDomain: '.example.com' } }).length, 1);
+    assert.equal(problems({ ...minimal, portal: { cookieDomain: 'localhost' } }).length, 1);
+  });
 });

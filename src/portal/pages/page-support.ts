@@ -21,10 +21,24 @@ export interface PagesDeps {
   logger: Logger;
   /** "Remember this browser" (the remembered-browser service, when wired in): called once the second step passed. */
   rememberBrowser?(request: FastifyRequest, reply: FastifyReply, user: string): Promise<void>;
+  /** Forward auth for webmail (`/auth/verify`, `/auth/login?rd=`); absent: no return URL is allowed. */
+  forwardAuth?: ForwardAuthSettings;
+}
+
+export interface ForwardAuthSettings {
+  /** Hosts (`host` or `host:port`, exactly) that `/auth/login?rd=` may return to. */
+  allowedRedirects: readonly string[];
+  /** The session cookie's Domain, so that the webmail host behind the proxy sees it too. */
+  cookieDomain?: string;
 }
 
 /** `__Host-`: only ever set by this origin over HTTPS, path /, no Domain, so no sibling host can plant it. */
 export const SESSION_COOKIE = '__Host-mailotp-session';
+/**
+ * The session cookie with `portal.cookieDomain`: a Domain attribute rules out `__Host-`; `__Secure-`
+ * still keeps plain-HTTP pages from setting it. A sibling host under that domain can read and plant it.
+ */
+export const SHARED_SESSION_COOKIE = '__Secure-mailotp-session';
 export const CSRF_COOKIE = '__Host-mailotp-csrf';
 const LANG_COOKIE = 'mailotp-lang';
 const YEAR_S = 365 * 24 * 3600;
@@ -57,18 +71,37 @@ export function seeOther(reply: FastifyReply, to: string): FastifyReply {
   return reply.code(303).header('Location', to).send();
 }
 
+/** The session cookie's name and Domain, per request: set by registerPages from portal.cookieDomain. */
+const sessionCookies = new WeakMap<FastifyRequest, { name: string; domain?: string }>();
+
+export function sessionCookieOf(deps: PagesDeps): { name: string; domain?: string } {
+  const domain = deps.forwardAuth?.cookieDomain;
+  return domain ? { name: SHARED_SESSION_COOKIE, domain } : { name: SESSION_COOKIE };
+}
+
+export function useSessionCookie(request: FastifyRequest, deps: PagesDeps): void {
+  sessionCookies.set(request, sessionCookieOf(deps));
+}
+
+function sessionCookie(request: FastifyRequest): { name: string; opts: typeof COOKIE_BASE & { domain?: string } } {
+  const c = sessionCookies.get(request) ?? { name: SESSION_COOKIE };
+  return { name: c.name, opts: c.domain ? { ...COOKIE_BASE, domain: c.domain } : COOKIE_BASE };
+}
+
 export async function sessionOf(deps: PagesDeps, request: FastifyRequest): Promise<Signed | null> {
-  const sid = request.cookies[SESSION_COOKIE];
+  const sid = request.cookies[sessionCookieOf(deps).name];
   const session = await deps.core.webSessions.get(sid);
   return sid && session ? { sid, session } : null;
 }
 
 export function setSessionCookie(reply: FastifyReply, s: Signed, now: number): void {
-  void reply.setCookie(SESSION_COOKIE, s.sid, { ...COOKIE_BASE, maxAge: Math.max(1, Math.floor((s.session.expiresAt - now) / 1000)) });
+  const { name, opts } = sessionCookie(reply.request);
+  void reply.setCookie(name, s.sid, { ...opts, maxAge: Math.max(1, Math.floor((s.session.expiresAt - now) / 1000)) });
 }
 
 export function clearSessionCookie(reply: FastifyReply): void {
-  void reply.clearCookie(SESSION_COOKIE, COOKIE_BASE);
+  const { name, opts } = sessionCookie(reply.request);
+  void reply.clearCookie(name, opts);
 }
 
 /** A short browser name from the User-Agent, for the phone's "who is asking" line. */

@@ -6,7 +6,9 @@ import fastifyHelmet from '@fastify/helmet';
 import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isMailotpError } from '../../core/errors.js';
-import { contextOf, CSRF_COOKIE, sendPage, type PagesDeps } from './page-support.js';
+import { registerForwardAuthRoutes } from './forward-auth-routes.js';
+import { contextOf, CSRF_COOKIE, sendPage, useSessionCookie, type PagesDeps } from './page-support.js';
+import { registerPushCodeRoutes } from './push-code-routes.js';
 import { registerSecondStepRoutes } from './second-step-routes.js';
 import { registerSettingsRoutes } from './settings-routes.js';
 import { registerSignInRoutes } from './sign-in-routes.js';
@@ -52,6 +54,11 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     crossOriginEmbedderPolicy: false,
   });
   void app.register(fastifyCookie);
+  // The session cookie's name and scope (portal.cookieDomain), for every route that reads or sets it.
+  app.addHook('onRequest', (request, _reply, done) => {
+    useSessionCookie(request, deps);
+    done();
+  });
   void app.register(fastifyCsrf, {
     cookieKey: CSRF_COOKIE,
     // The secret cookie: __Host- (no sibling host can plant one), HttpOnly, Secure, never sent cross-site.
@@ -101,8 +108,11 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
       if (status === 500) deps.logger.error({ route: request.routeOptions.url, err: err.message, stack: err.stack }, 'portal page failed');
       return sendPage(reply, messagePage(ctx, 'errorTitle', status === 500 ? 'unavailable' : 'formExpired'), status);
     });
+    // First: its hook on GET /settings sends a finished sign-in back to the webmail.
+    registerForwardAuthRoutes(pages, deps);
     registerSignInRoutes(pages, deps);
     registerSecondStepRoutes(pages, deps);
+    registerPushCodeRoutes(pages, deps);
     registerSettingsRoutes(pages, deps);
   });
 }

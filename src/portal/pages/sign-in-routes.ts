@@ -13,7 +13,7 @@ import {
   type Signed,
 } from './page-support.js';
 import { openPhoneStep } from './second-step-routes.js';
-import { approvePage, codePage, passkeyStepPage, signInPage } from './sign-in-views.js';
+import { approvePage, codePage, passkeyStepPage, pushCodePage, signInPage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
 /** Control characters never belong in a user name (and would reach the upstream's LOGIN). */
@@ -54,6 +54,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
       if (step.status === 'approved') return seeOther(reply, '/settings');
       if (step.status === 'pending') {
         const device = await core.store.getDeviceByUser(s.session.user);
+        if (s.session.login?.pushCode) return sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', others }));
         return sendPage(reply, approvePage(contextOf(request, reply), { device: device?.name ?? '', number: s.session.login?.matchNumber ?? 0, others }));
       }
       return refuse(request, reply, step.status === 'denied' ? 'approveDenied' : 'approveExpired', 200);

@@ -45,6 +45,7 @@ export function approvePage(ctx: PageContext, opts: { device: string; number: nu
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
 <noscript><a href="/" class="button">${t('continue')}</a></noscript>
 </p>
+${postButton(ctx, '/signin/push-code', 'useCodeInstead')}
 ${anotherMethod(ctx, opts.others)}
 ${postButton(ctx, '/signin/cancel', 'cancel')}`,
   );
@@ -98,6 +99,30 @@ export function choosePage(ctx: PageContext, methods: readonly MethodId[], error
     html`<h1>${t('chooseTitle')}</h1>
 ${error ? html`<p class="notice error" role="alert">${t(error)}</p>` : ''}
 <ul class="methods">${methods.map((m) => html`<li>${postButton(ctx, '/signin/method', METHOD_TEXT[m], { hidden: { method: m } })}</li>`)}</ul>
+${postButton(ctx, '/signin/cancel', 'cancel')}`,
+  );
+}
+
+/** The push-code step: the six digits the phone shows, typed here; a Yes on the phone moves the page on too. */
+export function pushCodePage(ctx: PageContext, opts: { device: string; others?: boolean; error?: TextKey }): SafeHtml {
+  const { t } = ctx;
+  return layout(
+    ctx,
+    t('pushCodeTitle'),
+    html`<h1>${t('pushCodeTitle')}</h1>
+<p>${t('pushCodeIntro', { device: opts.device })}</p>
+${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
+<form method="post" action="/signin/push-code/verify" class="card" data-while-waiting>
+${csrfField(ctx)}
+<label for="code">${t('code')}</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
+<button type="submit" class="primary">${t('verify')}</button>
+</form>
+<p class="notice" role="status" aria-live="polite" data-follow="/signin/status">${t('approveWaiting')}</p>
+<p class="actions">
+<a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
+</p>
+${anotherMethod(ctx, opts.others ?? false)}
 ${postButton(ctx, '/signin/cancel', 'cancel')}`,
   );
 }

@@ -376,6 +376,16 @@
       numbers.className = 'numbers';
       for (const n of r.choices) numbers.append(button(String(n), 'approve', () => decide(r, li, 'approve', n)));
       li.append(hint, numbers);
+    } else if (typeof r.code === 'string') {
+      // Push code: the same six digits the person types on the sign-in page, or a Yes here.
+      const hint = document.createElement('p');
+      hint.textContent = t('pushCode');
+      const code = document.createElement('p');
+      code.className = 'code';
+      code.dataset.testid = 'push-code';
+      code.textContent = r.code;
+      li.append(hint, code);
+      actions.append(button(t('yes'), 'approve', () => decide(r, li, 'approve')));
     } else {
       actions.append(button(t('approve'), 'approve', () => decide(r, li, 'approve')));
     }
