@@ -75,6 +75,17 @@ export const AUDIT_EVENTS = [
   'pairing.wrong-number',
   'pairing.code-unknown',
   'device.removed-push-failed',
+  // second factors and forward auth
+  'recovery.generated',
+  'recovery.used',
+  'user.default-method',
+  'user.method-reset',
+  'totp.key-generated',
+  'totp.activated',
+  'totp.replayed',
+  'web.return-refused',
+  'web.push-code-wrong',
+  'web.second-factor-refused',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

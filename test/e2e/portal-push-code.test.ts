@@ -26,7 +26,7 @@ describe('portal sign-in with a push code in headless Chromium (real Dovecot, re
     const wrong = request.code === '000000' ? '000001' : '000000';
     await page.getByLabel('Code').fill(wrong);
     await page.getByRole('button', { name: 'Verify' }).click();
-    await page.getByText('That code is not right. Check your phone and try again.').waitFor();
+    await page.getByText('That code is not right. Check it and try again.').waitFor();
     await m.waitForLog((e) => e.event === 'web.push-code-wrong' && e.user === 'quinn');
     await page.getByLabel('Code').fill(request.code ?? '');
     await page.getByRole('button', { name: 'Verify' }).click();
@@ -53,7 +53,7 @@ describe('portal sign-in with a push code in headless Chromium (real Dovecot, re
     for (let i = 0; i < 3; i++) {
       await page.getByLabel('Code').fill(wrong);
       await page.getByRole('button', { name: 'Verify' }).click();
-      await page.getByText('That code is not right. Check your phone and try again.').waitFor();
+      await page.getByText('That code is not right. Check it and try again.').waitFor();
     }
     await page.getByLabel('Password').waitFor();
     assert.deepEqual((await deviceApi(m.portal, token, 'GET', '/api/v1/device/requests')).json, { requests: [] });
