@@ -13,20 +13,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { CoreServices } from '../../src/core/services.js';
 import type { Logger } from '../../src/log/logger.js';
 import { registerAuthenticatorApp } from '../../src/portal/app/register-app.js';
+import { PORTAL_CSP } from '../../src/portal/pages/register-pages.js';
 import { jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from '../../src/portal/device-api.js';
 import { testCerts } from '../helpers/certs.js';
 
-/** The CSP of the portal contract, word for word. */
-export const PORTAL_CSP = {
-  defaultSrc: ["'self'"],
-  scriptSrc: ["'self'"],
-  styleSrc: ["'self'"],
-  imgSrc: ["'self'", 'data:'],
-  connectSrc: ["'self'"],
-  workerSrc: ["'self'"],
-  manifestSrc: ["'self'"],
-  frameAncestors: ["'none'"],
-};
+/** The portal's own CSP, so that the app is proven to run under exactly what the real portal sends. */
+export { PORTAL_CSP };
 
 const TEN_MINUTES = 10 * 60_000;
 
