@@ -6,9 +6,8 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { appStaticDir } from '../../src/portal/app/register-app.js';
 import { after, before, describe, test } from 'node:test';
-import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
-import { bind, call, fixture, open, type Fixture, type Target } from './portal-kit.js';
+import { bind, call, fixture, open, plainPortal, type Fixture, type Target } from './portal-kit.js';
 
 const PUBLIC_KEY = 'BO' + 'A'.repeat(85);
 
@@ -26,16 +25,7 @@ describe('web authenticator app routes', () => {
 
   before(async () => {
     f = fixture();
-    portal = new PortalServer({
-      settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
-      tls: null,
-      devices: f.devices,
-      requests: f.requests,
-      approvals: f.approvals,
-      store: f.store,
-      logger: silentLogger(),
-      webPushPublicKey: PUBLIC_KEY,
-    });
+    portal = plainPortal(f, { webPushPublicKey: PUBLIC_KEY });
     target = { port: (await portal.listen()).port };
   });
 

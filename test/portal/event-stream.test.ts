@@ -4,7 +4,7 @@ import { RequestService } from '../../src/core/request-service.js';
 import type { RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
-import { bind, call, fixture, open, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
+import { bind, call, fixture, open, plainPortal, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
 import { Cooldowns } from '../../src/core/cooldowns.js';
 import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 
@@ -16,16 +16,7 @@ describe('device event stream', () => {
 
   before(async () => {
     f = fixture();
-    portal = new PortalServer({
-      settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
-      tls: null,
-      devices: f.devices,
-      requests: f.requests,
-      approvals: f.approvals,
-      store: f.store,
-      logger: silentLogger(),
-      heartbeatMs: 50,
-    });
+    portal = plainPortal(f, { heartbeatMs: 50 });
     target = { port: (await portal.listen()).port };
   });
 

@@ -11,6 +11,7 @@ import { MailotpError } from '../../src/core/errors.js';
 import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { PortalServer, type PortalServerDeps } from '../../src/portal/portal-server.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import type { Store } from '../../src/stores/store.js';
 import { Cooldowns } from '../../src/core/cooldowns.js';
@@ -227,3 +228,17 @@ export async function open(f: Fixture, device: DeviceRecord, clientIp: string, c
 }
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A plain-HTTP portal on a free loopback port over the fixture's services; `extra` adds or overrides deps. */
+export function plainPortal(f: Fixture, extra: Partial<PortalServerDeps> = {}): PortalServer {
+  return new PortalServer({
+    settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
+    tls: null,
+    devices: f.devices,
+    requests: f.requests,
+    approvals: f.approvals,
+    store: f.store,
+    logger: silentLogger(),
+    ...extra,
+  });
+}
