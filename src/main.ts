@@ -6,6 +6,7 @@ import { configHoldTimeWarnings } from './core/hold-times.js';
 import { loadOrCreateSecretKey } from './config/secret-key-file.js';
 import { buildCore, type CoreServices } from './core/services.js';
 import { mergeSpellings } from './core/user-merge.js';
+import { AuditTee } from './log/audit-tee.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { ConnectionLimits } from './net/connection-limits.js';
 import { MailListener } from './net/mail-listener.js';
@@ -88,7 +89,9 @@ function webPushKeys(config: Config, logger: Logger): { keys: VapidKeys } | null
 
 /** Builds everything one instance serves, in order: log → store → core → upstreams → servers. */
 export async function startMailotp(config: Config, options: StartOptions = {}): Promise<RunningMailotp> {
-  const logger = options.logger ?? createLogger({ level: config.log.level });
+  // The log's audit events are teed into the store's audit trail (a logger handed in by a test is not).
+  const tee = options.logger ? null : new AuditTee();
+  const logger = options.logger ?? createLogger({ level: config.log.level, ...(tee ? { audit: tee } : {}) });
   const clock = options.clock ?? systemClock;
   // Before anything opens: a bad key file stops the start with nothing to close.
   const webPush = webPushKeys(config, logger);
@@ -106,6 +109,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
   const notifiers = buildNotifiers(config, logger, webPush?.keys ?? null);
   const core = buildCore(config, { store, clock, logger, notifiers, secretKey: secret.key });
+  tee?.attach((event, fields) => core.audit.record(event, fields));
   try {
     // Before any listener: a record under another spelling would otherwise let that user in without
     // two-factor. The store must be reachable for this; a start that cannot check exits.
@@ -220,6 +224,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
         stopSweeper();
         for (const s of Object.values(services)) s.stop();
         await Promise.all(notifiers.map((n) => n.close?.()));
+        await core.audit.flush();
         await store.close();
         logger.info('stopped');
       })();

@@ -1,18 +1,31 @@
 import { Command, Option } from 'commander';
+import { formatDuration, parseDuration } from '../config/duration.js';
 import { METHOD_IDS, type MethodId } from '../core/second-factor.js';
+import { canonicalIp } from '../core/trusted-networks.js';
 import type { CoreServices } from '../core/services.js';
 import { CliError, iso, print, withCore } from './context.js';
 
-const USER_ARG = 'user name, canonicalised as the config\'s `users` section says (ALICE is alice by default)';
+export const USER_ARG = 'user name, canonicalised as the config\'s `users` section says (ALICE is alice by default)';
 
 /** The USER argument in its canonical form (config `users`): `device add ALICE` binds `alice`. */
-function canonicalUser(core: CoreServices, typed: string): string {
+export function canonicalUser(core: CoreServices, typed: string): string {
   const c = core.names.canonical(typed);
   if (!c.ok) throw new CliError(`invalid user name ${JSON.stringify(typed)}: ${c.why}`);
   return c.name;
 }
 
-function configOption(): Option {
+/** A standing approval from a minute (tests, a visit) up to ten years. */
+const MIN_STANDING_TTL_MS = 60_000;
+const MAX_STANDING_TTL_MS = 3650 * 86_400_000;
+
+/** One client address in the listeners' spelling (::ffff:10.0.0.1 is 10.0.0.1). */
+function clientIpArg(text: string): string {
+  const ip = canonicalIp(text);
+  if (ip === null) throw new CliError(`--ip: expected one IPv4 or IPv6 address, got ${JSON.stringify(text)}`);
+  return ip;
+}
+
+export function configOption(): Option {
   return new Option('-c, --config <file>', 'config file (or set MAILOTP_CONFIG)');
 }
 
@@ -69,9 +82,11 @@ export function userCommand(): Command {
     .addOption(new Option('--daemon-otp <state>', 'two-factor required for send/receive').choices(['on', 'off']).makeOptionMandatory())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
-      await withCore(o.config, async (core) => {
+      await withCore(o.config, async (core, _config, log) => {
         const user = canonicalUser(core, typed);
-        await core.store.setDaemonOtp(user, o.daemonOtp === 'on', core.clock.now());
+        const on = o.daemonOtp === 'on';
+        await core.store.setDaemonOtp(user, on, core.clock.now());
+        log.info({ event: 'user.daemon-otp', user, on }, `daemon OTP ${on ? 'on' : 'off'}`);
         print(o.json, { user, daemonOtp: o.daemonOtp === 'on' }, `daemon OTP for ${user}: ${o.daemonOtp}`);
       });
     });
@@ -159,21 +174,50 @@ export function approvalsCommand(): Command {
   const approvals = new Command('approvals').description('the approval windows that let clients in');
   approvals
     .command('list')
-    .description('list unexpired approvals')
+    .description('list unexpired approvals (standing ones marked) and the trusted networks (daemonOtp.trustedNetworks)')
     .addOption(configOption())
     .option('--user <user>', `only this user (${USER_ARG})`)
     .option('--json', 'print one JSON document', false)
     .action(async (o: { config?: string; user?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
         const list = await core.approvals.list(o.user ? canonicalUser(core, o.user) : null);
-        const doc = { approvals: list.map((a) => ({ user: a.user, clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt) })) };
-        const text = list.length === 0 ? 'no approvals' : doc.approvals.map((a) => `${a.user}  ${a.clientIp}  approved ${a.approvedAt}  expires ${a.expiresAt}`).join('\n');
-        print(o.json, doc, text);
+        const trustedNetworks = [...core.approvals.trustedNetworks];
+        const doc = {
+          approvals: list.map((a) => ({ user: a.user, clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt), standing: a.standing === true })),
+          trustedNetworks,
+        };
+        const lines = list.length === 0 ? ['no approvals'] : doc.approvals.map((a) => `${a.user}  ${a.clientIp}  ${a.standing ? 'standing' : 'tap'}  approved ${a.approvedAt}  expires ${a.expiresAt}`);
+        lines.push(`trusted networks (every user, no tap): ${trustedNetworks.length === 0 ? 'none' : trustedNetworks.join(', ')}`);
+        print(o.json, doc, lines.join('\n'));
+      });
+    });
+  approvals
+    .command('grant')
+    .description('a standing approval for a device that can never tap (a scanner): USER from exactly --ip, for --ttl; ended by `approvals revoke`')
+    .argument('<user>', USER_ARG)
+    .addOption(configOption())
+    .requiredOption('--ip <ip>', 'the client address (one IPv4 or IPv6 address, no network)')
+    .requiredOption('--ttl <duration>', `how long, e.g. 365d (${formatDuration(MIN_STANDING_TTL_MS)} to ${formatDuration(MAX_STANDING_TTL_MS)})`)
+    .option('--json', 'print one JSON document', false)
+    .action(async (typed: string, o: { config?: string; ip: string; ttl: string; json: boolean }) => {
+      const ip = clientIpArg(o.ip);
+      const ttlMs = parseDuration(o.ttl);
+      if (ttlMs === null || ttlMs < MIN_STANDING_TTL_MS || ttlMs > MAX_STANDING_TTL_MS) {
+        throw new CliError(`--ttl: expected a duration from ${formatDuration(MIN_STANDING_TTL_MS)} to ${formatDuration(MAX_STANDING_TTL_MS)} like "365d", got ${JSON.stringify(o.ttl)}`);
+      }
+      await withCore(o.config, async (core) => {
+        const user = canonicalUser(core, typed);
+        const a = await core.approvals.grantStanding(user, ip, ttlMs);
+        print(
+          o.json,
+          { user, clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt), standing: true },
+          `standing approval for ${user} from ${a.clientIp} until ${iso(a.expiresAt)}`,
+        );
       });
     });
   approvals
     .command('revoke')
-    .description("end USER's approvals now (only those of --ip when given)")
+    .description("end USER's approvals now, standing ones too (only those of --ip when given)")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--ip <ip>', 'only the approval for this client IP')
@@ -181,7 +225,7 @@ export function approvalsCommand(): Command {
     .action(async (typed: string, o: { config?: string; ip?: string; json: boolean }) => {
       await withCore(o.config, async (core) => {
         const user = canonicalUser(core, typed);
-        const n = await core.approvals.revoke(user, o.ip);
+        const n = await core.approvals.revoke(user, o.ip === undefined ? undefined : clientIpArg(o.ip));
         print(o.json, { user, revoked: n }, `revoked ${n} approval${n === 1 ? '' : 's'} of ${user}`);
       });
     });

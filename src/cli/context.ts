@@ -5,7 +5,8 @@ import { loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { systemClock } from '../core/clock.js';
 import { buildCore, type CoreServices } from '../core/services.js';
-import { createLogger } from '../log/logger.js';
+import { AuditTee } from '../log/audit-tee.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { createStore } from '../stores/create-store.js';
 
 /** --config, or MAILOTP_CONFIG, or a clear error. */
@@ -18,10 +19,12 @@ export function configPath(opt: string | undefined): string {
 export class CliError extends Error {}
 
 /** Opens the store named by the config and builds the core for one admin command, then closes it. */
-export async function withCore<T>(configOpt: string | undefined, fn: (core: CoreServices, config: Config) => Promise<T>): Promise<T> {
+export async function withCore<T>(configOpt: string | undefined, fn: (core: CoreServices, config: Config, log: Logger) => Promise<T>): Promise<T> {
   const config = loadConfig(configPath(configOpt));
-  // Admin commands log their audit events at warn+ only, to stderr, so --json output stays clean.
-  const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr });
+  // Admin commands log at warn+ only, to stderr, so --json output stays clean; their audit events
+  // still reach the store's audit trail through the tee, marked as the CLI's.
+  const tee = new AuditTee();
+  const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr, audit: tee }).child({ via: 'cli' });
   const store = createStore(
     config.store.driver === 'redis'
       ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
@@ -32,7 +35,12 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
     // The CLI never seals a secret: without the daemon's key file it must not create one (as root, say).
     const secretKey = existsSync(config.portal.secretKeyFile) ? readSecretKey(config.portal.secretKeyFile) : randomBytes(32);
     const core = buildCore(config, { store, clock: systemClock, logger, notifiers: [], secretKey });
-    return await fn(core, config);
+    tee.attach((event, fields) => core.audit.record(event, fields));
+    try {
+      return await fn(core, config, logger);
+    } finally {
+      await core.audit.flush();
+    }
   } finally {
     await store.close().catch(() => undefined);
   }

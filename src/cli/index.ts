@@ -5,6 +5,7 @@ import { isMailotpError } from '../core/errors.js';
 import { UserNames } from '../core/user-names.js';
 import { configHoldTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
+import { auditCommand } from './audit-command.js';
 import { CliError, configPath } from './context.js';
 
 const VERSION = '0.1.0';
@@ -58,6 +59,7 @@ Limits (config section "limits"; README "Limits"):
   program.addCommand(deviceCommand());
   program.addCommand(userCommand());
   program.addCommand(approvalsCommand());
+  program.addCommand(auditCommand());
   return program;
 }
 

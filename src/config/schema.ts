@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCidr } from '../core/trusted-networks.js';
 import { parseDuration } from './duration.js';
 
 /** A duration string ("30s") turned into milliseconds. */
@@ -122,6 +123,10 @@ export const configSchema = z
         denyCooldown: duration(0).prefault('15m'),
         /** After "this wasn't me", the same, for longer. */
         reportCooldown: duration(0).prefault('24h'),
+        /** Client networks (CIDR, IPv4 or IPv6) whose logins skip the tap after a correct password. */
+        trustedNetworks: z
+          .array(z.string().refine((t) => parseCidr(t) !== null, { message: 'expected a network like "192.168.1.0/24" or "2001:db8::/32"' }))
+          .default([]),
       })
       .strict()
       .prefault({})
@@ -209,6 +214,11 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
+    /** The audit trail in the store (`mailotp audit`): how long its entries are kept. */
+    audit: z
+      .object({ retention: duration(3_600_000).prefault('90d') })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -1,9 +1,18 @@
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../stores/store.js';
 import type { Clock } from './clock.js';
+import type { TrustedNetworks } from './trusted-networks.js';
 import type { ApprovalRecord, RequestRecord } from './types.js';
 
 export type BindTo = 'client-ip' | 'user';
+
+/** Why a login that needs two-factor skips the tap. */
+export type Exemption = 'trusted-network' | 'standing-approval';
+
+/** The scope of a standing approval: apart from the tap approvals, so a tap never overwrites it. */
+function standingScope(clientIp: string): string {
+  return `standing:${clientIp}`;
+}
 
 /** The approval windows: what one tap lets in, for how long. */
 export class ApprovalService {
@@ -11,8 +20,32 @@ export class ApprovalService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    private readonly settings: { ttlMs: number; bindTo: BindTo },
+    private readonly settings: { ttlMs: number; bindTo: BindTo; trustedNetworks?: TrustedNetworks },
   ) {}
+
+  /** daemonOtp.trustedNetworks as configured (for listing). */
+  get trustedNetworks(): readonly string[] {
+    return this.settings.trustedNetworks?.cidrs ?? [];
+  }
+
+  /**
+   * Whether a login from clientIp skips the tap: from a trusted network, or with a standing approval
+   * for exactly this address (whatever bindTo says). Asked only after a correct password.
+   */
+  async exemption(user: string, clientIp: string): Promise<Exemption | null> {
+    if (this.settings.trustedNetworks?.has(clientIp)) return 'trusted-network';
+    if (await this.store.getApproval(user, standingScope(clientIp), this.clock.now())) return 'standing-approval';
+    return null;
+  }
+
+  /** The admin's standing approval for a device that can never tap (a scanner): clientIp, for ttlMs. */
+  async grantStanding(user: string, clientIp: string, ttlMs: number): Promise<ApprovalRecord> {
+    const now = this.clock.now();
+    const approval: ApprovalRecord = { user, scope: standingScope(clientIp), clientIp, approvedAt: now, expiresAt: now + ttlMs, standing: true };
+    await this.store.putApproval(approval, now);
+    this.logger.info({ event: 'approval.granted', user, clientIp, standing: true, expiresAt: new Date(approval.expiresAt).toISOString() }, 'standing approval granted');
+    return approval;
+  }
 
   /** The scope an approval for a login from clientIp is stored (and looked up) under. */
   scopeFor(clientIp: string): string {

@@ -155,6 +155,9 @@ export class LoginAuthorizer {
       if (!this.settings.enabled) return { kind: 'approved', session, reason: 'disabled' };
       const need = await this.requirement(user);
       if (!need.required) return { kind: 'approved', session, reason: 'not-required' };
+      // Before the device: a scanner's account may have no phone at all.
+      const exempt = await this.approvals.exemption(user, clientIp);
+      if (exempt) return { kind: 'approved', session, reason: exempt };
       if (!need.device) return refuse({ kind: 'no-device' });
       if (await this.approvals.find(user, clientIp)) return { kind: 'approved', session, reason: 'approval' };
       // After a deny (or a report) this address gets no new push for a while: no fatigue by retries.
@@ -172,6 +175,7 @@ export class LoginAuthorizer {
       if (pending === 'push-limit') return refuse({ kind: 'rate-limited', limit: 'push' });
       attempt.onHold?.();
       const holdMs = this.settings.holdTimesMs?.[attempt.protocol] ?? this.settings.holdTimeMs;
+      log.info({ event: 'login.held', requestId: pending.id, holdMs }, 'login held for the tap');
       const outcome = await this.requests.waitForDecision(pending.id, holdMs, attempt.signal);
       switch (outcome) {
         case 'approved':

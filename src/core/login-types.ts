@@ -46,7 +46,7 @@ export interface LoginAttempt<S extends VerifiedUpstream> {
 
 /** The one answer the core gives a protocol adapter. Each protocol maps every kind to a reply. */
 export type LoginResult<S extends VerifiedUpstream> =
-  | { kind: 'approved'; session: S; reason: 'disabled' | 'not-required' | 'approval' | 'tap' }
+  | { kind: 'approved'; session: S; reason: 'disabled' | 'not-required' | 'approval' | 'tap' | 'trusted-network' | 'standing-approval' }
   /** No tap within holdTime; the request stays answerable and a retry may get in. */
   | { kind: 'pending-timeout'; requestId: string }
   /** The phone said no, or it did so lately for this user and address (`cooldown`: no request was opened). */

@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { Notifier } from '../push/notifier.js';
 import type { Store } from '../stores/store.js';
 import { ApprovalService } from './approval-service.js';
+import { AuditTrail } from './audit-trail.js';
 import type { Clock } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
 import { DeviceService } from './device-service.js';
@@ -15,6 +16,7 @@ import { RecoveryCodes } from './recovery-codes.js';
 import { SecondFactorService, type MethodProvider } from './second-factor.js';
 import { SecretBox } from './secret-box.js';
 import { TotpService } from './totp-service.js';
+import { TrustedNetworks } from './trusted-networks.js';
 import { RequestService } from './request-service.js';
 import { UserNames } from './user-names.js';
 import { WebSessionService } from './web-session-service.js';
@@ -37,6 +39,8 @@ export interface CoreServices {
   secondFactors: SecondFactorService;
   totp: TotpService;
   recoveryCodes: RecoveryCodes;
+  /** The decisions kept in the store (audit.retention); the log's audit events are teed into it. */
+  audit: AuditTrail;
 }
 
 /** How long the sign-in's second step may take. */
@@ -47,7 +51,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const d = config.daemonOtp;
   const audit = logger.child({ component: 'core' });
   const devices = new DeviceService(store, clock, audit);
-  const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo });
+  const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo, trustedNetworks: new TrustedNetworks(d.trustedNetworks) });
   const names = new UserNames(config.users);
   const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
   const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns);
@@ -77,5 +81,6 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   };
   const p = config.portal;
   const secondFactors = new SecondFactorService([phone, totp, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes };
+  const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention });
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, audit: trail };
 }

@@ -43,6 +43,8 @@ export interface ApprovalRecord {
   /** How the approved login came in, for listing (absent on approvals made before these were kept). */
   protocol?: Protocol | 'web';
   clientName?: string;
+  /** Granted by the admin (`approvals grant`) for a device that can never tap; always bound to clientIp. */
+  standing?: true;
 }
 
 export type RequestType = 'connection' | 'login';

@@ -1,4 +1,5 @@
 import pino, { type Logger, type LoggerOptions } from 'pino';
+import prettyStream from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -86,6 +87,9 @@ export const AUDIT_EVENTS = [
   'web.return-refused',
   'web.push-code-wrong',
   'web.second-factor-refused',
+  // audit trail and exemptions
+  'login.held',
+  'approval.granted',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
@@ -95,6 +99,9 @@ export interface LoggerSettings {
   pretty?: boolean;
   /** Where lines go instead of stdout (tests). */
   destination?: NodeJS.WritableStream;
+  /** Also receives every line from `info` up, whatever `level` says, so that the audit trail does not
+   * depend on how verbose the log is (an AuditTee). */
+  audit?: { write(line: string): void };
 }
 
 export function createLogger(settings: LoggerSettings): Logger {
@@ -104,12 +111,28 @@ export function createLogger(settings: LoggerSettings): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  if (settings.audit) return teeLogger(options, settings, settings.audit);
   if (settings.destination) return pino(options, settings.destination);
   const pretty = settings.pretty ?? process.stdout.isTTY === true;
   if (pretty) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } });
   }
   return pino(options);
+}
+
+/** One serialisation, two streams: the log at its level, the audit tee from info up. */
+function teeLogger(options: LoggerOptions, settings: LoggerSettings, audit: { write(line: string): void }): Logger {
+  const values = pino.levels.values;
+  const streams: pino.StreamEntry[] = [{ level: 'info', stream: audit }];
+  if (settings.level !== 'silent') {
+    const pretty = settings.pretty ?? process.stdout.isTTY === true;
+    // pino-pretty as a stream in this thread: a transport (worker thread) cannot share a multistream.
+    const out = settings.destination ?? (pretty ? prettyStream({ colorize: true }) : pino.destination(1));
+    streams.push({ level: settings.level as pino.Level, stream: out });
+  }
+  const wanted = values[settings.level] ?? Infinity;
+  const level = wanted < (values.info ?? 30) ? settings.level : 'info';
+  return pino({ ...options, level }, pino.multistream(streams));
 }
 
 /** A logger that drops everything (tests, CLI). */

@@ -23,6 +23,9 @@ import { MailotpError } from '../core/errors.js';
  *   P dev-events:<deviceId>                sorted set: logged events of the device by eventId, members
  *                                          `{"eventId":N,"at":T,...event}`; TTL = EVENT_LOG_IDLE_TTL_MS
  *   P dev-events-floor:<deviceId>          the highest eventId dropped from that log; same TTL
+ *   P audit                                sorted set: the audit trail by time, members `<seq>:<nonce>|{JSON}`;
+ *                                          trimmed to audit.retention on every append, no TTL
+ *   P audit-of:<user>                      the same entries of one user; TTL = audit.retention + grace
  */
 
 export const DEFAULT_KEY_PREFIX = 'mailotp:';
@@ -147,5 +150,11 @@ export class RedisKeys {
   }
   events(): string {
     return `${this.prefix}events`;
+  }
+  audit(): string {
+    return `${this.prefix}audit`;
+  }
+  auditOf(user: string): string {
+    return `${this.prefix}audit-of:${keyPart(user)}`;
   }
 }

@@ -18,8 +18,9 @@ import {
   ttlMs,
   windowBucket,
 } from './keys.js';
-import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
+import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
 import { RedisApprovals } from './redis-approvals.js';
+import { RedisAuditLog } from './redis-audit-log.js';
 import { RedisEventLog } from './redis-event-log.js';
 import { LUA_PRELUDE, SCRIPTS, type ScriptedRedis } from './redis-scripts.js';
 import { RedisSubscriber } from './redis-subscriber.js';
@@ -73,6 +74,7 @@ export class RedisStore implements Store {
   private readonly subscriber: RedisSubscriber;
   private readonly events: RedisEventLog;
   private readonly approvals: RedisApprovals;
+  private readonly audit: RedisAuditLog;
   private everReady = false;
   private firstAttempt: Promise<void> | null = null;
   private closed = false;
@@ -103,6 +105,7 @@ export class RedisStore implements Store {
     this.subscriber = new RedisSubscriber(this.redis, this.channel, this.onError);
     this.events = new RedisEventLog((fn) => this.run(fn), this.keys, this.channel);
     this.approvals = new RedisApprovals((fn) => this.run(fn), this.keys);
+    this.audit = new RedisAuditLog((fn) => this.run(fn), this.keys);
   }
 
   /**
@@ -455,6 +458,14 @@ export class RedisStore implements Store {
 
   async lastEventId(): Promise<number> {
     return this.events.lastId();
+  }
+
+  appendAudit(entries: readonly AuditEntry[], now: number, retentionMs: number): Promise<void> {
+    return this.audit.append(entries, now, retentionMs);
+  }
+
+  readAudit(query: AuditQuery, now: number, retentionMs: number): Promise<AuditEntry[]> {
+    return this.audit.read(query, now, retentionMs);
   }
 
   async ping(): Promise<void> {

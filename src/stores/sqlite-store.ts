@@ -16,8 +16,9 @@ import {
   checkTtl,
   windowBucket,
 } from './keys.js';
+import { AUDIT_LOG_SCHEMA, SqliteAuditLog } from './sqlite-audit-log.js';
 import { EVENT_LOG_SCHEMA, SqliteEventLog } from './sqlite-event-log.js';
-import type { CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
+import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:'. */
@@ -52,6 +53,7 @@ export class SqliteStore implements Store {
 
   private readonly st: Statements;
   private readonly events: SqliteEventLog;
+  private readonly audit: SqliteAuditLog;
 
   constructor(options: SqliteStoreOptions) {
     this.onError = options.onError;
@@ -68,6 +70,7 @@ export class SqliteStore implements Store {
       this.migrate();
       this.st = prepareStatements(this.db);
       this.events = new SqliteEventLog(this.db);
+      this.audit = new SqliteAuditLog(this.db);
     } catch (err) {
       this.db.close();
       throw unavailable(err);
@@ -86,6 +89,7 @@ export class SqliteStore implements Store {
       .transaction(() => {
         this.db.exec(SCHEMA);
         this.db.exec(EVENT_LOG_SCHEMA);
+        this.db.exec(AUDIT_LOG_SCHEMA);
         this.db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
       })
       .immediate();
@@ -313,6 +317,14 @@ export class SqliteStore implements Store {
 
   async lastEventId(): Promise<number> {
     return this.read(() => this.events.lastId());
+  }
+
+  async appendAudit(entries: readonly AuditEntry[], now: number, retentionMs: number): Promise<void> {
+    this.write(() => this.audit.append(entries, now, retentionMs));
+  }
+
+  async readAudit(query: AuditQuery, now: number, retentionMs: number): Promise<AuditEntry[]> {
+    return this.read(() => this.audit.read(query, now, retentionMs));
   }
 
   async hit(key: string, windowMs: number, now: number): Promise<number> {

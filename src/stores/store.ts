@@ -38,6 +38,25 @@ export interface EventLogRead {
   complete: boolean;
 }
 
+/** One decision of the audit trail as the store keeps it; `fields` is the redacted log line's detail. */
+export interface AuditEntry {
+  /** When it was recorded, by the recorder's clock. */
+  at: number;
+  event: string;
+  /** The canonical user name, when the event is about one user. */
+  user?: string;
+  fields: Record<string, unknown>;
+}
+
+export interface AuditQuery {
+  /** Only this (canonical) user's events. */
+  user?: string;
+  /** Only events recorded at or after this time. */
+  since: number;
+  /** At most this many, the newest ones. */
+  limit: number;
+}
+
 export type DecideResult =
   | { status: 'ok'; request: RequestRecord }
   | { status: 'not-found' }
@@ -110,6 +129,12 @@ export interface Store {
   readEvents(deviceId: string, afterId: number, now: number, retentionMs: number): Promise<EventLogRead>;
   /** The id of the newest event appended to any log, 0 when none yet. */
   lastEventId(): Promise<number>;
+
+  // the audit trail: decisions kept for the audit retention, queried by the admin CLI
+  /** Appends the entries and drops every entry older than now - retentionMs, in one step. */
+  appendAudit(entries: readonly AuditEntry[], now: number, retentionMs: number): Promise<void>;
+  /** The matching entries within the retention, oldest first. */
+  readAudit(query: AuditQuery, now: number, retentionMs: number): Promise<AuditEntry[]>;
 
   // fixed-window counters for rate limits
   /** Adds one to the counter for the window that `now` falls in and returns the new count. */
