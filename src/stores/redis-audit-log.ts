@@ -4,11 +4,19 @@ import { VALUE_GRACE_MS, type RedisKeys } from './keys.js';
 import type { ScriptedRedis } from './redis-scripts.js';
 import type { AuditEntry, AuditQuery } from './store.js';
 
+/** Entries past the retention removed by one append, at most. */
+const TRIM_PER_APPEND = 1000;
+
+function parseMember(member: string): AuditEntry | null {
+  const bar = member.indexOf('|');
+  return bar < 0 ? null : parseAuditBody(member.slice(bar + 1));
+}
+
 type Run = <T>(fn: (r: ScriptedRedis) => Promise<T>) => Promise<T>;
 
 /**
  * The audit trail of the Redis store: a sorted set of every entry by time, and one per user (the
- * `--user` query), both trimmed to the retention on every append. A user's set also expires after
+ * `--user` query), both trimmed to the retention on every append (reads leave older ones out). A user's set also expires after
  * a retention without events, so names that stop logging in leave nothing behind.
  * Members are `<seq>:<nonce>|<body>`: the sequence keeps one instance's entries of the same
  * millisecond in order, the nonce keeps equal entries of two instances apart.
@@ -26,8 +34,16 @@ export class RedisAuditLog {
     const cutoff = auditCutoff(now, retentionMs);
     const all = this.keys.audit();
     await this.run(async (r) => {
+      // The entries past the retention leave every user's set too, not only the one of whoever comes
+      // next: a few per append (bounded work), oldest first, until none is left.
+      const old = await r.zrangebyscore(all, '-inf', `(${cutoff}`, 'LIMIT', 0, TRIM_PER_APPEND);
       const m = r.multi();
       const users = new Set<string>();
+      for (const member of old) {
+        const u = parseMember(member)?.user;
+        if (u !== undefined) users.add(u);
+      }
+      if (old.length > 0) m.zrem(all, ...old);
       for (const e of entries) {
         this.seq = (this.seq + 1) % 1e12;
         const member = `${String(this.seq).padStart(12, '0')}:${this.nonce}|${auditBody(e)}`;
@@ -38,7 +54,6 @@ export class RedisAuditLog {
           users.add(e.user);
         }
       }
-      m.zremrangebyscore(all, '-inf', `(${cutoff}`);
       for (const u of users) {
         m.zremrangebyscore(this.keys.auditOf(u), '-inf', `(${cutoff}`);
         m.pexpire(this.keys.auditOf(u), Math.max(1, Math.ceil(retentionMs + VALUE_GRACE_MS)));
@@ -55,8 +70,7 @@ export class RedisAuditLog {
     const members = await this.run((r) => r.zrevrangebyscore(key, '+inf', from, 'LIMIT', 0, q.limit));
     const out: AuditEntry[] = [];
     for (const member of members) {
-      const bar = member.indexOf('|');
-      const e = bar < 0 ? null : parseAuditBody(member.slice(bar + 1));
+      const e = parseMember(member);
       if (e) out.push(e);
     }
     return out.reverse();

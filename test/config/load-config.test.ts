@@ -49,8 +49,10 @@ describe('config', () => {
         progressInterval: 10_000,
         denyCooldown: 900_000,
         reportCooldown: 86_400_000,
+        trustedNetworks: [],
       },
     );
+    assert.equal(c.audit.retention, 90 * 86_400_000);
     assert.deepEqual({ ...c.users }, { caseSensitive: false, stripDomain: false });
     assert.equal(c.listeners[0]?.host, '0.0.0.0');
     assert.equal(c.listeners[0]?.allowInsecure, false);
@@ -73,6 +75,8 @@ describe('config', () => {
     assert.ok(problems({ ...minimal, store: { driver: 'redis' } }).includes('store.url: required when driver is redis'));
     assert.ok(problems({ ...minimal, daemonOtp: { enforce: 'sometimes' } })[0]?.startsWith('daemonOtp.enforce:'));
     assert.ok(problems({ ...minimal, typo: 1 }).length === 1);
+    assert.deepEqual(problems({ ...minimal, daemonOtp: { trustedNetworks: ['10.0.0.0/33'] } }), ['daemonOtp.trustedNetworks.0: expected a network like "192.168.1.0/24" or "2001:db8::/32"']);
+    assert.deepEqual(problems({ ...minimal, audit: { retention: '10m' } }), ['audit.retention: must be at least 3600000ms']);
     assert.ok(problems({ ...minimal, upstream: {} }).some((p) => p.startsWith('listeners.0.protocol: no upstream.imap')));
     assert.ok(problems({ ...minimal, tls: undefined }).some((p) => p.startsWith('tls:')));
   });

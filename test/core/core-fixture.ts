@@ -1,6 +1,7 @@
 import { ApprovalService, type BindTo } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { Cooldowns, type CooldownSettings } from '../../src/core/cooldowns.js';
+import { TrustedNetworks } from '../../src/core/trusted-networks.js';
 import { UserNames, type UserNameRules } from '../../src/core/user-names.js';
 import { DeviceService } from '../../src/core/device-service.js';
 import { HeldLogins } from '../../src/core/held-logins.js';
@@ -63,6 +64,7 @@ export function coreFixture(
     users?: Partial<UserNameRules>;
     cooldowns?: Partial<CooldownSettings>;
     held?: number;
+    trustedNetworks?: string[];
   } = {},
 ): CoreFixture {
   const store = opts.store ?? new SqliteStore({ path: ':memory:' });
@@ -70,7 +72,11 @@ export function coreFixture(
   const logger = silentLogger();
   const notifier = new RecordingNotifier();
   const devices = new DeviceService(store, clock, logger);
-  const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: opts.bindTo ?? 'client-ip' });
+  const approvals = new ApprovalService(store, clock, logger, {
+    ttlMs: 24 * 3_600_000,
+    bindTo: opts.bindTo ?? 'client-ip',
+    trustedNetworks: new TrustedNetworks(opts.trustedNetworks ?? []),
+  });
   const cooldowns = new Cooldowns(store, clock, { ...TEST_COOLDOWNS, ...opts.cooldowns });
   const names = new UserNames({ caseSensitive: false, stripDomain: false, ...opts.users });
   const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 }, cooldowns);

@@ -5,6 +5,7 @@ import type { RequestRecord, StoreEvent } from '../../src/core/types.js';
 import { createStore } from '../../src/stores/create-store.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
+import { auditLogContract } from './audit-log-contract.js';
 import { eventLogContract } from './event-log-contract.js';
 import { assertUnavailable, publishUntil, storeContract } from './store-contract.js';
 
@@ -41,6 +42,11 @@ after(async () => {
 });
 
 storeContract('redis', async () => {
+  const store = new RedisStore({ url: server.url, keyPrefix: uniquePrefix() });
+  return { store, cleanup: () => store.close() };
+});
+
+auditLogContract('redis', async () => {
   const store = new RedisStore({ url: server.url, keyPrefix: uniquePrefix() });
   return { store, cleanup: () => store.close() };
 });

@@ -9,6 +9,7 @@ import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createStore } from '../../src/stores/create-store.js';
 import { SQLITE_SCHEMA_VERSION } from '../../src/stores/keys.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
+import { auditLogContract } from './audit-log-contract.js';
 import { eventLogContract } from './event-log-contract.js';
 import { storeContract } from './store-contract.js';
 
@@ -17,6 +18,11 @@ let n = 0;
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 storeContract('sqlite :memory:', async () => {
+  const store = new SqliteStore({ path: ':memory:' });
+  return { store, cleanup: () => store.close() };
+});
+
+auditLogContract('sqlite :memory:', async () => {
   const store = new SqliteStore({ path: ':memory:' });
   return { store, cleanup: () => store.close() };
 });
