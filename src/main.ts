@@ -42,6 +42,8 @@ export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
   store?: Store;
+  /** The tee the given logger writes audit events to; without one, only a logger made here is teed. */
+  auditTee?: AuditTee;
 }
 
 function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys | null): Notifier[] {
@@ -90,7 +92,7 @@ function webPushKeys(config: Config, logger: Logger): { keys: VapidKeys } | null
 /** Builds everything one instance serves, in order: log → store → core → upstreams → servers. */
 export async function startMailotp(config: Config, options: StartOptions = {}): Promise<RunningMailotp> {
   // The log's audit events are teed into the store's audit trail (a logger handed in by a test is not).
-  const tee = options.logger ? null : new AuditTee();
+  const tee = options.auditTee ?? (options.logger ? null : new AuditTee());
   const logger = options.logger ?? createLogger({ level: config.log.level, ...(tee ? { audit: tee } : {}) });
   const clock = options.clock ?? systemClock;
   // Before anything opens: a bad key file stops the start with nothing to close.

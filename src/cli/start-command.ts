@@ -1,12 +1,15 @@
 import { loadConfig } from '../config/load-config.js';
+import { AuditTee } from '../log/audit-tee.js';
 import { createLogger } from '../log/logger.js';
 import { startMailotp } from '../main.js';
 
 /** `mailotp start`: runs until SIGTERM/SIGINT (drain, exit 0); SIGHUP reloads the certificate. */
 export async function runServer(file: string): Promise<void> {
   const config = loadConfig(file);
-  const logger = createLogger({ level: config.log.level });
-  const running = await startMailotp(config, { logger });
+  // Its audit events go to the store's audit trail too, once the store is open.
+  const auditTee = new AuditTee();
+  const logger = createLogger({ level: config.log.level, audit: auditTee });
+  const running = await startMailotp(config, { logger, auditTee });
   logger.info({ config: file, listeners: running.listeners, portal: running.portal }, 'mailotp started');
 
   const shutdown = (signal: string) => {

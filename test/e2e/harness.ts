@@ -26,6 +26,8 @@ export interface MailotpOptions {
   logLevel?: string;
   /** Reuse another instance's folder (same SQLite file). */
   dir?: string;
+  /** Also an imaps listener that takes a PROXY protocol header (its port: imapsProxied). */
+  proxyProtocol?: boolean;
 }
 
 export interface MailotpProcess {
@@ -38,6 +40,8 @@ export interface MailotpProcess {
   pop3Starttls: number;
   smtps: number;
   smtpStarttls: number;
+  /** 0 unless proxyProtocol was asked for. */
+  imapsProxied: number;
   portal: number;
   child: ChildProcess;
   log(): string;
@@ -85,6 +89,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
       { protocol: 'pop3', host: '127.0.0.1', port: 0, tls: 'starttls' },
       { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'implicit' },
       { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'starttls' },
+      ...(opts.proxyProtocol ? [{ protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'implicit', proxyProtocol: true }] : []),
     ],
     tls: { cert: certs.certFile, key: certs.keyFile },
     upstream: {
@@ -176,6 +181,8 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     pop3Starttls: portOf('pop3', 'starttls'),
     smtps: portOf('smtp', 'implicit'),
     smtpStarttls: portOf('smtp', 'starttls'),
+    // Listed in config order: the proxied one comes last.
+    imapsProxied: opts.proxyProtocol ? (bound[bound.length - 1]?.port ?? 0) : 0,
     portal,
     child,
     log: () => out + err,
