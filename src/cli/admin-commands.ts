@@ -123,7 +123,7 @@ export function userCommand(): Command {
           device: device
             ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken), webPush: Boolean(device.webPush) }
             : null,
-          approvals: approvals.map((a) => ({ clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt) })),
+          approvals: approvals.map((a) => ({ clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt), standing: a.standing === true })),
         };
         const lines = [
           `user:        ${user}`,
@@ -132,7 +132,7 @@ export function userCommand(): Command {
           `recovery:    ${recoveryLeft} unused code${recoveryLeft === 1 ? '' : 's'}`,
           `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}${device.webPush ? ', web push' : ''}` : 'none'}`,
           `approvals:   ${approvals.length === 0 ? 'none' : ''}`,
-          ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}`),
+          ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}${a.standing ? '  (standing)' : ''}`),
         ];
         print(o.json, doc, lines.join('\n'));
       });

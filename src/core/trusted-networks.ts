@@ -8,8 +8,7 @@ export interface Cidr {
 
 /** "::ffff:192.0.2.1" (a v4 client on a dual-stack socket) as the plain v4 address. */
 export function unmapIp(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m?.[1] ?? ip;
+  return ip.slice(0, 7).toLowerCase() === '::ffff:' && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
 
 /**

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { unmapIp } from '../core/trusted-networks.js';
 
 /**
  * PROXY protocol (HAProxy's spec, v1 text and v2 binary): a TCP load balancer prepends one header
@@ -47,9 +48,7 @@ const V2_FIXED = 16;
 const PORT = /^(?:0|[1-9][0-9]{0,4})$/;
 
 /** "::ffff:192.0.2.1" → "192.0.2.1", as clientIpOf does, so an approval matches however the client arrived. */
-export function unmapIPv4(ip: string): string {
-  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}
+export const unmapIPv4 = unmapIp;
 
 /** The one spelling of an IPv6 address (RFC 5952, as socket.remoteAddress gives it), IPv4-mapped unwrapped. */
 function canonicalIPv6(text: string): string {
