@@ -30,7 +30,13 @@ Limits (config section "limits"; README "Limits"):
       session; past it the login gets the temporary refusal and the connection is closed
   failedLoginsPerUser [10], failedLoginsPerIp [30] per failedLoginWindow [15m]  counted before the
       upstream is asked (shared through the store); the per-user cap spares addresses that hold an
-      approval or logged in as that user within the window`,
+      approval (standing ones too) or logged in as that user within the window
+
+Exemptions and audit (README "Exemptions and the audit trail"):
+  daemonOtp.trustedNetworks [none]  CIDRs whose clients skip the tap after a correct password
+      (matched on the real client address, after PROXY protocol); standing approvals for devices
+      that can never tap: mailotp approvals grant USER --ip IP --ttl 365d
+  audit.retention [90d]  how long every decision stays in the store for \`mailotp audit\``,
     )
     .action(async (o: { config?: string }) => {
       // Loaded on demand: the server pulls in fastify, firebase-admin and every protocol, which the

@@ -57,10 +57,11 @@ export class ApprovalService {
   }
 
   /** True when an unexpired approval of the user was granted to a login from this very IP (with
-   * bindTo: user too, where the one approval covers every IP but remembers where it was given). */
+   * bindTo: user too, where the one approval covers every IP but remembers where it was given),
+   * or the admin granted a standing one for it. */
   async grantedTo(user: string, clientIp: string): Promise<boolean> {
-    const approval = await this.find(user, clientIp);
-    return approval?.clientIp === clientIp;
+    const [approval, standing] = await Promise.all([this.find(user, clientIp), this.store.getApproval(user, standingScope(clientIp), this.clock.now())]);
+    return approval?.clientIp === clientIp || standing !== null;
   }
 
   /** Opens the window for the request's user (and client IP). */

@@ -98,6 +98,15 @@ describe('LoginAuthorizer exemptions', () => {
     assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20'))).kind, 'no-device');
   });
 
+  it('spares a standing approval\'s address from the per-user failed-login cap that others ran into', async () => {
+    fx = coreFixture({ limits: { failedLoginsPerUser: 3 } });
+    await fx.approvals.grantStanding('scanner', '203.0.113.20', DAY);
+    for (let i = 0; i < 3; i++) assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'wrong', `198.51.100.${i + 1}`))).kind, 'bad-password');
+    assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'right', '198.51.100.50'))).kind, 'rate-limited');
+    const r = await fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20'));
+    assert.equal(r.kind === 'approved' && r.reason, 'not-required');
+  });
+
   it('keeps a standing approval when a tap approves the same address, and the tap one does not outlive it', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 5000 } });
     await withDevice(fx);
