@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import { systemClock } from '../core/clock.js';
 import { buildCore, type CoreServices } from '../core/services.js';
 import { createLogger } from '../log/logger.js';
-import { createStore } from '../stores/create-store.js';
+import { createStore, storeSettings } from '../stores/create-store.js';
 
 /** --config, or MAILOTP_CONFIG, or a clear error. */
 export function configPath(opt: string | undefined): string {
@@ -23,9 +23,7 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
   // Admin commands log their audit events at warn+ only, to stderr, so --json output stays clean.
   const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr });
   const store = createStore(
-    config.store.driver === 'redis'
-      ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
-      : { driver: 'sqlite', path: config.store.path },
+    storeSettings(config.store),
   );
   try {
     await store.ping();

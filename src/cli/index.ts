@@ -6,6 +6,7 @@ import { UserNames } from '../core/user-names.js';
 import { configHoldTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { CliError, configPath } from './context.js';
+import { doctorCommand } from './doctor-command.js';
 
 const VERSION = '0.1.0';
 
@@ -58,6 +59,7 @@ Limits (config section "limits"; README "Limits"):
   program.addCommand(deviceCommand());
   program.addCommand(userCommand());
   program.addCommand(approvalsCommand());
+  program.addCommand(doctorCommand());
   return program;
 }
 

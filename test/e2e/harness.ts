@@ -26,6 +26,8 @@ export interface MailotpOptions {
   logLevel?: string;
   /** Reuse another instance's folder (same SQLite file). */
   dir?: string;
+  /** Certificate and key files instead of the shared test pair (a test that replaces them, then SIGHUPs). */
+  tls?: { cert: string; key: string };
 }
 
 export interface MailotpProcess {
@@ -86,7 +88,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
       { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'implicit' },
       { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'starttls' },
     ],
-    tls: { cert: certs.certFile, key: certs.keyFile },
+    tls: opts.tls ?? { cert: certs.certFile, key: certs.keyFile },
     upstream: {
       imap: { host: d.host, port: upstreamTls === 'implicit' ? d.ports.imaps : d.ports.imap, tls: upstreamTls, ca: certs.caFile, servername: 'localhost' },
       pop3: { host: d.host, port: upstreamTls === 'implicit' ? d.ports.pop3s : d.ports.pop3, tls: upstreamTls, ca: certs.caFile, servername: 'localhost' },
