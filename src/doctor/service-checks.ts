@@ -104,7 +104,9 @@ export async function checkStore(config: Config, now: number): Promise<CheckResu
   if (config.store.driver === 'sqlite' && !existsSync(config.store.path)) {
     return { name, status: 'fail', detail: 'the database file does not exist', hint: 'mailotp start creates it: is mailotp running with this config, and is the path the same?' };
   }
-  const store = createStore(storeSettings(config.store));
+  // The connection's own error (ECONNREFUSED, auth) says more than the refused command does.
+  let connectionError: Error | null = null;
+  const store = createStore(storeSettings(config.store), { onError: (err) => (connectionError ??= err) });
   try {
     await store.ping();
     const key = `doctor:${randomBytes(8).toString('hex')}`;
@@ -116,7 +118,8 @@ export async function checkStore(config: Config, now: number): Promise<CheckResu
     if ((await store.getValue(key, now)) !== null) return { name, status: 'fail', detail: 'a value deleted was still there' };
     return { name, status: 'ok', detail: 'write, read and delete round trip' };
   } catch (err) {
-    return { name, status: 'fail', detail: reasonOf(err), hint: config.store.driver === 'redis' ? 'is Redis running and reachable? check store.url' : 'check the file and its folder are writable by this user' };
+    const why = (connectionError as Error | null)?.message ?? reasonOf(err);
+    return { name, status: 'fail', detail: why, hint: config.store.driver === 'redis' ? 'is Redis running and reachable? check store.url' : 'check the file and its folder are writable by this user' };
   } finally {
     await store.close().catch(() => undefined);
   }
@@ -155,7 +158,8 @@ export async function checkPush(config: Config, timeoutMs: number): Promise<Chec
     }
   }
   if (webhook) {
-    const name = `push webhook ${redactUrl(webhook.url)}`;
+    // Only the origin: a webhook's path or query is often its secret (Slack, Teams, ntfy topics).
+    const name = `push webhook ${new URL(webhook.url).origin}`;
     try {
       const status = await httpStatus(webhook.url, 'HEAD', Math.min(webhook.timeout, timeoutMs));
       results.push(status >= 500 ? { name, status: 'warn', detail: `answers HEAD with ${status}`, hint: 'the receiver reports a server error' } : { name, status: 'ok', detail: `answers (HEAD: ${status})` });
