@@ -1,0 +1,144 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testCerts } from '../helpers/certs.js';
+import { BIN, ROOT, runBin, runProcess } from '../e2e/harness.js';
+
+// What the unit's User=, CapabilityBoundingSet=, AmbientCapabilities= and NoNewPrivileges= give the
+// process, reproduced with util-linux setpriv (no systemd runs here): an unprivileged user that can
+// bind a port below 1024 through the one ambient capability and nothing else. The user mailotp does
+// not exist on this machine; nobody (65534) stands in for it.
+
+const UNIT = readFileSync(join(ROOT, 'deploy', 'systemd', 'mailotp.service'), 'utf8');
+const NOBODY = 65534;
+const CAP_NET_BIND_SERVICE_BIT = 10n;
+const canRun = process.getuid?.() === 0 && Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 100;
+
+function unitValue(key: string): string {
+  const hit = UNIT.split('\n').find((l) => l.startsWith(`${key}=`));
+  assert.ok(hit, `${key}= in the unit`);
+  return hit.slice(key.length + 1);
+}
+
+/** setpriv arguments equivalent to the unit's privilege settings. */
+function setprivArgs(): string[] {
+  const caps = (key: string) =>
+    unitValue(key)
+      .split(/\s+/)
+      .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)
+      .join(',');
+  assert.equal(unitValue('NoNewPrivileges'), 'yes');
+  return [
+    `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--no-new-privs',
+    `--bounding-set=-all,${caps('CapabilityBoundingSet')}`,
+    `--inh-caps=-all,${caps('AmbientCapabilities')}`,
+    `--ambient-caps=-all,${caps('AmbientCapabilities')}`,
+  ];
+}
+
+/** A port below 1024 that nothing on 127.0.0.1 uses right now (checked by binding it as root). */
+async function freeLowPort(): Promise<number> {
+  const start = 600 + Math.floor(Math.random() * 300);
+  for (let port = start; port < 1000; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below 1000');
+}
+
+function capBits(status: string, field: string): bigint {
+  const hex = new RegExp(`^${field}:\\s+([0-9a-f]+)$`, 'm').exec(status)?.[1];
+  assert.ok(hex, field);
+  return BigInt(`0x${hex}`);
+}
+
+describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun ? false : 'needs root and ip_unprivileged_port_start above 100' }, () => {
+  it('without the ambient capability the unprivileged user cannot bind a low port', async () => {
+    const port = await freeLowPort();
+    const r = await runProcess('setpriv', [
+      `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--no-new-privs', '--bounding-set=-all', '--inh-caps=-all',
+      process.execPath, '-e', `require('net').createServer().listen(${port}, '127.0.0.1').on('error', (e) => { console.log(e.code); process.exit(3); })`,
+    ]);
+    assert.equal(r.code, 3);
+    assert.equal(r.stdout.trim(), 'EACCES');
+  });
+
+  it('mailotp start runs as that user with CAP_NET_BIND_SERVICE only, serves a low port, state in its own directory', async () => {
+    const [imaps, portal] = [await freeLowPort(), await freeLowPort()];
+    assert.notEqual(imaps, portal);
+    const certs = testCerts();
+    // /etc/mailotp (ConfigurationDirectory): readable; the key readable by the service's group only.
+    const etc = mkdtempSync(join(tmpdir(), 'mailotp-etc-'));
+    // /var/lib/mailotp (StateDirectory): owned by the service user, 0750 as in the unit.
+    const state = mkdtempSync(join(tmpdir(), 'mailotp-state-'));
+    let child: ReturnType<typeof spawn> | null = null;
+    try {
+      chmodSync(etc, 0o755);
+      copyFileSync(certs.certFile, join(etc, 'server.crt'));
+      copyFileSync(certs.keyFile, join(etc, 'server.key'));
+      chownSync(join(etc, 'server.key'), 0, NOBODY);
+      chmodSync(join(etc, 'server.key'), 0o640);
+      chownSync(state, NOBODY, NOBODY);
+      chmodSync(state, 0o750);
+      const config = join(etc, 'mailotp.json');
+      writeFileSync(
+        config,
+        JSON.stringify({
+          listeners: [{ protocol: 'imap', host: '127.0.0.1', port: imaps, tls: 'implicit' }],
+          tls: { cert: join(etc, 'server.crt'), key: join(etc, 'server.key') },
+          upstream: { imap: { host: '127.0.0.1', port: 9, tls: 'none', connectTimeout: '1s' } },
+          store: { path: join(state, 'mailotp.db') },
+          portal: { host: '127.0.0.1', port: portal, tls: true, secretKeyFile: join(state, 'portal-secret.key') },
+          log: { level: 'info' },
+        }),
+      );
+      chmodSync(config, 0o644);
+      const proc = spawn('setpriv', [...setprivArgs(), process.execPath, BIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], cwd: state });
+      child = proc;
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start in 40 s: ${out}`)), 40_000);
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('"mailotp started"')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        proc.stdout!.on('data', onData);
+        proc.stderr!.on('data', onData);
+        proc.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+      });
+
+      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      assert.match(status, new RegExp(`^Uid:\\s+${NOBODY}\\s+${NOBODY}\\s+${NOBODY}\\s+${NOBODY}$`, 'm'));
+      assert.match(status, /^NoNewPrivs:\s+1$/m);
+      const only = 1n << CAP_NET_BIND_SERVICE_BIT;
+      for (const field of ['CapEff', 'CapPrm', 'CapAmb', 'CapBnd']) assert.equal(capBits(status, field), only, `${field} is CAP_NET_BIND_SERVICE alone`);
+
+      // It serves, checked the way an admin would after `systemctl start`.
+      const doctor = await runBin(['doctor', '--config', config, '--only', 'listeners,certificate,portal', '--cert-warn-days', '1']);
+      assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+      assert.match(doctor.stdout, new RegExp(`^ok {4}listener imap 127\\.0\\.0\\.1:${imaps} \\(implicit\\): \\* OK`, 'm'));
+      // The key files it created are its own and private (UMask=0077 in the unit; mailotp makes them 0600).
+      const secret = await runProcess('stat', ['-c', '%u %a', join(state, 'portal-secret.key')]);
+      assert.equal(secret.stdout.trim(), `${NOBODY} 600`);
+    } finally {
+      if (child && child.exitCode === null) {
+        const exited = new Promise((resolve) => child!.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(etc, { recursive: true, force: true });
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
