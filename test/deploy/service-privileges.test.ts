@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,14 +9,19 @@ import { testCerts } from '../helpers/certs.js';
 import { BIN, ROOT, runBin, runProcess } from '../e2e/harness.js';
 
 // What the unit's User=, CapabilityBoundingSet=, AmbientCapabilities= and NoNewPrivileges= give the
-// process, reproduced with util-linux setpriv (no systemd runs here): an unprivileged user that can
-// bind a port below 1024 through the one ambient capability and nothing else. The user mailotp does
-// not exist on this machine; nobody (65534) stands in for it.
+// process, reproduced with util-linux setpriv, and its ProtectSystem=strict/StateDirectory/ProtectHome
+// with a private mount namespace (unshare), since no systemd runs here: an unprivileged user that can
+// bind a port below 1024 through the one ambient capability, and write nowhere but its state
+// directory. The user mailotp does not exist on this machine; nobody (65534) stands in for it.
+// Not reproduced: the system-call filter and the address-family restriction.
 
 const UNIT = readFileSync(join(ROOT, 'deploy', 'systemd', 'mailotp.service'), 'utf8');
 const NOBODY = 65534;
 const CAP_NET_BIND_SERVICE_BIT = 10n;
-const canRun = process.getuid?.() === 0 && Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 100;
+const canRun =
+  process.getuid?.() === 0 &&
+  Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 100 &&
+  spawnSync('unshare', ['--mount', 'true']).status === 0;
 
 function unitValue(key: string): string {
   const hit = UNIT.split('\n').find((l) => l.startsWith(`${key}=`));
@@ -60,7 +65,7 @@ function capBits(status: string, field: string): bigint {
   return BigInt(`0x${hex}`);
 }
 
-describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun ? false : 'needs root and ip_unprivileged_port_start above 100' }, () => {
+describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun ? false : 'needs root, mount namespaces (unshare) and ip_unprivileged_port_start above 100' }, () => {
   it('without the ambient capability the unprivileged user cannot bind a low port', async () => {
     const port = await freeLowPort();
     const r = await runProcess('setpriv', [
@@ -71,7 +76,7 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
     assert.equal(r.stdout.trim(), 'EACCES');
   });
 
-  it('mailotp start runs as that user with CAP_NET_BIND_SERVICE only, serves a low port, state in its own directory', async () => {
+  it('mailotp start runs as that user with CAP_NET_BIND_SERVICE only, on a read-only system, serves a low port, writes only its state directory', async () => {
     const [imaps, portal] = [await freeLowPort(), await freeLowPort()];
     assert.notEqual(imaps, portal);
     const certs = testCerts();
@@ -101,7 +106,18 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
         }),
       );
       chmodSync(config, 0o644);
-      const proc = spawn('setpriv', [...setprivArgs(), process.execPath, BIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], cwd: state });
+      // ProtectSystem=strict with StateDirectory, and ProtectHome, in a mount namespace of its own:
+      // everything read-only but the state directory (stricter than the unit, which also gives a
+      // private writable /tmp), /root and /home hidden. Then the unit's user and capabilities.
+      const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+      const script = [
+        `mount --bind ${quote(state)} ${quote(state)}`,
+        'mount -o remount,bind,ro /',
+        'mount -t tmpfs -o mode=000 tmpfs /root',
+        'mount -t tmpfs -o mode=000 tmpfs /home',
+        `exec setpriv ${setprivArgs().join(' ')} ${[process.execPath, BIN, 'start', '--config', config].map(quote).join(' ')}`,
+      ].join(' && ');
+      const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: state });
       child = proc;
       let out = '';
       await new Promise<void>((resolve, reject) => {
@@ -131,6 +147,9 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       // The key files it created are its own and private (UMask=0077 in the unit; mailotp makes them 0600).
       const secret = await runProcess('stat', ['-c', '%u %a', join(state, 'portal-secret.key')]);
       assert.equal(secret.stdout.trim(), `${NOBODY} 600`);
+      // The mount namespace really was read-only for it.
+      const mounts = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8').split('\n');
+      assert.ok(mounts.some((l) => / \/ \/ ro[, ]/.test(l)), 'the root file system is read-only for mailotp');
     } finally {
       if (child && child.exitCode === null) {
         const exited = new Promise((resolve) => child!.once('exit', resolve));
