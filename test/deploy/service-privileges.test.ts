@@ -12,8 +12,8 @@ import { BIN, ROOT, runBin, runProcess } from '../e2e/harness.js';
 // process, reproduced with util-linux setpriv, and its ProtectSystem=strict/StateDirectory/ProtectHome
 // with a private mount namespace (unshare), since no systemd runs here: an unprivileged user that can
 // bind a port below 1024 through the one ambient capability, and write nowhere but its state
-// directory. The user mailotp does not exist on this machine; nobody (65534) stands in for it.
-// Not reproduced: the system-call filter and the address-family restriction.
+// directory; and its SystemCallFilter=/RestrictAddressFamilies= as a seccomp filter loaded by
+// libseccomp. The user mailotp does not exist on this machine; nobody (65534) stands in for it.
 
 const UNIT = readFileSync(join(ROOT, 'deploy', 'systemd', 'mailotp.service'), 'utf8');
 const NOBODY = 65534;
@@ -21,7 +21,8 @@ const CAP_NET_BIND_SERVICE_BIT = 10n;
 const canRun =
   process.getuid?.() === 0 &&
   Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')) > 100 &&
-  spawnSync('unshare', ['--mount', 'true']).status === 0;
+  spawnSync('unshare', ['--mount', 'true']).status === 0 &&
+  spawnSync('/usr/bin/python3', ['-c', 'import seccomp']).status === 0;
 
 function unitValue(key: string): string {
   const hit = UNIT.split('\n').find((l) => l.startsWith(`${key}=`));
@@ -45,6 +46,55 @@ function setprivArgs(): string[] {
   ];
 }
 
+/** The unit's SystemCallFilter= lines as one allow list, groups expanded by systemd-analyze itself. */
+async function allowedSyscalls(): Promise<string[]> {
+  const r = await runProcess('systemd-analyze', ['syscall-filter', '--no-pager']);
+  const groups = new Map<string, string[]>();
+  let current: string[] | null = null;
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith('@')) groups.set(line.trim(), (current = []));
+    else if (current && /^\s+[@a-z0-9_-]+$/.test(line)) current.push(line.trim());
+  }
+  const expand = (item: string, seen = new Set<string>()): string[] => {
+    if (!item.startsWith('@')) return [item];
+    if (seen.has(item)) return [];
+    seen.add(item);
+    const members = groups.get(item);
+    assert.ok(members, `systemd knows ${item}`);
+    return members.flatMap((m) => expand(m, seen));
+  };
+  const allowed = new Set<string>();
+  for (const filter of UNIT.split('\n').filter((l) => l.startsWith('SystemCallFilter='))) {
+    const spec = filter.slice('SystemCallFilter='.length);
+    const deny = spec.startsWith('~');
+    for (const item of spec.replace(/^~/, '').split(/\s+/)) for (const name of expand(item)) deny ? allowed.delete(name) : allowed.add(name);
+  }
+  assert.equal(unitValue('SystemCallErrorNumber'), 'EPERM');
+  return [...allowed].sort();
+}
+
+const ADDRESS_FAMILIES: Record<string, number> = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 };
+
+/** Loads a seccomp filter like systemd's (allow list, EPERM otherwise; socket() only for the listed
+ * address families), then execs the rest of argv. Debian's python3-seccomp (libseccomp). */
+const SECCOMP_EXEC = `
+import errno, os, sys, seccomp
+names = open(sys.argv[1]).read().split()
+families = [int(x) for x in sys.argv[2].split(',')]
+f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for n in names:
+    if n == 'socket':
+        continue
+    try:
+        f.add_rule(seccomp.ALLOW, n)
+    except Exception:
+        pass  # not a system call of this architecture
+for fam in families:
+    f.add_rule(seccomp.ALLOW, 'socket', seccomp.Arg(0, seccomp.EQ, fam))
+f.load()
+os.execv(sys.argv[3], sys.argv[3:])
+`;
+
 /** A port below 1024 that nothing on 127.0.0.1 uses right now (checked by binding it as root). */
 async function freeLowPort(): Promise<number> {
   const start = 600 + Math.floor(Math.random() * 300);
@@ -65,7 +115,7 @@ function capBits(status: string, field: string): bigint {
   return BigInt(`0x${hex}`);
 }
 
-describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun ? false : 'needs root, mount namespaces (unshare) and ip_unprivileged_port_start above 100' }, () => {
+describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun ? false : 'needs root, mount namespaces (unshare), python3-seccomp and ip_unprivileged_port_start above 100' }, () => {
   it('without the ambient capability the unprivileged user cannot bind a low port', async () => {
     const port = await freeLowPort();
     const r = await runProcess('setpriv', [
@@ -101,11 +151,18 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
           tls: { cert: join(etc, 'server.crt'), key: join(etc, 'server.key') },
           upstream: { imap: { host: '127.0.0.1', port: 9, tls: 'none', connectTimeout: '1s' } },
           store: { path: join(state, 'mailotp.db') },
-          portal: { host: '127.0.0.1', port: portal, tls: true, secretKeyFile: join(state, 'portal-secret.key') },
+          // 0.0.0.0: fastify then lists the interfaces, which needs AF_NETLINK (as the unit says why).
+          portal: { host: '0.0.0.0', port: portal, tls: true, secretKeyFile: join(state, 'portal-secret.key') },
           log: { level: 'info' },
         }),
       );
       chmodSync(config, 0o644);
+      writeFileSync(join(etc, 'seccomp-exec.py'), SECCOMP_EXEC, { mode: 0o644 });
+      writeFileSync(join(etc, 'syscalls.txt'), (await allowedSyscalls()).join('\n'), { mode: 0o644 });
+      const families = unitValue('RestrictAddressFamilies')
+        .split(/\s+/)
+        .map((f) => ADDRESS_FAMILIES[f] ?? assert.fail(`unknown family ${f}`))
+        .join(',');
       // ProtectSystem=strict with StateDirectory, and ProtectHome, in a mount namespace of its own:
       // everything read-only but the state directory (stricter than the unit, which also gives a
       // private writable /tmp), /root and /home hidden. Then the unit's user and capabilities.
@@ -115,7 +172,7 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
         'mount -o remount,bind,ro /',
         'mount -t tmpfs -o mode=000 tmpfs /root',
         'mount -t tmpfs -o mode=000 tmpfs /home',
-        `exec setpriv ${setprivArgs().join(' ')} ${[process.execPath, BIN, 'start', '--config', config].map(quote).join(' ')}`,
+        `exec setpriv ${setprivArgs().join(' ')} /usr/bin/python3 ${[join(etc, 'seccomp-exec.py'), join(etc, 'syscalls.txt'), families, process.execPath, BIN, 'start', '--config', config].map(quote).join(' ')}`,
       ].join(' && ');
       const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: state });
       child = proc;
@@ -147,7 +204,8 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       // The key files it created are its own and private (UMask=0077 in the unit; mailotp makes them 0600).
       const secret = await runProcess('stat', ['-c', '%u %a', join(state, 'portal-secret.key')]);
       assert.equal(secret.stdout.trim(), `${NOBODY} 600`);
-      // The mount namespace really was read-only for it.
+      // The filter really was on, and the mount namespace read-only, for it.
+      assert.match(status, /^Seccomp:\s+2$/m);
       const mounts = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8').split('\n');
       assert.ok(mounts.some((l) => / \/ \/ ro[, ]/.test(l)), 'the root file system is read-only for mailotp');
     } finally {
