@@ -67,7 +67,12 @@ async function allowedSyscalls(): Promise<string[]> {
   for (const filter of UNIT.split('\n').filter((l) => l.startsWith('SystemCallFilter='))) {
     const spec = filter.slice('SystemCallFilter='.length);
     const deny = spec.startsWith('~');
-    for (const item of spec.replace(/^~/, '').split(/\s+/)) for (const name of expand(item)) deny ? allowed.delete(name) : allowed.add(name);
+    for (const item of spec.replace(/^~/, '').split(/\s+/)) {
+      for (const name of expand(item)) {
+        if (deny) allowed.delete(name);
+        else allowed.add(name);
+      }
+    }
   }
   assert.equal(unitValue('SystemCallErrorNumber'), 'EPERM');
   return [...allowed].sort();
