@@ -100,6 +100,13 @@ f.load()
 os.execv(sys.argv[3], sys.argv[3:])
 `;
 
+/** Writes the launcher and the allow list into dir; returns the families argument. */
+async function writeSeccompFiles(dir: string, families: string[]): Promise<string> {
+  writeFileSync(join(dir, 'seccomp-exec.py'), SECCOMP_EXEC, { mode: 0o644 });
+  writeFileSync(join(dir, 'syscalls.txt'), (await allowedSyscalls()).join('\n'), { mode: 0o644 });
+  return families.map((f) => ADDRESS_FAMILIES[f] ?? assert.fail(`unknown family ${f}`)).join(',');
+}
+
 /** A port below 1024 that nothing on 127.0.0.1 uses right now (checked by binding it as root). */
 async function freeLowPort(): Promise<number> {
   const start = 600 + Math.floor(Math.random() * 300);
@@ -162,12 +169,7 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
         }),
       );
       chmodSync(config, 0o644);
-      writeFileSync(join(etc, 'seccomp-exec.py'), SECCOMP_EXEC, { mode: 0o644 });
-      writeFileSync(join(etc, 'syscalls.txt'), (await allowedSyscalls()).join('\n'), { mode: 0o644 });
-      const families = unitValue('RestrictAddressFamilies')
-        .split(/\s+/)
-        .map((f) => ADDRESS_FAMILIES[f] ?? assert.fail(`unknown family ${f}`))
-        .join(',');
+      const families = await writeSeccompFiles(etc, unitValue('RestrictAddressFamilies').split(/\s+/));
       // ProtectSystem=strict with StateDirectory, and ProtectHome, in a mount namespace of its own:
       // everything read-only but the state directory (stricter than the unit, which also gives a
       // private writable /tmp), /root and /home hidden. Then the unit's user and capabilities.
@@ -221,6 +223,31 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       }
       rmSync(etc, { recursive: true, force: true });
       rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('without AF_NETLINK in RestrictAddressFamilies, mailotp with its portal on 0.0.0.0 cannot start (why the unit allows it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailotp-netlink-'));
+    try {
+      const certs = testCerts();
+      const families = await writeSeccompFiles(dir, unitValue('RestrictAddressFamilies').split(/\s+/).filter((f) => f !== 'AF_NETLINK'));
+      const config = join(dir, 'mailotp.json');
+      writeFileSync(
+        config,
+        JSON.stringify({
+          listeners: [{ protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'implicit' }],
+          tls: { cert: certs.certFile, key: certs.keyFile },
+          upstream: { imap: { host: '127.0.0.1', port: 9, tls: 'none', connectTimeout: '1s' } },
+          store: { path: join(dir, 'mailotp.db') },
+          portal: { host: '0.0.0.0', port: 0, tls: true, secretKeyFile: join(dir, 'portal-secret.key') },
+          log: { level: 'warn' },
+        }),
+      );
+      const r = await runProcess('/usr/bin/python3', [join(dir, 'seccomp-exec.py'), join(dir, 'syscalls.txt'), families, process.execPath, BIN, 'start', '--config', config]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /uv_interface_addresses/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
