@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { CHECK_GROUPS } from '../../src/doctor/doctor.js';
 import { testCerts } from '../helpers/certs.js';
 import { ROOT } from '../e2e/harness.js';
+import { stopChild, waitForStart, writeMinimalConfig } from './deploy-kit.js';
 
 // No Docker engine runs here: these tests check what can be checked without one (the compose
 // file's structure against the repository, the container's config against mailotp's own schema,
@@ -132,34 +133,10 @@ describe('docker-compose.yml', () => {
         if (from === 'node_modules') symlinkSync(join(ROOT, 'node_modules'), target);
         else cpSync(join(ROOT, from), target, { recursive: true });
       }
-      const config = join(app, 'mailotp.json');
-      writeFileSync(
-        config,
-        JSON.stringify({
-          listeners: [{ protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'implicit' }],
-          tls: { cert: certs.certFile, key: certs.keyFile },
-          upstream: { imap: { host: '127.0.0.1', port: 9, tls: 'none', connectTimeout: '1s' } },
-          store: { path: join(app, 'mailotp.db') },
-          portal: { host: '127.0.0.1', port: 0, secretKeyFile: join(app, 'secret.key') },
-          log: { level: 'info' },
-        }),
-      );
+      const config = writeMinimalConfig(app, { state: app, cert: certs.certFile, key: certs.keyFile });
       const proc = spawn(process.execPath, [join(app, 'bin', 'mailotp'), 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], cwd: app });
       child.proc = proc;
-      let out = '';
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no start in 40 s: ${out}`)), 40_000);
-        proc.stdout!.on('data', (d: Buffer) => {
-          out += d.toString();
-          const started = out.split('\n').find((l) => l.includes('"mailotp started"'));
-          if (started) {
-            clearTimeout(timer);
-            resolve((JSON.parse(started) as { portal: { port: number } }).portal.port);
-          }
-        });
-        proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-        proc.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-      });
+      const port = (await waitForStart(proc)).portal.port;
       const get = (path: string) =>
         new Promise<{ status: number; body: string }>((resolve, reject) => {
           https
@@ -179,11 +156,7 @@ describe('docker-compose.yml', () => {
       assert.equal(appPage.status, 200, 'the web authenticator app is in the image');
       assert.match(appPage.body, /manifest\.webmanifest/);
     } finally {
-      if (child.proc && child.proc.exitCode === null) {
-        const exited = new Promise((resolve) => child.proc!.once('exit', resolve));
-        child.proc.kill('SIGTERM');
-        await exited;
-      }
+      await stopChild(child.proc);
       rmSync(app, { recursive: true, force: true });
     }
   });

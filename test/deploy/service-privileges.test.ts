@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testCerts } from '../helpers/certs.js';
 import { BIN, ROOT, runBin, runProcess } from '../e2e/harness.js';
+import { stopChild, waitForStart, writeMinimalConfig } from './deploy-kit.js';
 
 // What the unit's User=, CapabilityBoundingSet=, AmbientCapabilities= and NoNewPrivileges= give the
 // process, reproduced with util-linux setpriv, and its ProtectSystem=strict/StateDirectory/ProtectHome
@@ -155,20 +156,8 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       chmodSync(join(etc, 'server.key'), 0o640);
       chownSync(state, NOBODY, NOBODY);
       chmodSync(state, 0o750);
-      const config = join(etc, 'mailotp.json');
-      writeFileSync(
-        config,
-        JSON.stringify({
-          listeners: [{ protocol: 'imap', host: '127.0.0.1', port: imaps, tls: 'implicit' }],
-          tls: { cert: join(etc, 'server.crt'), key: join(etc, 'server.key') },
-          upstream: { imap: { host: '127.0.0.1', port: 9, tls: 'none', connectTimeout: '1s' } },
-          store: { path: join(state, 'mailotp.db') },
-          // 0.0.0.0: fastify then lists the interfaces, which needs AF_NETLINK (as the unit says why).
-          portal: { host: '0.0.0.0', port: portal, tls: true, secretKeyFile: join(state, 'portal-secret.key') },
-          log: { level: 'info' },
-        }),
-      );
-      chmodSync(config, 0o644);
+      // 0.0.0.0: fastify then lists the interfaces, which needs AF_NETLINK (as the unit says why).
+      const config = writeMinimalConfig(etc, { state, cert: join(etc, 'server.crt'), key: join(etc, 'server.key'), imapPort: imaps, portalHost: '0.0.0.0', portalPort: portal });
       const families = await writeSeccompFiles(etc, unitValue('RestrictAddressFamilies').split(/\s+/));
       // ProtectSystem=strict with StateDirectory, and ProtectHome, in a mount namespace of its own:
       // everything read-only but the state directory (stricter than the unit, which also gives a
@@ -183,20 +172,7 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       ].join(' && ');
       const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: state });
       child = proc;
-      let out = '';
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no start in 40 s: ${out}`)), 40_000);
-        const onData = (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('"mailotp started"')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        };
-        proc.stdout!.on('data', onData);
-        proc.stderr!.on('data', onData);
-        proc.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-      });
+      await waitForStart(proc);
 
       const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
       assert.match(status, new RegExp(`^Uid:\\s+${NOBODY}\\s+${NOBODY}\\s+${NOBODY}\\s+${NOBODY}$`, 'm'));
@@ -216,11 +192,7 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       const mounts = readFileSync(`/proc/${proc.pid}/mountinfo`, 'utf8').split('\n');
       assert.ok(mounts.some((l) => / \/ \/ ro[, ]/.test(l)), 'the root file system is read-only for mailotp');
     } finally {
-      if (child && child.exitCode === null) {
-        const exited = new Promise((resolve) => child!.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stopChild(child);
       rmSync(etc, { recursive: true, force: true });
       rmSync(state, { recursive: true, force: true });
     }
@@ -231,18 +203,7 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
     try {
       const certs = testCerts();
       const families = await writeSeccompFiles(dir, unitValue('RestrictAddressFamilies').split(/\s+/).filter((f) => f !== 'AF_NETLINK'));
-      const config = join(dir, 'mailotp.json');
-      writeFileSync(
-        config,
-        JSON.stringify({
-          listeners: [{ protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'implicit' }],
-          tls: { cert: certs.certFile, key: certs.keyFile },
-          upstream: { imap: { host: '127.0.0.1', port: 9, tls: 'none', connectTimeout: '1s' } },
-          store: { path: join(dir, 'mailotp.db') },
-          portal: { host: '0.0.0.0', port: 0, tls: true, secretKeyFile: join(dir, 'portal-secret.key') },
-          log: { level: 'warn' },
-        }),
-      );
+      const config = writeMinimalConfig(dir, { state: dir, cert: certs.certFile, key: certs.keyFile, portalHost: '0.0.0.0', level: 'warn' });
       const r = await runProcess('/usr/bin/python3', [join(dir, 'seccomp-exec.py'), join(dir, 'syscalls.txt'), families, process.execPath, BIN, 'start', '--config', config]);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /uv_interface_addresses/);
