@@ -18,12 +18,16 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/bin ./bin
+# The portal's pages and the web authenticator app are served from these folders (not compiled).
+COPY --from=build /app/src/portal/pages/static ./src/portal/pages/static
+COPY --from=build /app/src/portal/app/static ./src/portal/app/static
 COPY --from=build /app/package.json ./
 RUN useradd --system --uid 10001 --home-dir /var/lib/mailotp --shell /usr/sbin/nologin mailotp \
   && mkdir -p /etc/mailotp /var/lib/mailotp && chown mailotp /var/lib/mailotp
 USER mailotp
 VOLUME ["/etc/mailotp", "/var/lib/mailotp"]
-# Ports below 1024 need CAP_NET_BIND_SERVICE or a port mapping: map 993->10993 etc. and listen high.
-EXPOSE 10993 10143 8443
+# Ports below 1024 need CAP_NET_BIND_SERVICE or a port mapping: map 993->10993 etc. and listen high
+# (docker-compose.yml and deploy/docker/mailotp.yaml do so).
+EXPOSE 10993 10143 10995 10110 10465 10587 8443
 ENTRYPOINT ["node", "/app/bin/mailotp"]
 CMD ["start", "--config", "/etc/mailotp/mailotp.yaml"]

@@ -2,14 +2,14 @@
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
 # submission), swaks, openssl, redis-server, the mail clients test/e2e/real-clients drives
 # (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test), and Chromium with a CJK font for the browser tests
-# (zh-TW texts and screenshots). Idempotent; meant to run as `pretest`.
+# (zh-TW texts and screenshots), and systemd-analyze with python3-seccomp (check deploy/systemd/mailotp.service and run mailotp under its system-call filter). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
 #   --dry-run   print what would be installed, change nothing
 set -euo pipefail
 
 # swaks needs the Perl TLS modules for STARTTLS/--tlsc; Debian only recommends them.
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light chromium fonts-wqy-microhei)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light chromium fonts-wqy-microhei systemd python3-seccomp)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -27,8 +27,9 @@ declare -A NEEDS=(
 missing_items() {
   local p
   for p in "${!NEEDS[@]}"; do [[ -x "$p" ]] || echo "$p"; done
-  for p in swaks openssl redis-server mbsync fetchmail msmtp; do command -v "$p" >/dev/null 2>&1 || echo "$p"; done
+  for p in swaks openssl redis-server mbsync fetchmail msmtp systemd-analyze; do command -v "$p" >/dev/null 2>&1 || echo "$p"; done
   for m in Net::SSLeay IO::Socket::SSL; do perl -M"$m" -e 1 >/dev/null 2>&1 || echo "perl:$m"; done
+  /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || echo python3-seccomp   # Debian's python, not a pyenv shim
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || echo fonts-wqy-microhei
 }
 
@@ -42,7 +43,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx, chromium, CJK font present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx, chromium, CJK font, systemd-analyze, python3-seccomp present)"
   exit 0
 fi
 

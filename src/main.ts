@@ -24,7 +24,7 @@ import { WebhookNotifier } from './push/webhook-notifier.js';
 import { FcmNotifier } from './push/fcm-notifier.js';
 import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
 import { WebPushNotifier } from './push/webpush-notifier.js';
-import { createStore } from './stores/create-store.js';
+import { createStore, storeSettings } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
 
 export interface RunningMailotp {
@@ -102,9 +102,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const store =
     options.store ??
     createStore(
-      config.store.driver === 'redis'
-        ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
-        : { driver: 'sqlite', path: config.store.path },
+      storeSettings(config.store),
       { onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
     );
   // A hold the clients give up on before it ends turns the retry advice into a network error.

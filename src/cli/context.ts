@@ -7,7 +7,7 @@ import { systemClock } from '../core/clock.js';
 import { buildCore, type CoreServices } from '../core/services.js';
 import { AuditTee } from '../log/audit-tee.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { createStore } from '../stores/create-store.js';
+import { createStore, storeSettings } from '../stores/create-store.js';
 
 /** --config, or MAILOTP_CONFIG, or a clear error. */
 export function configPath(opt: string | undefined): string {
@@ -26,9 +26,7 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
   const tee = new AuditTee();
   const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr, audit: tee }).child({ via: 'cli' });
   const store = createStore(
-    config.store.driver === 'redis'
-      ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
-      : { driver: 'sqlite', path: config.store.path },
+    storeSettings(config.store),
   );
   try {
     await store.ping();

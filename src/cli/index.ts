@@ -7,6 +7,7 @@ import { configHoldTimeWarnings } from '../core/hold-times.js';
 import { approvalsCommand, deviceCommand, userCommand } from './admin-commands.js';
 import { auditCommand } from './audit-command.js';
 import { CliError, configPath } from './context.js';
+import { doctorCommand } from './doctor-command.js';
 
 const VERSION = '0.1.0';
 
@@ -66,6 +67,7 @@ Exemptions and audit (README "Exemptions and the audit trail"):
   program.addCommand(userCommand());
   program.addCommand(approvalsCommand());
   program.addCommand(auditCommand());
+  program.addCommand(doctorCommand());
   return program;
 }
 

@@ -28,6 +28,8 @@ export interface MailotpOptions {
   dir?: string;
   /** Also an imaps listener that takes a PROXY protocol header (its port: imapsProxied). */
   proxyProtocol?: boolean;
+  /** Certificate and key files instead of the shared test pair (a test that replaces them, then SIGHUPs). */
+  tls?: { cert: string; key: string };
 }
 
 export interface MailotpProcess {
@@ -91,7 +93,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
       { protocol: 'smtp', host: '127.0.0.1', port: 0, tls: 'starttls' },
       ...(opts.proxyProtocol ? [{ protocol: 'imap', host: '127.0.0.1', port: 0, tls: 'implicit', proxyProtocol: true }] : []),
     ],
-    tls: { cert: certs.certFile, key: certs.keyFile },
+    tls: opts.tls ?? { cert: certs.certFile, key: certs.keyFile },
     upstream: {
       imap: { host: d.host, port: upstreamTls === 'implicit' ? d.ports.imaps : d.ports.imap, tls: upstreamTls, ca: certs.caFile, servername: 'localhost' },
       pop3: { host: d.host, port: upstreamTls === 'implicit' ? d.ports.pop3s : d.ports.pop3, tls: upstreamTls, ca: certs.caFile, servername: 'localhost' },

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -89,4 +89,29 @@ export function untrustedCaFile(): string {
   makeCa(cwd, 'other-ca', 'mailotp unrelated CA');
   untrusted = path.join(cwd, 'other-ca.crt');
   return untrusted;
+}
+
+/**
+ * A server certificate for localhost signed by the test CA, valid from `notBefore` to `notAfter`
+ * (either may be in the past: an expired certificate), with its own key. `openssl ca` is the one
+ * openssl 3.0 command that takes explicit dates.
+ */
+export function certWithDates(name: string, notBefore: Date, notAfter: Date): { certFile: string; keyFile: string } {
+  testCerts();
+  const cwd = certDir();
+  const stamp = (d: Date) => `${d.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+  openssl(['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], cwd);
+  const db = path.join(cwd, `${name}-ca`);
+  mkdirSync(db, { recursive: true });
+  writeFileSync(path.join(db, 'index.txt'), '');
+  writeFileSync(path.join(db, 'serial'), `${Date.now().toString(16).padStart(16, '0')}\n`);
+  writeFileSync(
+    path.join(db, 'ca.cnf'),
+    ['[ca]', 'default_ca = d', '[d]', `database = ${db}/index.txt`, `new_certs_dir = ${db}`, `serial = ${db}/serial`, 'default_md = sha256',
+      'policy = p', 'unique_subject = no', 'copy_extensions = copy', '[p]', 'commonName = supplied', ''].join('\n'),
+  );
+  openssl(['ca', '-batch', '-config', path.join(db, 'ca.cnf'), '-cert', 'ca.crt', '-keyfile', 'ca.key', '-in', `${name}.csr`, '-out', `${name}.crt`,
+    '-startdate', stamp(notBefore), '-enddate', stamp(notAfter), '-notext'], cwd);
+  return { certFile: path.join(cwd, `${name}.crt`), keyFile: path.join(cwd, `${name}.key`) };
 }
