@@ -7,7 +7,7 @@ export async function runServer(file: string): Promise<void> {
   const config = loadConfig(file);
   const logger = createLogger({ level: config.log.level });
   const running = await startMailotp(config, { logger });
-  logger.info({ config: file, listeners: running.listeners, portal: running.portal }, 'mailotp started');
+  logger.info({ config: file, listeners: running.listeners, portal: running.portal, metrics: running.metrics }, 'mailotp started');
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');

@@ -209,6 +209,8 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
+    /** Prometheus /metrics, /healthz and /readyz on their own plain-HTTP listener; no port, no listener. */
+    metrics: z.object({ host: host.default('127.0.0.1'), port: port.optional() }).strict().prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -238,3 +240,4 @@ export type StoreConfig = Config['store'];
 export type PortalConfig = Config['portal'];
 export type PushConfig = Config['push'];
 export type UsersConfig = Config['users'];
+export type MetricsConfig = Config['metrics'];
