@@ -1,11 +1,26 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { testCerts } from '../helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { decide, enrol, imapClient, startMailotp, waitForRequest, type MailotpProcess } from './harness.js';
+import { curlPop3 } from './pop3-kit.js';
+import { mailer } from './smtp-kit.js';
 import { httpGet, metricsAddress, readyzUntil, scrape, scrapeUntil, type Scrape } from './metrics-kit.js';
 
 type LoginError = { serverResponseCode?: string; authenticationFailed?: boolean } | null;
+
+/** An implicit-TLS connection from `src` that has read its first line (greeting or refusal). */
+function firstLine(port: number, src: string): Promise<{ socket: tls.TLSSocket; line: string }> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host: '127.0.0.1', port, localAddress: src });
+    const socket = tls.connect({ socket: raw, ca: testCerts().ca, servername: 'localhost' });
+    socket.once('error', reject);
+    socket.once('data', (d: Buffer) => resolve({ socket, line: d.toString('latin1') }));
+  });
+}
 
 /** Connects and expects a refusal; returns the error imapflow gave. */
 async function refused(connect: Promise<unknown>): Promise<NonNullable<LoginError>> {
@@ -30,7 +45,7 @@ describe('metrics listener: /metrics, /healthz, /readyz (real binary, Dovecot, i
     [dovecot, redis] = await Promise.all([startDovecot(), startRedisServer()]);
     [m, r] = await Promise.all([
       startMailotp({ dovecot, metrics: { port: 0 } }),
-      startMailotp({ dovecot, store: { driver: 'redis', url: redis.url, keyPrefix: `metrics${process.pid}:` }, metrics: { host: '127.0.0.2', port: 0 } }),
+      startMailotp({ dovecot, store: { driver: 'redis', url: redis.url, keyPrefix: `metrics${process.pid}:` }, metrics: { host: '127.0.0.2', port: 0 }, limits: { maxConnectionsPerIp: 2 } }),
     ]);
     token = await enrol(m, 'alice');
   });
@@ -113,6 +128,30 @@ describe('metrics listener: /metrics, /healthz, /readyz (real binary, Dovecot, i
     assert.ok(now.sample('mailotp_process_resident_memory_bytes') > 0, 'the default process metrics are there');
     // Labels are fixed sets: no user name, no client address.
     assert.ok(!/alice|127\.0\.0\.[234]/.test(now.text), 'no user name or client IP in the metrics');
+  });
+
+  it('labels POP3 and SMTP logins by protocol, and counts connections refused by a cap', async () => {
+    const { host, port } = metricsAddress(r);
+    const before = await scrape(host, port);
+    const delta = (now: Scrape, name: string, labels: Record<string, string>) => now.sample(name, labels) - before.sample(name, labels);
+
+    const pop = await curlPop3(r.pop3s, 'bob', 'not-the-password');
+    assert.notEqual(pop.code, 0, 'curl sees the refusal');
+    assert.equal(await mailer(r.smtps, true, 'bob', 'bob-pass-2').verify(), true, 'bob has no two-factor: straight in');
+
+    const first = await firstLine(r.imaps, '127.0.0.5');
+    const second = await firstLine(r.imaps, '127.0.0.5');
+    const third = await firstLine(r.imaps, '127.0.0.5');
+    assert.match(third.line, /^\* BYE \[UNAVAILABLE\]/, 'the third from one address is past maxConnectionsPerIp');
+    for (const c of [first, second, third]) c.socket.destroy();
+
+    const now = await scrapeUntil(host, port, (s) => delta(s, 'mailotp_logins_total', { protocol: 'smtp', result: 'approved' }) === 1, 'the SMTP login');
+    assert.equal(delta(now, 'mailotp_logins_total', { protocol: 'pop3', result: 'bad-password' }), 1);
+    assert.equal(delta(now, 'mailotp_upstream_login_seconds_count', { protocol: 'pop3', result: 'bad-password' }), 1);
+    assert.equal(delta(now, 'mailotp_upstream_login_seconds_count', { protocol: 'smtp', result: 'ok' }), 1);
+    assert.equal(delta(now, 'mailotp_holds_total', {}), 0, 'nothing was held');
+    assert.equal(delta(now, 'mailotp_connections_refused_total', { protocol: 'imap', cap: 'maxConnectionsPerIp' }), 1);
+    assert.equal(delta(now, 'mailotp_connections_accepted_total', { protocol: 'imap' }), 2);
   });
 
   it('/readyz answers 200 while the store and every upstream answer', async () => {
