@@ -26,17 +26,30 @@ const OBSERVERS: Record<string, (meter: StoreMeter, result: unknown, args: unkno
   },
 };
 
+/** Every method of the store object, own or inherited (its class and the classes it extends). */
+function methodNames(store: Store): string[] {
+  const names = new Set<string>();
+  for (let o: object | null = store; o && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    for (const name of Object.getOwnPropertyNames(o)) {
+      if (name !== 'constructor' && typeof (store as unknown as Record<string, unknown>)[name] === 'function') names.add(name);
+    }
+  }
+  return [...names];
+}
+
 /**
  * The store, with every asynchronous operation timed (and its failures counted) under its method
  * name, and the request counters fed from the operations that commit a request's fate.
- * A Proxy rather than a class listing each method: the Store interface grows, and a method added
- * later is timed without touching this file. Synchronous methods (subscribe) pass through.
+ * The methods are found on the object rather than listed here: the Store interface grows, and a
+ * method added later is timed without touching this file. Synchronous ones (subscribe) pass
+ * through untimed; anything that is not a method is read from the wrapped store itself.
  */
 export function meteredStore(inner: Store, meter: StoreMeter): Store {
-  const wrappers = new Map<string, (...args: unknown[]) => unknown>();
-  const wrap = (op: string, fn: (...args: unknown[]) => unknown) => {
+  const metered = Object.create(inner) as Record<string, unknown>;
+  for (const op of methodNames(inner)) {
+    const fn = (inner as unknown as Record<string, (...args: unknown[]) => unknown>)[op]!;
     const observe = OBSERVERS[op];
-    return (...args: unknown[]): unknown => {
+    metered[op] = (...args: unknown[]): unknown => {
       const started = performance.now();
       const out = fn.apply(inner, args);
       if (!(out instanceof Promise)) return out;
@@ -52,17 +65,6 @@ export function meteredStore(inner: Store, meter: StoreMeter): Store {
         },
       );
     };
-  };
-  return new Proxy(inner, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function' || typeof prop !== 'string') return value;
-      let wrapped = wrappers.get(prop);
-      if (!wrapped) {
-        wrapped = wrap(prop, value as (...args: unknown[]) => unknown);
-        wrappers.set(prop, wrapped);
-      }
-      return wrapped;
-    },
-  });
+  }
+  return metered as unknown as Store;
 }
