@@ -145,10 +145,13 @@ describe('metrics listener: /metrics, /healthz, /readyz (real binary, Dovecot, i
     assert.match(third.line, /^\* BYE \[UNAVAILABLE\]/, 'the third from one address is past maxConnectionsPerIp');
     for (const c of [first, second, third]) c.socket.destroy();
 
-    const now = await scrapeUntil(host, port, (s) => delta(s, 'mailotp_logins_total', { protocol: 'smtp', result: 'approved' }) === 1, 'the SMTP login');
+    // At least one: an SMTP session that finds its upstream session gone before answering logs in
+    // again (smtp-session's retry), and each answer of the core is counted.
+    const now = await scrapeUntil(host, port, (s) => delta(s, 'mailotp_logins_total', { protocol: 'smtp', result: 'approved' }) >= 1, 'the SMTP login');
     assert.equal(delta(now, 'mailotp_logins_total', { protocol: 'pop3', result: 'bad-password' }), 1);
     assert.equal(delta(now, 'mailotp_upstream_login_seconds_count', { protocol: 'pop3', result: 'bad-password' }), 1);
-    assert.equal(delta(now, 'mailotp_upstream_login_seconds_count', { protocol: 'smtp', result: 'ok' }), 1);
+    assert.ok(delta(now, 'mailotp_upstream_login_seconds_count', { protocol: 'smtp', result: 'ok' }) >= 1);
+    assert.equal(delta(now, 'mailotp_connections_accepted_total', { protocol: 'smtp' }), 1);
     assert.equal(delta(now, 'mailotp_holds_total', {}), 0, 'nothing was held');
     assert.equal(delta(now, 'mailotp_connections_refused_total', { protocol: 'imap', cap: 'maxConnectionsPerIp' }), 1);
     assert.equal(delta(now, 'mailotp_connections_accepted_total', { protocol: 'imap' }), 2);
