@@ -24,6 +24,9 @@ import { WebhookNotifier } from './push/webhook-notifier.js';
 import { FcmNotifier } from './push/fcm-notifier.js';
 import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
 import { WebPushNotifier } from './push/webpush-notifier.js';
+import { metered, startMetricsListener } from './metrics/metrics-listener.js';
+import type { MetricsServer } from './metrics/metrics-server.js';
+import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { createStore, storeSettings } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
 
@@ -33,6 +36,8 @@ export interface RunningMailotp {
   /** The ports actually bound, in config order (useful with port 0). */
   listeners: { protocol: string; tls: string; host: string; port: number }[];
   portal: { port: number } | null;
+  /** The metrics listener's port; null without metrics.port. */
+  metrics: { port: number } | null;
   reloadTls(): void;
   /** Stops accepting, lets sessions finish up to drainMs, then closes everything. */
   stop(drainMs?: number): Promise<void>;
@@ -99,7 +104,9 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const webPush = webPushKeys(config, logger);
   const secret = loadOrCreateSecretKey(config.portal.secretKeyFile);
   if (secret.created) logger.warn({ file: config.portal.secretKeyFile }, 'created a new secret key for authenticator-app keys; every instance must use this same file');
-  const store =
+  // Counted from the first store call on, when metrics.port is set; nothing is counted otherwise.
+  const metrics = config.metrics.port !== undefined ? new PrometheusMetrics(clock) : null;
+  const unmeteredStore =
     options.store ??
     createStore(
       storeSettings(config.store),
@@ -107,7 +114,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     );
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
-  const notifiers = buildNotifiers(config, logger, webPush?.keys ?? null);
+  const { store, notifiers } = metered(metrics, unmeteredStore, buildNotifiers(config, logger, webPush?.keys ?? null));
   const core = buildCore(config, { store, clock, logger, notifiers, secretKey: secret.key });
   tee?.attach((event, fields) => core.audit.record(event, fields));
   try {
@@ -126,7 +133,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   // One service per protocol with an upstream; its listeners are skipped (with a warning) otherwise.
   const services: Partial<Record<Protocol, ProtocolService>> = {};
   if (tls) {
-    const ctx = { config, core, tls, logger };
+    const ctx = { config, core, tls, logger, ...(metrics ? { metrics } : {}) };
     const built: [Protocol, ProtocolService | null][] = [
       ['imap', imapService(ctx)],
       ['pop3', pop3Service(ctx)],
@@ -142,6 +149,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const bound: RunningMailotp['listeners'] = [];
   let portal: PortalServer | null = null;
   let portalPort: { port: number } | null = null;
+  let metricsServer: MetricsServer | null = null;
+  let metricsPort: { port: number } | null = null;
   try {
     for (const lc of config.listeners) {
       const service = services[lc.protocol];
@@ -150,7 +159,11 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
         logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listener skipped: mail listeners need tls.cert and tls.key`);
         continue;
       }
-      const listener = new MailListener(lc, tls, service.handler, logger, { limits: connectionLimits, busyLine: service.busyLine });
+      const listener = new MailListener(lc, tls, service.handler, logger, {
+        limits: connectionLimits,
+        busyLine: service.busyLine,
+        ...(metrics ? { onRefused: (cap: string) => metrics.connectionRefused(lc.protocol, cap) } : {}),
+      });
       const port = await listener.listen();
       listeners.push(listener);
       bound.push({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port });
@@ -187,10 +200,16 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
       portalPort = await portal.listen();
       logger.info({ host: config.portal.host, port: portalPort.port, tls: config.portal.tls }, 'portal listening');
     }
+    const metricsListener = await startMetricsListener(config, metrics, store, logger);
+    if (metricsListener) {
+      metricsServer = metricsListener.server;
+      metricsPort = { port: metricsListener.port };
+    }
   } catch (err) {
     // A port already in use (or any start failure) leaves nothing running behind it.
     for (const l of listeners) l.stopAccepting();
     await portal?.close().catch(() => undefined);
+    await metricsServer?.close();
     for (const s of Object.values(services)) s.stop();
     stopSweeper();
     await store.close().catch(() => undefined);
@@ -203,6 +222,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     logger,
     listeners: bound,
     portal: portalPort,
+    metrics: metricsPort,
     reloadTls() {
       if (!tls) return;
       tls.reload();
@@ -221,6 +241,7 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
           for (const l of listeners) l.connections.destroyAll();
         }
         await portal?.close();
+        await metricsServer?.close();
         stopSweeper();
         for (const s of Object.values(services)) s.stop();
         await Promise.all(notifiers.map((n) => n.close?.()));

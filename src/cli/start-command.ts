@@ -10,7 +10,7 @@ export async function runServer(file: string): Promise<void> {
   const auditTee = new AuditTee();
   const logger = createLogger({ level: config.log.level, audit: auditTee });
   const running = await startMailotp(config, { logger, auditTee });
-  logger.info({ config: file, listeners: running.listeners, portal: running.portal }, 'mailotp started');
+  logger.info({ config: file, listeners: running.listeners, portal: running.portal, metrics: running.metrics }, 'mailotp started');
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');

@@ -219,6 +219,8 @@ export const configSchema = z
       .object({ retention: duration(3_600_000).prefault('90d') })
       .strict()
       .prefault({}),
+    /** Prometheus /metrics, /healthz and /readyz on their own plain-HTTP listener; no port, no listener. */
+    metrics: z.object({ host: host.default('127.0.0.1'), port: port.optional() }).strict().prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -248,3 +250,4 @@ export type StoreConfig = Config['store'];
 export type PortalConfig = Config['portal'];
 export type PushConfig = Config['push'];
 export type UsersConfig = Config['users'];
+export type MetricsConfig = Config['metrics'];

@@ -5,7 +5,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { ClientInfo } from '../core/login-types.js';
 import type { TlsContextProvider } from './tls-context.js';
-import type { ConnectionLimits } from './connection-limits.js';
+import type { ConnectionCap, ConnectionLimits } from './connection-limits.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { DEFAULT_HEADER_TIMEOUT_MS, readProxyHeader, unmapIPv4, type ProxyHeader } from './proxy-protocol.js';
 
@@ -25,6 +25,8 @@ export interface MailListenerOptions {
   limits?: ConnectionLimits;
   /** The protocol's temporary refusal, sent to a connection past a cap before it is closed. */
   busyLine?: string;
+  /** Told of each connection refused by a cap (the metrics). */
+  onRefused?: (cap: ConnectionCap) => void;
 }
 
 /** A refused client that does not close its side is cut off after this. */
@@ -180,6 +182,7 @@ export class MailListener {
     const admission = this.options.limits?.admit(client.ip);
     if (admission && !admission.admitted) {
       log.warn({ event: 'connection.refused', cap: admission.cap, limit: admission.limit, port: this.config.port, ...via }, `connection refused: limits.${admission.cap} reached`);
+      this.options.onRefused?.(admission.cap);
       this.refuse(socket);
       return;
     }

@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema.js';
+import { noMetrics, type Metrics, type ProtocolMeter } from '../core/metrics.js';
 import type { CoreServices } from '../core/services.js';
+import type { Protocol } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { ConnectionHandler } from '../net/mail-listener.js';
 import type { TlsContextProvider } from '../net/tls-context.js';
@@ -10,6 +12,8 @@ export interface ProtocolContext {
   core: CoreServices;
   tls: TlsContextProvider;
   logger: Logger;
+  /** Counts the protocol's connections and logins; none when metrics.port is not set. */
+  metrics?: Metrics;
 }
 
 /** One protocol as main.ts runs it: the connection handler of its listeners and its upstream's lifecycle. */
@@ -20,4 +24,15 @@ export interface ProtocolService {
   /** Reads what it needs from the upstream at start-up (never throws when the upstream is down). */
   start(): Promise<void>;
   stop(): void;
+}
+
+/** The protocol's meter over the core's question (see Metrics); a no-op one without metrics. */
+export function protocolMeter(protocol: Protocol, { core, metrics = noMetrics }: ProtocolContext): ProtocolMeter {
+  return metrics.protocol(protocol, {
+    authorize: core.authorizer.authorize,
+    approvedAt: async (user, clientIp) => {
+      const name = core.names.canonical(user);
+      return name.ok ? ((await core.approvals.find(name.name, clientIp))?.approvedAt ?? null) : null;
+    },
+  });
 }

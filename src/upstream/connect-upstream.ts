@@ -12,6 +12,15 @@ export interface ConnectUpstreamOptions {
    */
   starttls?: (socket: net.Socket) => Promise<void>;
   signal?: AbortSignal;
+  /** Told how long each connection attempt took (seconds) and whether it succeeded: the metrics. */
+  onConnect?: ConnectObserver;
+}
+
+export type ConnectObserver = (seconds: number, ok: boolean) => void;
+
+/** What each protocol's upstream takes besides its own options. */
+export interface UpstreamObservers {
+  onConnect?: ConnectObserver;
 }
 
 /**
@@ -20,6 +29,20 @@ export interface ConnectUpstreamOptions {
  * is a MailotpError MAILOTP_ERR_UPSTREAM_UNAVAILABLE.
  */
 export async function connectUpstream(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions = {}): Promise<net.Socket | tls.TLSSocket> {
+  const observe = opts.onConnect;
+  if (!observe) return open(endpoint, opts);
+  const started = performance.now();
+  try {
+    const socket = await open(endpoint, opts);
+    observe((performance.now() - started) / 1000, true);
+    return socket;
+  } catch (err) {
+    observe((performance.now() - started) / 1000, false);
+    throw err;
+  }
+}
+
+async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): Promise<net.Socket | tls.TLSSocket> {
   const where = `${endpoint.host}:${endpoint.port}`;
   const fail = (message: string, cause?: unknown) =>
     new MailotpError('MAILOTP_ERR_UPSTREAM_UNAVAILABLE', `upstream ${where}: ${message}`, cause === undefined ? undefined : { cause });

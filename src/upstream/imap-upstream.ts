@@ -4,7 +4,7 @@ import type { UpstreamEndpoint } from '../config/schema.js';
 import { MailotpError, isMailotpError } from '../core/errors.js';
 import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
-import { connectUpstream } from './connect-upstream.js';
+import { connectUpstream, type ConnectObserver, type UpstreamObservers } from './connect-upstream.js';
 import { CapabilityCache } from './capability-cache.js';
 import { ResponseReader } from './response-reader.js';
 import { endPolitely, UpstreamSession } from './upstream-session.js';
@@ -26,7 +26,7 @@ const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
 /** After a failed refresh, how soon capabilities() tries the upstream again. */
 const CAPABILITY_RETRY_MS = 30_000;
 
-export interface ImapUpstreamOptions {
+export interface ImapUpstreamOptions extends UpstreamObservers {
   /** How long a capability list read from the upstream is served before a background refresh. */
   capabilityTtlMs?: number;
   /** Wait for the answer to the login itself; password backends can be slower than the handshake. */
@@ -211,6 +211,7 @@ export class ImapUpstream {
   private readonly loginTimeoutMs: number;
   private readonly authMode: 'auto' | 'login';
   private readonly log: Logger;
+  private readonly onConnect: ConnectObserver | undefined;
   private readonly capabilityCache: CapabilityCache<string>;
 
   constructor(
@@ -220,6 +221,7 @@ export class ImapUpstream {
   ) {
     this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
     this.authMode = opts.auth ?? 'auto';
+    this.onConnect = opts.onConnect;
     this.log = logger.child({ component: 'imap-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
     this.capabilityCache = new CapabilityCache(() => this.fetchCapabilities(), {
       ttlMs: opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS,
@@ -282,7 +284,7 @@ export class ImapUpstream {
       // Anything after the OK was sent in clear and is no part of the TLS session (CVE-2011-0411).
       if (reader.takeBuffered().length > 0) throw protocol('upstream sent data after its STARTTLS answer');
     };
-    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined });
+    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined, onConnect: this.onConnect });
     onSocket?.(socket);
     const reader = new ResponseReader(socket);
     const exchange = new ImapExchange(socket, reader, tags);

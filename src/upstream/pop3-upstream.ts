@@ -4,7 +4,7 @@ import type { UpstreamEndpoint } from '../config/schema.js';
 import { MailotpError } from '../core/errors.js';
 import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
-import { connectUpstream } from './connect-upstream.js';
+import { connectUpstream, type ConnectObserver, type UpstreamObservers } from './connect-upstream.js';
 import { CapabilityCache } from './capability-cache.js';
 import { ResponseReader } from './response-reader.js';
 import { endPolitely, UpstreamSession } from './upstream-session.js';
@@ -24,7 +24,7 @@ const CAPABILITY_RETRY_MS = 30_000;
 /** A CAPA answer longer than this is not a capability list. */
 const MAX_CAPA_LINES = 100;
 
-export interface Pop3UpstreamOptions {
+export interface Pop3UpstreamOptions extends UpstreamObservers {
   capabilityTtlMs?: number;
   /** Wait for the answer to PASS/AUTH; password backends can be slower than the handshake. */
   loginTimeoutMs?: number;
@@ -126,6 +126,7 @@ export class Pop3Upstream {
   private readonly loginTimeoutMs: number;
   private readonly authMode: 'auto' | 'user';
   private readonly log: Logger;
+  private readonly onConnect: ConnectObserver | undefined;
   private readonly capabilityCache: CapabilityCache<string>;
 
   constructor(
@@ -135,6 +136,7 @@ export class Pop3Upstream {
   ) {
     this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
     this.authMode = opts.auth ?? 'auto';
+    this.onConnect = opts.onConnect;
     this.log = logger.child({ component: 'pop3-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
     this.capabilityCache = new CapabilityCache(() => this.fetchCapabilities(), {
       ttlMs: opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS,
@@ -196,7 +198,7 @@ export class Pop3Upstream {
       // Anything after the +OK was sent in clear and is no part of the TLS session (CVE-2011-0411).
       if (reader.takeBuffered().length > 0) throw protocol('upstream sent data after its STLS answer');
     };
-    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined });
+    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined, onConnect: this.onConnect });
     onSocket?.(socket);
     const exchange = new Pop3Exchange(socket, new ResponseReader(socket, { imapLiterals: false }));
     try {

@@ -5,7 +5,7 @@ import type { UpstreamEndpoint } from '../config/schema.js';
 import { MailotpError } from '../core/errors.js';
 import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
-import { connectUpstream } from './connect-upstream.js';
+import { connectUpstream, type ConnectObserver, type UpstreamObservers } from './connect-upstream.js';
 import { CapabilityCache } from './capability-cache.js';
 import { ResponseReader } from './response-reader.js';
 import { endPolitely, UpstreamSession } from './upstream-session.js';
@@ -18,7 +18,7 @@ const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
 /** After a failed refresh, how soon extensions() tries the upstream again. */
 const EXTENSION_RETRY_MS = 30_000;
 
-export interface SmtpUpstreamOptions {
+export interface SmtpUpstreamOptions extends UpstreamObservers {
   /** How long an EHLO list read from the upstream is served before a background refresh. */
   extensionTtlMs?: number;
   /** Wait for the answer to AUTH itself; password backends can be slower than the handshake. */
@@ -136,6 +136,7 @@ export class SmtpUpstream {
   private readonly heloName: string;
   private readonly authMode: 'auto' | 'login';
   private readonly log: Logger;
+  private readonly onConnect: ConnectObserver | undefined;
   private readonly extensionCache: CapabilityCache<string>;
 
   constructor(
@@ -146,6 +147,7 @@ export class SmtpUpstream {
     this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
     this.heloName = ownHeloName(opts.heloName);
     this.authMode = opts.auth ?? 'auto';
+    this.onConnect = opts.onConnect;
     this.log = logger.child({ component: 'smtp-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
     this.extensionCache = new CapabilityCache(() => this.fetchExtensions(), {
       ttlMs: opts.extensionTtlMs ?? DEFAULT_EXTENSION_TTL_MS,
@@ -200,7 +202,7 @@ export class SmtpUpstream {
       // Anything after the 220 was sent in clear and is no part of the TLS session (CVE-2011-0411).
       if (reader.takeBuffered().length > 0) throw protocol('upstream sent data after its STARTTLS answer');
     };
-    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined });
+    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined, onConnect: this.onConnect });
     onSocket?.(socket);
     const exchange = new SmtpExchange(socket, new ResponseReader(socket, { imapLiterals: false }));
     try {

@@ -92,6 +92,14 @@ describe('config', () => {
     assert.deepEqual(problems({ ...minimal, push: { webpush: {} } }).length, 1);
   });
 
+  it('metrics: no listener unless a port is given, on loopback unless a host is given', () => {
+    assert.deepEqual(parseConfig(minimal, '/etc/mailotp').metrics, { host: '127.0.0.1' });
+    assert.deepEqual(parseConfig({ ...minimal, metrics: { port: 9465 } }, '/etc/mailotp').metrics, { host: '127.0.0.1', port: 9465 });
+    assert.deepEqual(parseConfig({ ...minimal, metrics: { host: '10.0.0.5', port: 0 } }, '/etc/mailotp').metrics, { host: '10.0.0.5', port: 0 });
+    assert.deepEqual(problems({ ...minimal, metrics: { port: 70000 } }).filter((p) => p.startsWith('metrics.port')).length, 1);
+    assert.deepEqual(problems({ ...minimal, metrics: { port: 9465, path: '/m' } }).filter((p) => p.startsWith('metrics')).length, 1, 'unknown keys are refused');
+  });
+
   it('reads YAML and JSON files and reports unreadable ones', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailotp-config-'));
     writeFileSync(join(dir, 'a.yaml'), 'listeners:\n  - { protocol: imap, port: 993, tls: implicit }\ntls: { cert: c.crt, key: c.key }\nupstream:\n  imap: { host: h, port: 993, tls: implicit }\n');

@@ -24,6 +24,8 @@ export interface MailotpOptions {
   /** Merged over the portal settings (host 127.0.0.1, a free port, HTTPS). */
   portal?: Record<string, unknown>;
   logLevel?: string;
+  /** The `metrics` section (host, port). */
+  metrics?: Record<string, unknown>;
   /** Reuse another instance's folder (same SQLite file). */
   dir?: string;
   /** Also an imaps listener that takes a PROXY protocol header (its port: imapsProxied). */
@@ -106,6 +108,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     push: opts.push ?? {},
     limits: { failedLoginsPerUser: 50, failedLoginsPerIp: 200, ...opts.limits },
     ...(opts.users ? { users: opts.users } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     shutdown: { drainTimeout: '2s' },
     log: { level: opts.logLevel ?? 'debug' },
   };

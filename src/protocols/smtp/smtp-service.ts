@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { splice } from '../../upstream/splice.js';
 import { SmtpUpstream } from '../../upstream/smtp-upstream.js';
-import type { ProtocolContext, ProtocolService } from '../protocol-service.js';
+import { protocolMeter, type ProtocolContext, type ProtocolService } from '../protocol-service.js';
 import { smtpTooManyConnections } from './smtp-replies.js';
 import { handleSmtpConnection } from './smtp-session.js';
 
@@ -12,25 +12,29 @@ function greetingHostname(): string {
 }
 
 /** The SMTP listeners' handler, bound to the configured upstream; null when upstream.smtp is not set. */
-export function smtpService({ config, core, tls, logger }: ProtocolContext): ProtocolService | null {
+export function smtpService(ctx: ProtocolContext): ProtocolService | null {
+  const { config, tls, logger } = ctx;
   const endpoint = config.upstream.smtp;
   if (!endpoint) return null;
+  const meter = protocolMeter('smtp', ctx);
   const hostname = greetingHostname();
-  const upstream = new SmtpUpstream(endpoint, logger.child({ component: 'upstream', protocol: 'smtp' }), { heloName: hostname });
+  const upstream = new SmtpUpstream(endpoint, logger.child({ component: 'upstream', protocol: 'smtp' }), { heloName: hostname, onConnect: meter.upstreamConnected });
   return {
     start: () => upstream.start(),
     stop: () => upstream.stop(),
     busyLine: smtpTooManyConnections(hostname),
     handler: (socket, mode, client, log) =>
-      handleSmtpConnection(socket, mode, client, {
-        authorize: core.authorizer.authorize,
-        upstreamLogin: (user, password, c, signal) => upstream.login(user, password, c, signal),
-        upstreamExtensions: () => upstream.extensions(),
-        splice: (a, b, o) => splice(a, b, { ...o, logger: log }),
-        tls,
-        limits: config.limits,
-        hostname,
-        logger: log,
-      }),
+      meter.session(
+        handleSmtpConnection(socket, mode, client, {
+          authorize: meter.authorize,
+          upstreamLogin: (user, password, c, signal) => meter.upstreamLogin(upstream.login(user, password, c, signal)),
+          upstreamExtensions: () => upstream.extensions(),
+          splice: (a, b, o) => meter.spliced(splice(a, b, { ...o, logger: log })),
+          tls,
+          limits: config.limits,
+          hostname,
+          logger: log,
+        }),
+      ),
   };
 }
