@@ -86,6 +86,10 @@ export const AUDIT_EVENTS = [
   'web.return-refused',
   'web.push-code-wrong',
   'web.second-factor-refused',
+  'passkey.registered',
+  'passkey.removed',
+  'passkey.used',
+  'passkey.refused',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
