@@ -187,5 +187,15 @@ describe('passkeys in headless Chromium with its virtual authenticator (real Dov
     await signIn(page, 'quinn', pw('quinn'));
     await page.getByRole('button', { name: 'Continue with a passkey' }).click();
     await page.waitForURL('**/settings');
+
+    // The admin's reset: the passkeys go, and with them every web session of the user.
+    const reset = await fx.m.cli(['user', 'reset', 'quinn', '--passkeys']);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /Removed for quinn: passkeys; web sessions ended/);
+    assert.deepEqual((await userShow(fx, 'quinn')).passkeys, []);
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await signIn(page, 'quinn', pw('quinn'));
+    await page.waitForURL('**/settings');
   });
 });
