@@ -42,9 +42,9 @@ async function addPasskey(page: Page, name: string): Promise<void> {
 }
 
 /** A JSON post from the page, with its CSRF token, as passkey.js makes them; the status it got. */
-function postJson(page: Page, path: string): Promise<number> {
-  return page.evaluate<number>(
-    `fetch(${JSON.stringify(path)}, { method: 'POST', headers: { 'Content-Type': 'application/json', 'csrf-token': document.querySelector('meta[name="csrf-token"]').content }, body: '{}' }).then((r) => r.status)`,
+function postJson(page: Page, path: string, times = 1): Promise<number[]> {
+  return page.evaluate<number[]>(
+    `(async () => { const out = []; for (let i = 0; i < ${times}; i++) out.push((await fetch(${JSON.stringify(path)}, { method: 'POST', headers: { 'Content-Type': 'application/json', 'csrf-token': document.querySelector('meta[name="csrf-token"]').content }, body: '{}' })).status); return out; })()`,
   );
 }
 
@@ -58,7 +58,7 @@ describe('passkeys in headless Chromium with its virtual authenticator (real Dov
 
   before(async () => {
     // No publicUrl: the RP ID and origin come from the Host the browser sends (localhost:<port>).
-    fx = await startPortalFixture(['pia', 'quinn'], 'https://localhost:0', { publicUrl: undefined });
+    fx = await startPortalFixture(['pia', 'quinn', 'rita'], 'https://localhost:0', { publicUrl: undefined });
   });
   after(async () => {
     await fx?.close();
@@ -130,7 +130,7 @@ describe('passkeys in headless Chromium with its virtual authenticator (real Dov
     await page.getByRole('heading', { name: 'Enter a recovery code' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Use another method' }).count(), 0);
     const refused = await postJson(page, '/signin/passkey/options');
-    assert.equal(refused, 401);
+    assert.deepEqual(refused, [401]);
   });
 
   it('refuses another authenticator holding the same credential id, a cloned authenticator whose counter went back, and changes from a session that passed no second factor', async () => {
@@ -152,7 +152,7 @@ describe('passkeys in headless Chromium with its virtual authenticator (real Dov
     assert.equal(await other.getByRole('button', { name: 'Add a passkey' }).count(), 0);
     assert.equal(await other.getByRole('button', { name: 'Remove' }).count(), 0);
     const forged = await postJson(other, '/settings/passkeys/options');
-    assert.equal(forged, 403);
+    assert.deepEqual(forged, [403]);
 
     // Sign in once with the real passkey, so the server has seen its counter move.
     await signOut(page);
@@ -197,5 +197,28 @@ describe('passkeys in headless Chromium with its virtual authenticator (real Dov
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await signIn(page, 'quinn', pw('quinn'));
     await page.waitForURL('**/settings');
+  });
+
+  it('counts each refused passkey answer as a failed login, against the same limits as a wrong password', async () => {
+    const page = await fx.newPage();
+    await addAuthenticator(page);
+    await signIn(page, 'rita', pw('rita'));
+    await page.waitForURL('**/settings');
+    await addPasskey(page, 'Key');
+    await signOut(page);
+    await signIn(page, 'rita', pw('rita'));
+    await page.getByRole('button', { name: 'Continue with a passkey' }).click();
+    await page.waitForURL('**/settings');
+    await signOut(page);
+    await signIn(page, 'rita', pw('rita'));
+    await page.getByRole('heading', { name: 'Sign in with a passkey' }).waitFor();
+    // limits.failedLoginsPerUser is 50 in the test config: 50 refusals, then the limit.
+    const statuses = await postJson(page, '/signin/passkey/verify', 52);
+    assert.deepEqual([...new Set(statuses.slice(0, 50))], [401]);
+    assert.deepEqual(statuses.slice(50), [429, 429]);
+    // The password sign-in of the same user is held back too: one counter for both.
+    const fresh = await fx.newPage();
+    await signIn(fresh, 'rita', pw('rita'));
+    await fresh.getByText('Too many failed sign-ins. Wait a while and try again.').waitFor();
   });
 });
