@@ -16,16 +16,21 @@ async function browserBundle(): Promise<Buffer> {
   return readFile(join(dirname(main), '..', 'dist', 'bundle', 'index.umd.min.js'));
 }
 
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
 /**
  * The RP ID and origin: from portal.publicUrl when set (the name users type), else the request's
  * Host. Null for an IP address, which WebAuthn refuses as an RP ID, or a Host that is no host name.
  */
 export function relyingPartyOf(deps: Pick<PagesDeps, 'publicUrl' | 'tls'>, request: FastifyRequest): RelyingParty | null {
+  const host = request.headers.host ?? '';
+  // Only a plain host[:port]: anything else (user info, a path) would make the URL parser pick another host.
+  if (!deps.publicUrl && !HOST_HEADER.test(host)) return null;
   try {
-    const url = new URL(deps.publicUrl ?? `${deps.tls ? 'https' : 'http'}://${request.headers.host ?? ''}`);
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (host === '' || isIP(host) !== 0) return null;
-    return { id: host, origin: url.origin };
+    const url = new URL(deps.publicUrl ?? `${deps.tls ? 'https' : 'http'}://${host}`);
+    const name = url.hostname.replace(/^\[|\]$/g, '');
+    if (name === '' || isIP(name) !== 0) return null;
+    return { id: name, origin: url.origin };
   } catch {
     return null;
   }
