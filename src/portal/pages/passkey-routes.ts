@@ -44,6 +44,9 @@ function credentialOf<T extends RegistrationResponseJSON | AuthenticationRespons
   return typeof c.id === 'string' && typeof c.rawId === 'string' && c.type === 'public-key' && c.response && typeof c.response === 'object' ? (r as T) : null;
 }
 
+/** A passkey answer is a few kilobytes at most (attestation certificates included). */
+const JSON_BODY = { bodyLimit: 64 * 1024 };
+
 const REGISTER_ERRORS = { expired: 'passkeyExpired', refused: 'passkeyRefused', exists: 'passkeyExists' } as const satisfies Record<string, TextKey>;
 
 /**
@@ -88,13 +91,13 @@ export function registerPasskeyRoutes(app: FastifyInstance, deps: PagesDeps): vo
     return { s, rp };
   };
 
-  app.post('/settings/passkeys/options', async (request, reply) => {
+  app.post('/settings/passkeys/options', JSON_BODY, async (request, reply) => {
     const c = await changing(request, reply);
     if (!c) return reply;
     return { options: await core.passkeys.registrationOptions(c.s.session.user, c.s.sid, c.rp) };
   });
 
-  app.post('/settings/passkeys/register', async (request, reply) => {
+  app.post('/settings/passkeys/register', JSON_BODY, async (request, reply) => {
     const c = await changing(request, reply);
     if (!c) return reply;
     const response = credentialOf<RegistrationResponseJSON>(request.body);
@@ -139,13 +142,13 @@ export function registerPasskeyRoutes(app: FastifyInstance, deps: PagesDeps): vo
     return { s, rp };
   };
 
-  app.post('/signin/passkey/options', async (request, reply) => {
+  app.post('/signin/passkey/options', JSON_BODY, async (request, reply) => {
     const c = await signingIn(request, reply);
     if (!c) return reply;
     return { options: await core.passkeys.authenticationOptions(c.s.session.user, c.s.sid, c.rp) };
   });
 
-  app.post('/signin/passkey/verify', async (request, reply) => {
+  app.post('/signin/passkey/verify', JSON_BODY, async (request, reply) => {
     const c = await signingIn(request, reply);
     if (!c) return reply;
     const { s, rp } = c;
