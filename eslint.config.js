@@ -19,7 +19,7 @@ export default tseslint.config(
   {
     // The portal pages' script runs in the browser.
     files: ['src/portal/pages/static/**/*.js'],
-    languageOptions: { sourceType: 'script', globals: { document: 'readonly', fetch: 'readonly', location: 'readonly', setTimeout: 'readonly' } },
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', fetch: 'readonly', location: 'readonly', setTimeout: 'readonly', SimpleWebAuthnBrowser: 'readonly' } },
   },
   {
     // The web authenticator app: classic browser scripts (the service worker loads them with importScripts).

@@ -92,19 +92,20 @@ export function userCommand(): Command {
     });
   userCmd
     .command('show')
-    .description("USER's methods, bound device (no secrets), daemon-OTP switch and approvals")
+    .description("USER's methods (passkeys by name and last use), bound device (no secrets), daemon-OTP switch and approvals")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core, config) => {
         const user = canonicalUser(core, typed);
-        const [rec, device, approvals, methods, recoveryLeft] = await Promise.all([
+        const [rec, device, approvals, methods, recoveryLeft, passkeys] = await Promise.all([
           core.store.getUser(user),
           core.store.getDeviceByUser(user),
           core.approvals.list(user),
           core.secondFactors.methodsOf(user),
           core.recoveryCodes.remaining(user),
+          core.passkeys.list(user),
         ]);
         const defaultMethod = await core.secondFactors.defaultMethod(user, methods);
         const missing = await core.secondFactors.missing(user, methods);
@@ -119,6 +120,7 @@ export function userCommand(): Command {
           methods,
           defaultMethod,
           recoveryCodesLeft: recoveryLeft,
+          passkeys: passkeys.map((p) => ({ name: p.name, createdAt: iso(p.createdAt), lastUsedAt: p.lastUsedAt !== undefined ? iso(p.lastUsedAt) : null })),
           missingMethods: missing,
           device: device
             ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken), webPush: Boolean(device.webPush) }
@@ -130,6 +132,8 @@ export function userCommand(): Command {
           `daemon OTP:  ${daemonOtp ? 'on' : 'off'} (required now: ${required ? 'yes' : 'no'})`,
           `methods:     ${methods.length === 0 ? 'none' : methods.map((m) => (m === defaultMethod ? `${m} (default)` : m)).join(', ')}${missing > 0 ? `; the policy wants ${missing} more` : ''}`,
           `recovery:    ${recoveryLeft} unused code${recoveryLeft === 1 ? '' : 's'}`,
+          `passkeys:    ${passkeys.length === 0 ? 'none' : ''}`,
+          ...passkeys.map((p) => `  ${p.name}  added ${iso(p.createdAt)}, last used ${p.lastUsedAt !== undefined ? iso(p.lastUsedAt) : 'never'}`),
           `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}${device.webPush ? ', web push' : ''}` : 'none'}`,
           `approvals:   ${approvals.length === 0 ? 'none' : ''}`,
           ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}${a.standing ? '  (standing)' : ''}`),

@@ -11,6 +11,7 @@ import { HeldLogins } from './held-logins.js';
 import { resolveHoldTimes } from './hold-times.js';
 import { LoginAuthorizer } from './login-authorizer.js';
 import { PairingService } from './pairing-service.js';
+import { PasskeyService } from './passkey-service.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RecoveryCodes } from './recovery-codes.js';
 import { SecondFactorService, type MethodProvider } from './second-factor.js';
@@ -41,6 +42,7 @@ export interface CoreServices {
   recoveryCodes: RecoveryCodes;
   /** The decisions kept in the store (audit.retention); the log's audit events are teed into it. */
   audit: AuditTrail;
+  passkeys: PasskeyService;
 }
 
 /** How long the sign-in's second step may take. */
@@ -72,6 +74,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
   const totp = new TotpService(store, clock, new SecretBox(deps.secretKey), audit, 'mailotp');
   const recoveryCodes = new RecoveryCodes(store, clock, audit);
+  const passkeys = new PasskeyService(store, clock, audit, 'mailotp');
   const phone: MethodProvider = {
     id: 'phone',
     isSetUp: async (user) => (await store.getDeviceByUser(user)) !== null,
@@ -80,7 +83,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
     },
   };
   const p = config.portal;
-  const secondFactors = new SecondFactorService([phone, totp, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
+  const secondFactors = new SecondFactorService([phone, totp, passkeys, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
   const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, audit: trail };
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail };
 }

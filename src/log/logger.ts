@@ -90,6 +90,11 @@ export const AUDIT_EVENTS = [
   // audit trail and exemptions
   'login.held',
   'approval.granted',
+  // passkeys
+  'passkey.registered',
+  'passkey.removed',
+  'passkey.used',
+  'passkey.refused',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

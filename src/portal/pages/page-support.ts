@@ -10,7 +10,7 @@ import { pickLang } from './texts.js';
 
 /** What the pages need from the rest of mailotp. */
 export interface PagesDeps {
-  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes'>;
+  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes' | 'passkeys'>;
   /** The sign-in's password check: the upstream IMAP login, through the core's limits and counters. */
   checkPassword(user: string, password: string, client: { ip: string; port: number; name?: string }): Promise<PasswordCheckResult>;
   daemonOtp: { enabled: boolean; enforce: 'optional' | 'bound' | 'all' };

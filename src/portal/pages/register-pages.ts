@@ -7,6 +7,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isMailotpError } from '../../core/errors.js';
 import { registerForwardAuthRoutes } from './forward-auth-routes.js';
+import { registerPasskeyRoutes } from './passkey-routes.js';
 import { contextOf, CSRF_COOKIE, sendPage, useSessionCookie, type PagesDeps } from './page-support.js';
 import { registerPushCodeRoutes } from './push-code-routes.js';
 import { registerSecondStepRoutes } from './second-step-routes.js';
@@ -114,5 +115,6 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     registerSecondStepRoutes(pages, deps);
     registerPushCodeRoutes(pages, deps);
     registerSettingsRoutes(pages, deps);
+    registerPasskeyRoutes(pages, deps);
   });
 }

@@ -3,6 +3,7 @@ import type { RecentRequest } from '../../core/request-service.js';
 import type { ApprovalRecord, DeviceRecord } from '../../core/types.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, formatTime, layout, postButton, type PageContext } from './layout.js';
+import { passkeySection, type PasskeySettings } from './passkey-views.js';
 import { METHOD_TEXT } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -25,6 +26,7 @@ export interface SettingsModel {
   totp: { on: boolean; pending: { secret: string; qr: string } | null };
   /** codes: just generated, shown this once. */
   recovery: { left: number; codes: string[] | null };
+  passkeys: PasskeySettings;
   approvals: ApprovalRecord[];
   recent: RecentRequest[];
   notice?: TextKey;
@@ -47,6 +49,7 @@ ${m.error ? html`<p class="notice error" role="alert">${t(m.error)}</p>` : ''}
 ${m.mustSetUp > 0 ? html`<p class="notice error" role="alert">${t('mustSetUp', { count: String(m.mustSetUp) })}</p>` : ''}
 ${m.available.includes('phone') ? phoneSection(ctx, m) : ''}
 ${m.available.includes('totp') ? totpSection(ctx, m) : ''}
+${m.available.includes('passkey') ? passkeySection(ctx, m.passkeys, m.canChangeMethods) : ''}
 ${m.available.includes('recovery') ? recoverySection(ctx, m) : ''}
 ${m.methods.length > 1 && m.mustSetUp === 0 ? defaultSection(ctx, m) : ''}
 ${m.mustSetUp > 0 ? '' : html`${daemonSection(ctx, m)}

@@ -13,7 +13,8 @@ import {
   type Signed,
 } from './page-support.js';
 import { openPhoneStep } from './second-step-routes.js';
-import { approvePage, codePage, passkeyStepPage, pushCodePage, signInPage } from './sign-in-views.js';
+import { passkeyStepPage } from './passkey-views.js';
+import { approvePage, codePage, pushCodePage, signInPage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
 /** Control characters never belong in a user name (and would reach the upstream's LOGIN). */

@@ -7,7 +7,7 @@ import type { TextKey } from './texts.js';
 export const METHOD_TEXT: Record<MethodId, TextKey> = { phone: 'methodPhone', totp: 'methodTotp', passkey: 'methodPasskey', recovery: 'methodRecovery' };
 
 /** "Use another method": only shown when the user has another one. */
-function anotherMethod(ctx: PageContext, show: boolean): SafeHtml | '' {
+export function anotherMethod(ctx: PageContext, show: boolean): SafeHtml | '' {
   return show ? html`<form method="get" action="/signin/choose" class="inline"><button type="submit">${ctx.t('useAnother')}</button></form>` : '';
 }
 
@@ -73,19 +73,6 @@ ${
 <div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"><label for="remember">${t('rememberBrowser')}</label></div>
 <button type="submit" class="primary">${t('verify')}</button>
 </form>
-<p class="actions">${anotherMethod(ctx, opts.others)} ${postButton(ctx, '/signin/cancel', 'cancel')}</p>`,
-  );
-}
-
-/** Passkeys are signed in on their own page (wt11b's /signin/passkey); this one leads there. */
-export function passkeyStepPage(ctx: PageContext, opts: { others: boolean }): SafeHtml {
-  const { t } = ctx;
-  return layout(
-    ctx,
-    t('passkeyTitle'),
-    html`<h1>${t('passkeyTitle')}</h1>
-<p>${t('passkeyIntro')}</p>
-<p class="actions"><a href="/signin/passkey" class="button primary">${t('passkeyContinue')}</a></p>
 <p class="actions">${anotherMethod(ctx, opts.others)} ${postButton(ctx, '/signin/cancel', 'cancel')}</p>`,
   );
 }
