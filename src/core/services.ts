@@ -5,6 +5,7 @@ import type { Store } from '../stores/store.js';
 import { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
+import { recoveryNotice } from './device-notices.js';
 import { DeviceService } from './device-service.js';
 import { HeldLogins } from './held-logins.js';
 import { resolveHoldTimes } from './hold-times.js';
@@ -12,6 +13,7 @@ import { LoginAuthorizer } from './login-authorizer.js';
 import { PairingService } from './pairing-service.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RecoveryCodes } from './recovery-codes.js';
+import { RememberedBrowsers } from './remembered-browsers.js';
 import { SecondFactorService, type MethodProvider } from './second-factor.js';
 import { SecretBox } from './secret-box.js';
 import { TotpService } from './totp-service.js';
@@ -37,6 +39,8 @@ export interface CoreServices {
   secondFactors: SecondFactorService;
   totp: TotpService;
   recoveryCodes: RecoveryCodes;
+  /** "Remember this browser": the browsers that skip the second step (portal.rememberBrowser). */
+  rememberedBrowsers: RememberedBrowsers;
 }
 
 /** How long the sign-in's second step may take. */
@@ -67,7 +71,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const pairing = new PairingService(store, clock, devices, deps.notifiers, audit);
   const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
   const totp = new TotpService(store, clock, new SecretBox(deps.secretKey), audit, 'mailotp');
-  const recoveryCodes = new RecoveryCodes(store, clock, audit);
+  const recoveryCodes = new RecoveryCodes(store, clock, audit, recoveryNotice(store, clock, deps.notifiers, audit));
   const phone: MethodProvider = {
     id: 'phone',
     isSetUp: async (user) => (await store.getDeviceByUser(user)) !== null,
@@ -77,5 +81,6 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   };
   const p = config.portal;
   const secondFactors = new SecondFactorService([phone, totp, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes };
+  const rememberedBrowsers = new RememberedBrowsers(store, clock, audit, { ttlMs: p.rememberBrowser });
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, rememberedBrowsers };
 }

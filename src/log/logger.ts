@@ -86,6 +86,12 @@ export const AUDIT_EVENTS = [
   'web.return-refused',
   'web.push-code-wrong',
   'web.second-factor-refused',
+  // remembered browsers, and the bound device told of a used recovery code
+  'browser.remembered',
+  'browser.skipped-second-step',
+  'browser.revoked',
+  'browser.revoked-all',
+  'recovery.notice-failed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

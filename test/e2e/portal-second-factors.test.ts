@@ -93,6 +93,14 @@ describe('second factors in headless Chromium: authenticator app, recovery codes
     await page.waitForURL('**/settings');
     await page.getByRole('button', { name: 'Sign out' }).click();
 
+    // Remembered: the password alone signs in on this browser, until it is revoked.
+    await signIn(page, 'tina', pw('tina'));
+    await page.waitForURL('**/settings');
+    await page.getByTestId('remembered-browser').waitFor();
+    await page.getByRole('button', { name: 'Revoke all' }).click();
+    await page.getByText('No remembered browsers.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
     // The same code again: refused as used.
     await signIn(page, 'tina', pw('tina'));
     await codeField(page).fill(good);

@@ -9,6 +9,7 @@ import { isMailotpError } from '../../core/errors.js';
 import { registerForwardAuthRoutes } from './forward-auth-routes.js';
 import { contextOf, CSRF_COOKIE, sendPage, useSessionCookie, type PagesDeps } from './page-support.js';
 import { registerPushCodeRoutes } from './push-code-routes.js';
+import { registerRememberedBrowserRoutes, rememberThisBrowser } from './remembered-browser-routes.js';
 import { registerSecondStepRoutes } from './second-step-routes.js';
 import { registerSettingsRoutes } from './settings-routes.js';
 import { registerSignInRoutes } from './sign-in-routes.js';
@@ -44,7 +45,8 @@ function staticRoot(): string {
  * The portal's web pages (INTERFACE.md, "Web pages on the portal listener"), and what the whole
  * portal shares: security headers and CSP, cookies, CSRF protection on every non-API form post.
  */
-export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
+export function registerPages(app: FastifyInstance, given: PagesDeps): void {
+  const deps: PagesDeps = { rememberBrowser: (request, reply, user) => rememberThisBrowser(given, request, reply, user), ...given };
   void app.register(fastifyHelmet, {
     contentSecurityPolicy: { useDefaults: false, directives: PORTAL_CSP },
     strictTransportSecurity: deps.tls ? { maxAge: 31_536_000 } : false,
@@ -114,5 +116,6 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     registerSecondStepRoutes(pages, deps);
     registerPushCodeRoutes(pages, deps);
     registerSettingsRoutes(pages, deps);
+    registerRememberedBrowserRoutes(pages, deps);
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { METHOD_IDS, type MethodId } from '../../core/second-factor.js';
 import { browserName, completeSecondFactor, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
+import { rememberChoice } from './remembered-browser-routes.js';
 import { choosePage, codePage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -83,7 +84,7 @@ export function registerSecondStepRoutes(app: FastifyInstance, deps: PagesDeps):
     if (method !== 'totp' && method !== 'recovery') return seeOther(reply, '/');
     const user = s.session.user;
     const methods = await core.secondFactors.methodsOf(user);
-    const again = (error: TextKey, status: number) => sendPage(reply, codePage(contextOf(request, reply), { method, others: methods.length > 1, error }), status);
+    const again = (error: TextKey, status: number) => sendPage(reply, codePage(contextOf(request, reply), { method, others: methods.length > 1, error, remember: rememberChoice(deps, s) }), status);
     if (!methods.includes(method)) return again('wrongCode', 400);
     const code = field(request.body, 'code', 64) ?? '';
     const remember = field(request.body, 'remember', 8) === 'on';

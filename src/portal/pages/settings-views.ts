@@ -3,6 +3,7 @@ import type { RecentRequest } from '../../core/request-service.js';
 import type { ApprovalRecord, DeviceRecord } from '../../core/types.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, formatTime, layout, postButton, type PageContext } from './layout.js';
+import { browsersSection, type BrowsersModel } from './remembered-browser-views.js';
 import { METHOD_TEXT } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -27,6 +28,8 @@ export interface SettingsModel {
   recovery: { left: number; codes: string[] | null };
   approvals: ApprovalRecord[];
   recent: RecentRequest[];
+  /** The remembered browsers; absent when the feature is off and none are left. */
+  browsers?: BrowsersModel | null;
   notice?: TextKey;
   error?: TextKey;
 }
@@ -50,6 +53,7 @@ ${m.available.includes('totp') ? totpSection(ctx, m) : ''}
 ${m.available.includes('recovery') ? recoverySection(ctx, m) : ''}
 ${m.methods.length > 1 && m.mustSetUp === 0 ? defaultSection(ctx, m) : ''}
 ${m.mustSetUp > 0 ? '' : html`${daemonSection(ctx, m)}
+${m.browsers ? browsersSection(ctx, m.browsers) : ''}
 ${approvalsSection(ctx, m)}
 ${recentSection(ctx, m)}`}`,
     header,
