@@ -15,7 +15,6 @@ export function browsersSection(ctx: PageContext, m: BrowsersModel): SafeHtml {
     (b, i) => html`<tr data-testid="remembered-browser">
 <td data-label="${t('colBrowser')}" id="rb-${i}">${b.os ? `${b.browser} · ${b.os}` : b.browser}${b.id === m.current ? html` <strong>${t('thisBrowser')}</strong>` : ''}</td>
 <td data-label="${t('colAddress')}">${b.lastIp ?? b.clientIp}</td>
-<td data-label="${t('colRemembered')}">${formatTime(ctx, b.createdAt)}</td>
 <td data-label="${t('lastUsed')}">${b.lastUsedAt !== undefined ? formatTime(ctx, b.lastUsedAt) : t('never')}</td>
 <td data-label="${t('colUntil')}">${formatTime(ctx, b.expiresAt)}</td>
 <td>${postButton(ctx, '/settings/browsers/revoke', 'revoke', { hidden: { id: b.id }, describedBy: `rb-${i}` })}</td>
@@ -27,7 +26,7 @@ export function browsersSection(ctx: PageContext, m: BrowsersModel): SafeHtml {
 ${
   rows.length === 0
     ? html`<p data-testid="no-remembered-browsers">${t('noBrowsers')}</p>`
-    : html`<table class="stack" data-testid="remembered-browsers"><thead><tr><th scope="col">${t('colBrowser')}</th><th scope="col">${t('colAddress')}</th><th scope="col">${t('colRemembered')}</th><th scope="col">${t(
+    : html`<table class="stack" data-testid="remembered-browsers"><thead><tr><th scope="col">${t('colBrowser')}</th><th scope="col">${t('colAddress')}</th><th scope="col">${t(
         'lastUsed',
       )}</th><th scope="col">${t('colUntil')}</th><th scope="col"><span class="sr-only">${t('revoke')}</span></th></tr></thead><tbody>${rows}</tbody></table>
 ${postButton(ctx, '/settings/browsers/revoke-all', 'revokeAll', { className: 'danger' })}`
