@@ -77,7 +77,7 @@ export function userCommand(): Command {
     });
   userCmd
     .command('show')
-    .description("USER's methods, bound device (no secrets), daemon-OTP switch and approvals")
+    .description("USER's methods, bound device (no secrets), daemon-OTP switch, approvals and remembered browsers")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
