@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
-import { launchChromium, pickOnPhone, portalContext, portalPassword } from './browser-kit.js';
+import { launchChromium, pickOnPhone, portalContext, portalPassword, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
 import { enrol, startMailotp, type MailotpProcess } from './harness.js';
 
 const pw = portalPassword;
@@ -159,5 +159,30 @@ describe('remembered browsers: the password alone signs in on a remembered brows
     assert.equal(all.code, 0, all.stderr);
     assert.equal((JSON.parse(all.stdout) as { browsersRevoked: number }).browsersRevoked, 1);
     assert.deepEqual((JSON.parse((await a.cli(['user', 'show', 'rob', '--json'])).stdout) as { rememberedBrowsers: unknown[] }).rememberedBrowsers, []);
+  });
+});
+
+describe('portal.rememberBrowser off: no box, no skipping (headless Chromium, real binary)', { timeout: 600_000 }, () => {
+  let fx: PortalFixture;
+  before(async () => {
+    fx = await startPortalFixture(['olga'], 'https://localhost:0', { rememberBrowser: 'off' });
+  });
+  after(async () => {
+    await fx?.close();
+  });
+
+  it('the phone step has no "Remember this browser", and the next sign-in asks for the phone again', async () => {
+    const token = await enrol(fx.m, 'olga');
+    const page = await fx.newPage();
+    await signIn(page, 'olga', pw('olga'));
+    await page.getByTestId('match-number').waitFor();
+    assert.equal(await page.getByLabel('Remember this browser').count(), 0);
+    const { status } = await pickOnPhone(fx.m.portal, token, Number(await page.getByTestId('match-number').textContent()));
+    assert.equal(status, 200);
+    await page.waitForURL('**/settings');
+    assert.equal(await page.getByRole('heading', { name: 'Remembered browsers' }).count(), 0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, 'olga', pw('olga'));
+    await page.getByTestId('match-number').waitFor();
   });
 });
