@@ -54,14 +54,22 @@ async function portalShots(): Promise<void> {
       await signIn(page, 'kim', portalPassword('kim'));
       const shown = Number(await page.getByTestId('match-number').textContent());
       await shot(page, 'sign-in-approve');
+      // "Remember this browser" (saved at once), so that the settings page lists this browser.
+      const saved = page.waitForResponse((r) => r.url().endsWith('/signin/remember'));
+      await page.getByLabel('Remember this browser').check();
+      await saved;
+      await page.waitForLoadState();
       await pickOnPhone(m.portal, token, shown);
       await page.waitForURL('**/settings');
       await shot(page, 'settings');
+      const browsers = (name: string) => page.locator('#browsers').screenshot({ path: join(out, `${name}-${size}.png`) });
+      await browsers('remembered-browsers');
       await page.getByRole('button', { name: 'Clear bound device' }).click();
       await page.getByRole('heading', { name: 'Clear the bound phone?' }).waitFor();
       await shot(page, 'clear-confirm');
       await page.goto('/settings?lang=zh-TW');
       await shot(page, 'settings-zh-TW');
+      await browsers('remembered-browsers-zh-TW');
       await page.getByRole('button', { name: '登出' }).click();
       await page.waitForURL((u) => u.pathname === '/');
       await shot(page, 'sign-in-zh-TW');

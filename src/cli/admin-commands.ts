@@ -92,20 +92,21 @@ export function userCommand(): Command {
     });
   userCmd
     .command('show')
-    .description("USER's methods (passkeys by name and last use), bound device (no secrets), daemon-OTP switch and approvals")
+    .description("USER's methods (passkeys by name and last use), bound device (no secrets), daemon-OTP switch, approvals and remembered browsers")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
       await withCore(o.config, async (core, config) => {
         const user = canonicalUser(core, typed);
-        const [rec, device, approvals, methods, recoveryLeft, passkeys] = await Promise.all([
+        const [rec, device, approvals, methods, recoveryLeft, passkeys, browsers] = await Promise.all([
           core.store.getUser(user),
           core.store.getDeviceByUser(user),
           core.approvals.list(user),
           core.secondFactors.methodsOf(user),
           core.recoveryCodes.remaining(user),
           core.passkeys.list(user),
+          core.rememberedBrowsers.list(user),
         ]);
         const defaultMethod = await core.secondFactors.defaultMethod(user, methods);
         const missing = await core.secondFactors.missing(user, methods);
@@ -126,6 +127,14 @@ export function userCommand(): Command {
             ? { deviceId: device.deviceId, name: device.name, createdAt: iso(device.createdAt), pushPlatform: device.pushPlatform ?? null, pushRegistered: Boolean(device.pushToken), webPush: Boolean(device.webPush) }
             : null,
           approvals: approvals.map((a) => ({ clientIp: a.clientIp, approvedAt: iso(a.approvedAt), expiresAt: iso(a.expiresAt), standing: a.standing === true })),
+          rememberedBrowsers: browsers.map((b) => ({
+            browser: b.browser,
+            os: b.os,
+            clientIp: b.clientIp,
+            rememberedAt: iso(b.createdAt),
+            lastUsedAt: b.lastUsedAt !== undefined ? iso(b.lastUsedAt) : null,
+            expiresAt: iso(b.expiresAt),
+          })),
         };
         const lines = [
           `user:        ${user}`,
@@ -137,38 +146,45 @@ export function userCommand(): Command {
           `device:      ${device ? `${device.name} (${device.deviceId}), bound ${iso(device.createdAt)}${device.pushToken ? `, push: ${device.pushPlatform}` : ''}${device.webPush ? ', web push' : ''}` : 'none'}`,
           `approvals:   ${approvals.length === 0 ? 'none' : ''}`,
           ...approvals.map((a) => `  ${a.clientIp}  until ${iso(a.expiresAt)}${a.standing ? '  (standing)' : ''}`),
+          `browsers:    ${browsers.length === 0 ? 'none remembered' : ''}`,
+          ...browsers.map((b) => `  ${b.os ? `${b.browser} on ${b.os}` : b.browser}  from ${b.clientIp}  remembered ${iso(b.createdAt)}  last used ${b.lastUsedAt !== undefined ? iso(b.lastUsedAt) : 'never'}  until ${iso(b.expiresAt)}`),
         ];
         print(o.json, doc, lines.join('\n'));
       });
     });
   userCmd
     .command('reset')
-    .description("remove USER's second factors (all of them unless one is named) and end USER's web sessions")
+    .description("remove USER's second factors and remembered browsers (all of them unless one is named) and end USER's web sessions")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--totp', 'the authenticator app', false)
     .option('--passkeys', 'the passkeys', false)
     .option('--recovery', 'the recovery codes', false)
     .option('--device', 'the bound phone (as `device remove`)', false)
-    .option('--all', 'every method (the default when none is named)', false)
+    .option('--browsers', 'the remembered browsers (they ask for the second step again)', false)
+    .option('--all', 'every method and the remembered browsers (the default when none is named)', false)
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; totp: boolean; passkeys: boolean; recovery: boolean; device: boolean; all: boolean; json: boolean }) => {
+    .action(async (typed: string, o: { config?: string; totp: boolean; passkeys: boolean; recovery: boolean; device: boolean; browsers: boolean; all: boolean; json: boolean }) => {
       await withCore(o.config, async (core) => {
         const user = canonicalUser(core, typed);
         const named: MethodId[] = [...(o.device ? ['phone' as const] : []), ...(o.totp ? ['totp' as const] : []), ...(o.passkeys ? ['passkey' as const] : []), ...(o.recovery ? ['recovery' as const] : [])];
-        const which = o.all || named.length === 0 ? METHOD_IDS : named;
+        const everything = o.all || (named.length === 0 && !o.browsers);
+        const which = everything ? METHOD_IDS : named;
         const removed: MethodId[] = [];
         const notSetUp: MethodId[] = [];
         for (const m of which) ((await core.secondFactors.reset(user, m, 'cli')) ? removed : notSetUp).push(m);
-        // Whoever signed in with a removed method is signed out everywhere.
-        if (removed.length > 0) await core.webSessions.endAll(user);
+        // A remembered browser stands in for a second factor: a reset of them all forgets it too.
+        const browsersRevoked = everything || o.browsers ? await core.rememberedBrowsers.revokeAll(user, 'cli') : 0;
+        // Whoever signed in with a removed method (or a forgotten browser) is signed out everywhere.
+        if (removed.length > 0 || browsersRevoked > 0) await core.webSessions.endAll(user);
         const label: Record<MethodId, string> = { phone: 'device', totp: 'authenticator app', passkey: 'passkeys', recovery: 'recovery codes' };
         const lines = [
           removed.length > 0 ? `Removed for ${user}: ${removed.map((m) => label[m]).join(', ')}; web sessions ended` : `Nothing removed for ${user}`,
+          ...(everything || o.browsers ? [`Remembered browsers forgotten: ${browsersRevoked}${browsersRevoked > 0 && removed.length === 0 ? "; web sessions ended" : ""}`] : []),
           ...(notSetUp.length > 0 ? [`Not set up: ${notSetUp.map((m) => `no ${label[m]}`).join(', ')}`] : []),
         ];
-        print(o.json, { user, removed, notSetUp }, lines.join('\n'));
-        if (named.length > 0 && removed.length === 0) process.exitCode = 1;
+        print(o.json, { user, removed, notSetUp, ...(everything || o.browsers ? { browsersRevoked } : {}) }, lines.join('\n'));
+        if (named.length > 0 && removed.length === 0 && browsersRevoked === 0) process.exitCode = 1;
       });
     });
   return userCmd;

@@ -154,6 +154,8 @@ export const configSchema = z
           .default(['phone', 'totp', 'passkey', 'recovery']),
         /** How many of those every user must set up: 0, a number, or all. */
         require: z.union([z.number().int().min(0).max(4), z.literal('all')]).default(0),
+        /** How long "Remember this browser" skips the second step there; "off" (or 0s) turns it off. */
+        rememberBrowser: z.union([z.literal('off').transform(() => 0), duration(0)]).prefault('30d'),
         /** The master key of secrets at rest (authenticator-app keys); created (0600) on first start. */
         secretKeyFile: z.string().min(1).default('data/portal-secret.key'),
         /** Hosts (`host` or `host:port`) that forward auth's `/auth/login?rd=` may return to. */

@@ -6,6 +6,7 @@ import { ApprovalService } from './approval-service.js';
 import { AuditTrail } from './audit-trail.js';
 import type { Clock } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
+import { recoveryNotice } from './device-notices.js';
 import { DeviceService } from './device-service.js';
 import { HeldLogins } from './held-logins.js';
 import { resolveHoldTimes } from './hold-times.js';
@@ -14,6 +15,7 @@ import { PairingService } from './pairing-service.js';
 import { PasskeyService } from './passkey-service.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RecoveryCodes } from './recovery-codes.js';
+import { RememberedBrowsers } from './remembered-browsers.js';
 import { SecondFactorService, type MethodProvider } from './second-factor.js';
 import { SecretBox } from './secret-box.js';
 import { TotpService } from './totp-service.js';
@@ -43,6 +45,8 @@ export interface CoreServices {
   /** The decisions kept in the store (audit.retention); the log's audit events are teed into it. */
   audit: AuditTrail;
   passkeys: PasskeyService;
+  /** "Remember this browser": the browsers that skip the second step (portal.rememberBrowser). */
+  rememberedBrowsers: RememberedBrowsers;
 }
 
 /** How long the sign-in's second step may take. */
@@ -73,7 +77,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const pairing = new PairingService(store, clock, devices, deps.notifiers, audit);
   const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
   const totp = new TotpService(store, clock, new SecretBox(deps.secretKey), audit, 'mailotp');
-  const recoveryCodes = new RecoveryCodes(store, clock, audit);
+  const recoveryCodes = new RecoveryCodes(store, clock, audit, recoveryNotice(store, clock, deps.notifiers, audit));
   const passkeys = new PasskeyService(store, clock, audit, 'mailotp');
   const phone: MethodProvider = {
     id: 'phone',
@@ -85,5 +89,6 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const p = config.portal;
   const secondFactors = new SecondFactorService([phone, totp, passkeys, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
   const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail };
+  const rememberedBrowsers = new RememberedBrowsers(store, clock, audit, { ttlMs: p.rememberBrowser });
+  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail, rememberedBrowsers };
 }

@@ -14,12 +14,15 @@ export interface WebSession {
   expiresAt: number;
   /** 'second-factor': the password was right and the phone has not approved yet. */
   stage: 'second-factor' | 'signed-in';
-  /** The second factor this session passed: 'none' when the user had none at sign-in. */
-  factor: 'none' | MethodId;
+  /** The second factor this session passed: 'none' when the user had none at sign-in;
+   * 'remembered' when a remembered browser stood in for it. */
+  factor: 'none' | MethodId | 'remembered';
   /** The method the second step asks for now (stage 'second-factor'). */
   method?: MethodId;
   /** The login request the phone is asked to approve (stage 'second-factor'). */
   login?: { requestId: string; matchNumber: number; pushCode?: true; wrongCodes?: number };
+  /** "Remember this browser" was ticked on a step that the phone ends (stage 'second-factor'). */
+  remember?: true;
   /** A QR pairing this session started and still shows. */
   pair?: { linkId: string; secret: string; number: number; expiresAt: number };
 }

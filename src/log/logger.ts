@@ -95,6 +95,12 @@ export const AUDIT_EVENTS = [
   'passkey.removed',
   'passkey.used',
   'passkey.refused',
+  // remembered browsers, and the bound device told of a used recovery code
+  'browser.remembered',
+  'browser.skipped-second-step',
+  'browser.revoked',
+  'browser.revoked-all',
+  'recovery.notice-failed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

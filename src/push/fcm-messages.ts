@@ -1,6 +1,7 @@
 import type { Message } from 'firebase-admin/messaging';
 import { cleanClientName } from '../core/client-name.js';
 import type { RequestRecord } from '../core/types.js';
+import type { DeviceNotice } from './notifier.js';
 
 /** How long a clear may wait for an offline phone: the notification it removes may still be shown. */
 export const CLEAR_TTL_MS = 3_600_000;
@@ -83,5 +84,17 @@ export function clearMessage(r: RequestRecord, token: string, now: number): Mess
       },
       payload: { aps: { contentAvailable: true } },
     },
+  };
+}
+
+/** A notice (a recovery code was used): shown at once; the app reads `action: "notice"` and `left`. */
+export function noticeMessage(n: DeviceNotice, token: string): Message {
+  const body = `A recovery code was used to sign in as ${n.user}; ${n.left} left. If this was not you, change your password now.`;
+  return {
+    token,
+    notification: { title: 'Recovery code used', body },
+    data: { action: 'notice', kind: n.kind, user: n.user, left: String(n.left), at: new Date(n.at).toISOString() },
+    android: { priority: 'high', ttl: CLEAR_TTL_MS * 12 },
+    apns: { headers: { 'apns-priority': '10', 'apns-push-type': 'alert' } },
   };
 }

@@ -7,9 +7,9 @@ import { checkServiceAccount } from './fcm-service-account.js';
 import { MailotpError } from '../core/errors.js';
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import { clearMessage, requestMessage } from './fcm-messages.js';
+import { clearMessage, noticeMessage, requestMessage } from './fcm-messages.js';
 import { abortableSleep } from './backoff.js';
-import { PushTokenRejectedError, type Notifier, type NotifyOutcome } from './notifier.js';
+import { PushTokenRejectedError, type DeviceNotice, type Notifier, type NotifyOutcome } from './notifier.js';
 
 export interface FcmOptions {
   projectId: string;
@@ -108,6 +108,13 @@ export class FcmNotifier implements Notifier {
     await this.deliver(request, token, () => clearMessage(request, token, this.clock.now()), 'clear');
   }
 
+  /** A notification with the notice as data (`action: "notice"`), so the app can show it in its own words. */
+  async deviceNotice(device: DeviceRecord, notice: DeviceNotice): Promise<NotifyOutcome> {
+    const token = device.pushToken;
+    if (!token) return 'skipped';
+    await this.deliver(null, token, () => noticeMessage(notice, token), 'notice');
+  }
+
   async close(): Promise<void> {
     this.closed.abort();
     await deleteApp(this.app).catch(() => undefined);
@@ -120,13 +127,13 @@ export class FcmNotifier implements Notifier {
   }
 
   /** Sends with bounded exponential backoff; the message is rebuilt per attempt so its TTL stays true. */
-  private async deliver(request: RequestRecord, token: string, build: () => Message, kind: 'request' | 'clear'): Promise<void> {
+  private async deliver(request: RequestRecord | null, token: string, build: () => Message, kind: 'request' | 'clear' | 'notice'): Promise<void> {
     const attempts = this.retries + 1;
     let last = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.closed.signal.aborted) throw new Error('fcm notifier closed');
       // Too late to be of use: the request can no longer be answered, or it was already cleared.
-      if (kind === 'request' && attempt > 1 && (this.clock.now() >= request.expiresAt || this.cleared.has(request.id))) {
+      if (request && kind === 'request' && attempt > 1 && (this.clock.now() >= request.expiresAt || this.cleared.has(request.id))) {
         throw new Error(`fcm: gave up on ${kind} after ${attempt - 1} attempt(s), it is no longer pending: ${last}`);
       }
       try {
@@ -140,7 +147,7 @@ export class FcmNotifier implements Notifier {
       }
       if (attempt < attempts) {
         const wait = this.backoffMs * 2 ** (attempt - 1);
-        this.logger.debug({ requestId: request.id, kind, attempt, waitMs: wait, err: last }, 'fcm send failed, retrying');
+        this.logger.debug({ ...(request ? { requestId: request.id } : {}), kind, attempt, waitMs: wait, err: last }, 'fcm send failed, retrying');
         await this.sleep(wait);
       }
     }

@@ -1,5 +1,15 @@
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 
+/** Something the user's bound device should show that is not a request to answer. */
+export interface DeviceNotice {
+  /** A recovery code signed the user in on the portal: if that was not them, the account is in danger. */
+  kind: 'recovery-code-used';
+  user: string;
+  /** Unused recovery codes left. */
+  left: number;
+  at: number;
+}
+
 /** 'skipped': nothing was sent, e.g. the device has no push token; so the caller does not log a push. */
 export type NotifyOutcome = void | 'skipped';
 
@@ -14,6 +24,8 @@ export interface Notifier {
   requestReported?(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome>;
   /** The user (or an admin) cleared this device: tell it, so the app shows that it is unbound. */
   deviceRemoved?(device: DeviceRecord): Promise<NotifyOutcome>;
+  /** A notice for the device to show (see DeviceNotice). */
+  deviceNotice?(device: DeviceRecord, notice: DeviceNotice): Promise<NotifyOutcome>;
   close?(): Promise<void>;
 }
 

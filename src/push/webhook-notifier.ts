@@ -3,7 +3,7 @@ import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.j
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
 import { RetryableError, withRetries } from './backoff.js';
-import type { Notifier } from './notifier.js';
+import type { DeviceNotice, Notifier } from './notifier.js';
 
 export interface WebhookSettings {
   url: string;
@@ -23,6 +23,16 @@ export interface WebhookOptions {
 }
 
 export type WebhookEvent = 'request.opened' | 'request.settled' | 'request.reported';
+
+/** The body POSTed when the device should be told something that is not a request (see DeviceNotice). */
+export interface WebhookNoticePayload {
+  /** recovery.used: a recovery code signed the user in on the portal. */
+  event: 'recovery.used';
+  notice: { user: string; left: number; at: string };
+  device: { deviceId: string; name: string | null };
+  portalUrl?: string;
+  sentAt: string;
+}
 
 /** The JSON body POSTed to the webhook. */
 export interface WebhookPayload {
@@ -84,6 +94,16 @@ export class WebhookNotifier implements Notifier {
     await this.deliver(payload);
   }
 
+  async deviceNotice(device: DeviceRecord, notice: DeviceNotice): Promise<void> {
+    await this.deliver({
+      event: 'recovery.used',
+      notice: { user: notice.user, left: notice.left, at: new Date(notice.at).toISOString() },
+      device: { deviceId: device.deviceId, name: device.name },
+      ...(this.opts.publicUrl ? { portalUrl: this.opts.publicUrl } : {}),
+      sentAt: new Date().toISOString(),
+    });
+  }
+
   async close(): Promise<void> {
     this.closed.abort();
   }
@@ -98,7 +118,7 @@ export class WebhookNotifier implements Notifier {
     };
   }
 
-  private async deliver(payload: WebhookPayload): Promise<void> {
+  private async deliver(payload: WebhookPayload | WebhookNoticePayload): Promise<void> {
     const body = JSON.stringify(payload);
     const deliveryId = randomUUID();
     await withRetries(
@@ -109,7 +129,7 @@ export class WebhookNotifier implements Notifier {
         name: 'webhook',
         // The URL may carry a secret path (many hook services do), so only the event is logged.
         onRetry: (attempt, waitMs, err) =>
-          this.logger.debug({ event: payload.event, requestId: payload.request.id, deliveryId, attempt, waitMs, err }, 'webhook attempt failed, retrying'),
+          this.logger.debug({ event: payload.event, ...('request' in payload ? { requestId: payload.request.id } : {}), deliveryId, attempt, waitMs, err }, 'webhook attempt failed, retrying'),
       },
       () => this.attempt(body, deliveryId),
     );

@@ -5,7 +5,7 @@ import type { DeviceRecord, RequestRecord, WebPushSubscription } from '../core/t
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
 import { RetryableError, withRetries, type RetryOptions } from './backoff.js';
-import { PushSubscriptionGoneError, type Notifier, type NotifyOutcome } from './notifier.js';
+import { PushSubscriptionGoneError, type DeviceNotice, type Notifier, type NotifyOutcome } from './notifier.js';
 import type { VapidKeys } from './vapid-keys.js';
 
 export interface WebPushOptions {
@@ -28,7 +28,9 @@ export type WebPushPayload =
   | { kind: 'request'; request: ApiRequest; text: string }
   | { kind: 'close'; id: string; status: RequestRecord['status'] }
   /** The device was cleared on the server: the app forgets its token and shows that it is unbound. */
-  | { kind: 'unbound'; deviceId: string };
+  | { kind: 'unbound'; deviceId: string }
+  /** Something to show that needs no answer (a recovery code was used). */
+  | { kind: 'notice'; notice: DeviceNotice };
 
 /** A close message is useful for as long as the notification it closes may still be on screen. */
 const CLOSE_TTL_S = 12 * 3600;
@@ -83,6 +85,16 @@ export class WebPushNotifier implements Notifier {
     });
   }
 
+  async deviceNotice(device: DeviceRecord, notice: DeviceNotice): Promise<NotifyOutcome> {
+    const sub = device.webPush;
+    if (!sub) return 'skipped';
+    const body = JSON.stringify({ kind: 'notice', notice } satisfies WebPushPayload);
+    return withRetries(this.retryOptions({ deviceId: device.deviceId, kind: notice.kind }), async () => {
+      // Urgent: it may mean someone else is in the account. Each notice is its own (no Topic to replace).
+      await this.attempt(sub, body, CLOSE_TTL_S, 'high', undefined);
+    });
+  }
+
   async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome> {
     this.remember(request);
     const sub = device?.webPush;
@@ -126,13 +138,13 @@ export class WebPushNotifier implements Notifier {
     };
   }
 
-  private async attempt(sub: WebPushSubscription, body: string, ttl: number, urgency: 'high' | 'normal', topic: string): Promise<void> {
+  private async attempt(sub: WebPushSubscription, body: string, ttl: number, urgency: 'high' | 'normal', topic: string | undefined): Promise<void> {
     try {
       await webpush.sendNotification(sub, body, {
         vapidDetails: { subject: this.opts.subject, publicKey: this.opts.keys.publicKey, privateKey: this.opts.keys.privateKey },
         TTL: ttl,
         urgency,
-        topic,
+        ...(topic ? { topic } : {}),
         contentEncoding: 'aes128gcm',
         timeout: this.opts.timeoutMs ?? 10_000,
         ...(this.opts.agent ? { agent: this.opts.agent } : {}),

@@ -123,4 +123,12 @@ describe('config', () => {
     assert.equal(problems({ ...minimal, portal: { cookieDomain: '.example.com' } }).length, 1);
     assert.equal(problems({ ...minimal, portal: { cookieDomain: 'localhost' } }).length, 1);
   });
+
+  it('portal.rememberBrowser: 30 days by default, a duration, and off (or 0s) turns it off', () => {
+    assert.equal(parseConfig(minimal, '/etc/mailotp').portal.rememberBrowser, 30 * 86_400_000);
+    assert.equal(parseConfig({ ...minimal, portal: { rememberBrowser: '7d' } }, '/etc/mailotp').portal.rememberBrowser, 7 * 86_400_000);
+    assert.equal(parseConfig({ ...minimal, portal: { rememberBrowser: 'off' } }, '/etc/mailotp').portal.rememberBrowser, 0);
+    assert.equal(parseConfig({ ...minimal, portal: { rememberBrowser: '0s' } }, '/etc/mailotp').portal.rememberBrowser, 0);
+    assert.equal(problems({ ...minimal, portal: { rememberBrowser: 'forever' } }).length, 1);
+  });
 });

@@ -5,7 +5,7 @@ import https from 'node:https';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { testCerts } from '../helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
-import { deviceApi, startMailotp, waitForRequest, type ApiRequest, type MailotpProcess } from './harness.js';
+import { deviceApi, startMailotp, waitForRequest, type ApiRequest, type MailotpOptions, type MailotpProcess } from './harness.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -79,7 +79,7 @@ export interface PortalFixture {
 }
 
 /** Dovecot with these users (password `${user}-pw-1`), the real mailotp binary, and Chromium. */
-export async function startPortalFixture(users: readonly string[], publicUrl = 'https://localhost:0', portal: Record<string, unknown> = {}): Promise<PortalFixture> {
+export async function startPortalFixture(users: readonly string[], publicUrl = 'https://localhost:0', portal: Record<string, unknown> = {}, more: Pick<MailotpOptions, 'limits'> = {}): Promise<PortalFixture> {
   const dovecot = await startDovecot({ users: users.map((user) => ({ user, password: portalPassword(user) })) });
   const contexts: BrowserContext[] = [];
   let m: MailotpProcess | undefined;
@@ -91,7 +91,7 @@ export async function startPortalFixture(users: readonly string[], publicUrl = '
     await dovecot.stop();
   };
   try {
-    m = await startMailotp({ dovecot, portal: { publicUrl, ...portal } });
+    m = await startMailotp({ dovecot, portal: { publicUrl, ...portal }, ...more });
     browser = await launchChromium();
   } catch (err) {
     await close();

@@ -2,36 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { base32Decode, totpCode } from '../helpers/rfc6238.js';
+import { Authenticator } from './authenticator-kit.js';
 import { PHONE, portalContext, portalPassword, signIn, signInWithPhone, startPortalFixture, type PortalFixture } from './browser-kit.js';
 import { deviceApi, enrol, waitForRequest } from './harness.js';
 
 const pw = portalPassword;
 const SHOTS = join(process.cwd(), 'docs', 'screenshots');
-
-/** Codes typed by the test, from its own RFC 6238 implementation; never one of a time step already used. */
-class Authenticator {
-  private readonly used = new Set<number>();
-  constructor(readonly secret: string) {}
-  /** A code the server has not seen: this step's or, once used, the next one's (one step of drift is allowed); else waits for a new step. */
-  async code(): Promise<string> {
-    for (;;) {
-      const now = Math.floor(Date.now() / 1000);
-      const step = [0, 30].map((d) => Math.floor((now + d) / 30)).find((s) => !this.used.has(s));
-      if (step !== undefined) {
-        this.used.add(step);
-        return totpCode(base32Decode(this.secret), step * 30);
-      }
-      await new Promise((r) => setTimeout(r, (30 - (now % 30)) * 1000 + 200));
-    }
-  }
-  /** Not a code of this step or the ones next to it. */
-  wrong(): string {
-    const now = Math.floor(Date.now() / 1000);
-    const near = new Set([-30, 0, 30].map((d) => totpCode(base32Decode(this.secret), now + d)));
-    return ['000000', '111111', '222222', '333333'].find((c) => !near.has(c))!;
-  }
-}
 
 const codeField = (page: Page) => page.getByLabel('Code', { exact: true });
 
@@ -91,6 +67,14 @@ describe('second factors in headless Chromium: authenticator app, recovery codes
     await page.getByLabel('Remember this browser').check();
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL('**/settings');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
+    // Remembered: the password alone signs in on this browser, until it is revoked.
+    await signIn(page, 'tina', pw('tina'));
+    await page.waitForURL('**/settings');
+    await page.getByTestId('remembered-browser').waitFor();
+    await page.getByRole('button', { name: 'Revoke all' }).click();
+    await page.getByText('No remembered browsers.').waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
 
     // The same code again: refused as used.

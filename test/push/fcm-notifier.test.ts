@@ -227,6 +227,23 @@ describe('FcmNotifier through firebase-admin to a local fcm.googleapis.com', () 
     });
   });
 
+  test('a used recovery code is a notification with the notice as data; a device without a token is skipped', async () => {
+    const notice = { kind: 'recovery-code-used', user: 'alice', left: 3, at: T0 } as const;
+    await notifier().deviceNotice(device, notice);
+    assert.deepEqual(received[0]?.body, {
+      message: {
+        token: PUSH_TOKEN,
+        notification: { title: 'Recovery code used', body: 'A recovery code was used to sign in as alice; 3 left. If this was not you, change your password now.' },
+        data: { action: 'notice', kind: 'recovery-code-used', user: 'alice', left: '3', at: new Date(T0).toISOString() },
+        android: { priority: 'high', ttl: '43200s' },
+        apns: { headers: { 'apns-priority': '10', 'apns-push-type': 'alert' } },
+      },
+    });
+    const { pushToken: _t, ...tokenless } = device;
+    assert.equal(await notifier().deviceNotice(tokenless, notice), 'skipped');
+    assert.equal(received.length, 1);
+  });
+
   test('retries a failing FCM with backoff and delivers once', async () => {
     script = [INTERNAL, INTERNAL, OK];
     const started = Date.now();

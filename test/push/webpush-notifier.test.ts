@@ -144,6 +144,19 @@ describe('WebPushNotifier against a local push service', () => {
     assert.equal(push.deliveries.length, 1);
   });
 
+  it('tells the device that a recovery code was used (deviceNotice): urgent, no topic, and skips one without a subscription', async () => {
+    const sub = push.subscribe();
+    const notice = { kind: 'recovery-code-used', user: 'alice', left: 9, at: Date.UTC(2026, 0, 1) } as const;
+    assert.equal(await notifier.deviceNotice(deviceWith(sub), notice), undefined);
+    const [d] = await push.waitForDeliveries(1);
+    assert.deepEqual(JSON.parse(decryptAes128gcm(d!.body, sub).toString('utf8')), { kind: 'notice', notice } satisfies WebPushPayload);
+    assert.equal(d!.headers.urgency, 'high');
+    assert.equal(d!.headers.topic, undefined);
+    assert.equal(verifyVapid(String(d!.headers.authorization)).publicKey, keys.publicKey);
+    assert.equal(await notifier.deviceNotice(deviceWith(null), notice), 'skipped');
+    assert.equal(push.deliveries.length, 1);
+  });
+
   it('skips a device without a subscription and a request that already expired', async () => {
     assert.equal(await notifier.requestOpened(requestRecord(), deviceWith(null)), 'skipped');
     // A settled request is remembered: a retry of its request message would come too late.

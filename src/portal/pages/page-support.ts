@@ -10,7 +10,7 @@ import { pickLang } from './texts.js';
 
 /** What the pages need from the rest of mailotp. */
 export interface PagesDeps {
-  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes' | 'passkeys'>;
+  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes' | 'passkeys' | 'rememberedBrowsers'>;
   /** The sign-in's password check: the upstream IMAP login, through the core's limits and counters. */
   checkPassword(user: string, password: string, client: { ip: string; port: number; name?: string }): Promise<PasswordCheckResult>;
   daemonOtp: { enabled: boolean; enforce: 'optional' | 'bound' | 'all' };
@@ -104,11 +104,18 @@ export function clearSessionCookie(reply: FastifyReply): void {
   void reply.clearCookie(name, opts);
 }
 
+/** The browser and OS a User-Agent names ('' for an OS it does not name). */
+export function userAgentParts(ua: string | undefined): { browser: string; os: string } {
+  const s = ua ?? '';
+  const browser = /Edg\//.test(s) ? 'Edge' : /Firefox\//.test(s) ? 'Firefox' : /Chrom(e|ium)\//.test(s) ? 'Chrome' : /Safari\//.test(s) ? 'Safari' : 'Browser';
+  const os = /Android/.test(s) ? 'Android' : /iPhone|iPad/.test(s) ? 'iOS' : /Windows/.test(s) ? 'Windows' : /Mac OS X/.test(s) ? 'macOS' : /Linux/.test(s) ? 'Linux' : '';
+  return { browser, os };
+}
+
 /** A short browser name from the User-Agent, for the phone's "who is asking" line. */
 export function browserName(ua: string | undefined): string | undefined {
   if (!ua) return undefined;
-  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
-  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : '';
+  const { browser, os } = userAgentParts(ua);
   return os ? `${browser} on ${os}` : browser;
 }
 

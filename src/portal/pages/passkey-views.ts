@@ -55,7 +55,8 @@ ${canChange ? add : html`<p class="hint">${t('stepUp')}</p>`}
 }
 
 /** The second step by passkey: one button starts the browser's prompt; passkey.js sends the answer and follows the redirect. */
-export function passkeyStepPage(ctx: PageContext, opts: { others: boolean; error?: TextKey }): SafeHtml {
+/** remember: the box's state, or undefined when remembered browsers are off (no box). */
+export function passkeyStepPage(ctx: PageContext, opts: { others: boolean; remember?: boolean | undefined; error?: TextKey }): SafeHtml {
   const { t } = ctx;
   return layout(
     ctx,
@@ -64,7 +65,7 @@ export function passkeyStepPage(ctx: PageContext, opts: { others: boolean; error
 <p>${t('passkeyIntro')}</p>
 ${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
 <div class="card" data-passkey-ceremony="sign-in" data-options="/signin/passkey/options" data-verify="/signin/passkey/verify">
-<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"><label for="remember">${t('rememberBrowser')}</label></div>
+${opts.remember !== undefined ? html`<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"${opts.remember ? html` checked` : ''}><label for="remember">${t('rememberBrowser')}</label></div>` : ''}
 <button type="button" class="primary" data-testid="passkey-sign-in" data-passkey-start>${t('passkeyContinue')}</button>
 ${statusLine(ctx)}
 <noscript><p class="hint">${t('passkeyUnsupported')}</p></noscript>

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { browserName, clearSessionCookie, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps } from './page-support.js';
+import { rememberChoice } from './remembered-browser-routes.js';
 import { pushCodePage, signInPage } from './sign-in-views.js';
 
 /** Wrong codes one push-code request survives; then it is withdrawn and the sign-in starts again. */
@@ -38,7 +39,9 @@ export function registerPushCodeRoutes(app: FastifyInstance, deps: PagesDeps): v
     if (!s || s.session.stage !== 'second-factor' || !login?.pushCode) return seeOther(reply, '/');
     const typed = (field(request.body, 'code', 32) ?? '').replace(/\s+/g, '');
     const device = await core.store.getDeviceByUser(s.session.user);
-    const page = (error: 'wrongCode' | 'rateLimited', status: number) => sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', error }), status);
+    // The page again with its error, and with "Use another method" as GET / shows it.
+    const others = (await core.secondFactors.methodsOf(s.session.user)).length > 1;
+    const page = (error: 'wrongCode' | 'rateLimited', status: number) => sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', others, error, remember: rememberChoice(deps, s) }), status);
     // Counted before the check, like a password: concurrent guesses cannot slip under the cap.
     const reserved = await core.limiter.reserveLogin(s.session.user, request.ip);
     if ('blocked' in reserved) return page('rateLimited', 429);

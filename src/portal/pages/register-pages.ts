@@ -10,6 +10,7 @@ import { registerForwardAuthRoutes } from './forward-auth-routes.js';
 import { registerPasskeyRoutes } from './passkey-routes.js';
 import { contextOf, CSRF_COOKIE, sendPage, useSessionCookie, type PagesDeps } from './page-support.js';
 import { registerPushCodeRoutes } from './push-code-routes.js';
+import { registerRememberedBrowserRoutes, rememberThisBrowser } from './remembered-browser-routes.js';
 import { registerSecondStepRoutes } from './second-step-routes.js';
 import { registerSettingsRoutes } from './settings-routes.js';
 import { registerSignInRoutes } from './sign-in-routes.js';
@@ -45,7 +46,8 @@ function staticRoot(): string {
  * The portal's web pages (INTERFACE.md, "Web pages on the portal listener"), and what the whole
  * portal shares: security headers and CSP, cookies, CSRF protection on every non-API form post.
  */
-export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
+export function registerPages(app: FastifyInstance, given: PagesDeps): void {
+  const deps: PagesDeps = { rememberBrowser: (request, reply, user) => rememberThisBrowser(given, request, reply, user), ...given };
   void app.register(fastifyHelmet, {
     contentSecurityPolicy: { useDefaults: false, directives: PORTAL_CSP },
     strictTransportSecurity: deps.tls ? { maxAge: 31_536_000 } : false,
@@ -116,5 +118,6 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     registerPushCodeRoutes(pages, deps);
     registerSettingsRoutes(pages, deps);
     registerPasskeyRoutes(pages, deps);
+    registerRememberedBrowserRoutes(pages, deps);
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { METHOD_IDS, type MethodId } from '../../core/second-factor.js';
 import { browserName, completeSecondFactor, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
+import { rememberChoice } from './remembered-browser-routes.js';
 import { choosePage, codePage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -83,10 +84,13 @@ export function registerSecondStepRoutes(app: FastifyInstance, deps: PagesDeps):
     if (method !== 'totp' && method !== 'recovery') return seeOther(reply, '/');
     const user = s.session.user;
     const methods = await core.secondFactors.methodsOf(user);
-    const again = (error: TextKey, status: number) => sendPage(reply, codePage(contextOf(request, reply), { method, others: methods.length > 1, error }), status);
-    if (!methods.includes(method)) return again('wrongCode', 400);
     const code = field(request.body, 'code', 64) ?? '';
     const remember = field(request.body, 'remember', 8) === 'on';
+    // The page again with its error; the box stays as it was ticked.
+    const shown = rememberChoice(deps, s);
+    const again = (error: TextKey, status: number) =>
+      sendPage(reply, codePage(contextOf(request, reply), { method, others: methods.length > 1, error, remember: shown === undefined ? undefined : shown || remember }), status);
+    if (!methods.includes(method)) return again('wrongCode', 400);
     // A wrong code is a failed login: the same per-user and per-address counters as a wrong password.
     const reserved = await core.limiter.reserveLogin(user, request.ip);
     if ('blocked' in reserved) return again('rateLimited', 429);

@@ -3,12 +3,13 @@ import type { LinkState } from '../../core/pairing-service.js';
 import type { DeviceRecord } from '../../core/types.js';
 import { METHOD_IDS, type MethodId } from '../../core/second-factor.js';
 import { messagePage } from './sign-in-views.js';
+import { browsersModel } from './remembered-browser-routes.js';
 import { browserName, clearSessionCookie, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
 import { clearConfirmPage, newKeyConfirmPage, settingsPage, type SettingsModel } from './settings-views.js';
 import type { TextKey } from './texts.js';
 
 /** `?done=` after a redirect: only these words, each with its text. */
-const DONE: Record<string, TextKey> = { bound: 'bound', cleared: 'cleared', saved: 'saved', revoked: 'revoked', totp: 'totpActivated', 'totp-removed': 'totpRemoved', passkey: 'passkeyRegistered', 'passkey-removed': 'passkeyRemoved' };
+const DONE: Record<string, TextKey> = { bound: 'bound', cleared: 'cleared', saved: 'saved', revoked: 'revoked', totp: 'totpActivated', 'totp-removed': 'totpRemoved', passkey: 'passkeyRegistered', 'passkey-removed': 'passkeyRemoved', 'browser-revoked': 'browserRevoked', 'browsers-revoked': 'browsersRevoked' };
 const LINK_ERRORS: Record<Exclude<LinkState, 'waiting' | 'bound'>, TextKey> = { 'wrong-number': 'pairWrong', exists: 'pairExists', expired: 'pairExpired' };
 
 /** `/settings` and its forms. Every route needs a signed-in session; changes to methods need one that passed the phone. */
@@ -79,7 +80,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
     const linkState = await followPairing(s);
     const device = await core.store.getDeviceByUser(user);
     const sf = core.secondFactors;
-    const [daemon, approvals, recent, methods, totpPending, recoveryLeft, passkeys] = await Promise.all([
+    const [daemon, approvals, recent, methods, totpPending, recoveryLeft, passkeys, browsers] = await Promise.all([
       daemonState(user, device),
       core.approvals.list(user),
       core.requests.recent(user),
@@ -87,6 +88,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
       core.totp.pending(user),
       core.recoveryCodes.remaining(user),
       core.passkeys.list(user),
+      browsersModel(deps, request, user),
     ]);
     const defaultMethod = await sf.defaultMethod(user, methods);
     const available = sf.available();
@@ -107,6 +109,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
       passkeys: { list: passkeys, defaultName: browserName(request.headers['user-agent']) ?? '' },
       approvals,
       recent,
+      browsers,
       ...(typeof done === 'string' && DONE[done] ? { notice: DONE[done] } : {}),
       ...shown,
     };

@@ -4,6 +4,7 @@ import type { ApprovalRecord, DeviceRecord } from '../../core/types.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, formatTime, layout, postButton, type PageContext } from './layout.js';
 import { passkeySection, type PasskeySettings } from './passkey-views.js';
+import { browsersSection, type BrowsersModel } from './remembered-browser-views.js';
 import { METHOD_TEXT } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -29,6 +30,8 @@ export interface SettingsModel {
   passkeys: PasskeySettings;
   approvals: ApprovalRecord[];
   recent: RecentRequest[];
+  /** The remembered browsers; absent when the feature is off and none are left. */
+  browsers?: BrowsersModel | null;
   notice?: TextKey;
   error?: TextKey;
 }
@@ -53,6 +56,7 @@ ${m.available.includes('passkey') ? passkeySection(ctx, m.passkeys, m.canChangeM
 ${m.available.includes('recovery') ? recoverySection(ctx, m) : ''}
 ${m.methods.length > 1 && m.mustSetUp === 0 ? defaultSection(ctx, m) : ''}
 ${m.mustSetUp > 0 ? '' : html`${daemonSection(ctx, m)}
+${m.browsers ? browsersSection(ctx, m.browsers) : ''}
 ${approvalsSection(ctx, m)}
 ${recentSection(ctx, m)}`}`,
     header,

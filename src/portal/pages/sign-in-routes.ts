@@ -12,6 +12,7 @@ import {
   type PagesDeps,
   type Signed,
 } from './page-support.js';
+import { rememberChoice, skipsSecondStep } from './remembered-browser-routes.js';
 import { openPhoneStep } from './second-step-routes.js';
 import { passkeyStepPage } from './passkey-views.js';
 import { approvePage, codePage, pushCodePage, signInPage } from './sign-in-views.js';
@@ -32,7 +33,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     const pending = login ? await core.requests.get(login.requestId) : null;
     if (pending?.status === 'pending') return { status: 'pending' };
     if (pending?.status === 'approved' && pending.user === s.session.user) {
-      const signed = await promoteSession(deps, request, reply, s, 'phone', { remember: false });
+      const signed = await promoteSession(deps, request, reply, s, 'phone', { remember: s.session.remember === true });
       return { status: 'approved', signed };
     }
     await core.webSessions.end(s.sid);
@@ -49,14 +50,15 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     if (s) {
       const method = s.session.method ?? 'phone';
       const others = (await core.secondFactors.methodsOf(s.session.user)).length > 1;
-      if (method === 'totp' || method === 'recovery') return sendPage(reply, codePage(contextOf(request, reply), { method, others }));
-      if (method === 'passkey') return sendPage(reply, passkeyStepPage(contextOf(request, reply), { others }));
+      const remember = rememberChoice(deps, s);
+      if (method === 'totp' || method === 'recovery') return sendPage(reply, codePage(contextOf(request, reply), { method, others, remember }));
+      if (method === 'passkey') return sendPage(reply, passkeyStepPage(contextOf(request, reply), { others, remember }));
       const step = await advance(s, request, reply);
       if (step.status === 'approved') return seeOther(reply, '/settings');
       if (step.status === 'pending') {
         const device = await core.store.getDeviceByUser(s.session.user);
-        if (s.session.login?.pushCode) return sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', others }));
-        return sendPage(reply, approvePage(contextOf(request, reply), { device: device?.name ?? '', number: s.session.login?.matchNumber ?? 0, others }));
+        if (s.session.login?.pushCode) return sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', others, remember }));
+        return sendPage(reply, approvePage(contextOf(request, reply), { device: device?.name ?? '', number: s.session.login?.matchNumber ?? 0, others, remember }));
       }
       return refuse(request, reply, step.status === 'denied' ? 'approveDenied' : 'approveExpired', 200);
     }
@@ -91,6 +93,12 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     if (!method) {
       // No second factor yet: the password alone signs in, and the user may set one up.
       const signed = await core.webSessions.create(user, 'signed-in', 'none');
+      setSessionCookie(reply, signed, now);
+      return seeOther(reply, '/settings');
+    }
+    // A browser this user asked to remember stands in for the second step (never for the password).
+    if (await skipsSecondStep(deps, request, user)) {
+      const signed = await core.webSessions.create(user, 'signed-in', 'remembered');
       setSessionCookie(reply, signed, now);
       return seeOther(reply, '/settings');
     }

@@ -1,6 +1,7 @@
 import { html, type SafeHtml } from './html.js';
 import { csrfField, layout, postButton, type PageContext } from './layout.js';
 import type { MethodId } from '../../core/second-factor.js';
+import { rememberForm } from './remembered-browser-views.js';
 import type { TextKey } from './texts.js';
 
 /** Each method's button name ("Use another method" lists them). */
@@ -32,7 +33,8 @@ ${csrfField(ctx)}
 }
 
 /** The second step: the number to tap on the phone, followed live by portal.js. */
-export function approvePage(ctx: PageContext, opts: { device: string; number: number; others: boolean }): SafeHtml {
+/** `remember` on the second-step pages: whether "Remember this browser" is ticked; absent when the admin turned it off. */
+export function approvePage(ctx: PageContext, opts: { device: string; number: number; others: boolean; remember?: boolean }): SafeHtml {
   const { t } = ctx;
   return layout(
     ctx,
@@ -45,6 +47,7 @@ export function approvePage(ctx: PageContext, opts: { device: string; number: nu
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
 <noscript><a href="/" class="button">${t('continue')}</a></noscript>
 </p>
+${opts.remember !== undefined ? rememberForm(ctx, opts.remember) : ''}
 ${postButton(ctx, '/signin/push-code', 'useCodeInstead')}
 ${anotherMethod(ctx, opts.others)}
 ${postButton(ctx, '/signin/cancel', 'cancel')}`,
@@ -52,7 +55,7 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 }
 
 /** The second step by a typed code: the authenticator app's or a recovery code. */
-export function codePage(ctx: PageContext, opts: { method: 'totp' | 'recovery'; others: boolean; error?: TextKey }): SafeHtml {
+export function codePage(ctx: PageContext, opts: { method: 'totp' | 'recovery'; others: boolean; error?: TextKey; remember?: boolean }): SafeHtml {
   const { t } = ctx;
   const totp = opts.method === 'totp';
   const title = t(totp ? 'totpTitle' : 'recoveryTitle');
@@ -70,7 +73,11 @@ ${
     ? html`<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" required maxlength="8" autofocus>`
     : html`<input id="code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required maxlength="32" autofocus>`
 }
-<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"><label for="remember">${t('rememberBrowser')}</label></div>
+${
+  opts.remember !== undefined
+    ? html`<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"${opts.remember ? html` checked` : ''}><label for="remember">${t('rememberBrowser')}</label></div>`
+    : ''
+}
 <button type="submit" class="primary">${t('verify')}</button>
 </form>
 <p class="actions">${anotherMethod(ctx, opts.others)} ${postButton(ctx, '/signin/cancel', 'cancel')}</p>`,
@@ -91,7 +98,7 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 }
 
 /** The push-code step: the six digits the phone shows, typed here; a Yes on the phone moves the page on too. */
-export function pushCodePage(ctx: PageContext, opts: { device: string; others?: boolean; error?: TextKey }): SafeHtml {
+export function pushCodePage(ctx: PageContext, opts: { device: string; others?: boolean; error?: TextKey; remember?: boolean }): SafeHtml {
   const { t } = ctx;
   return layout(
     ctx,
@@ -109,6 +116,7 @@ ${csrfField(ctx)}
 <p class="actions">
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
 </p>
+${opts.remember !== undefined ? rememberForm(ctx, opts.remember) : ''}
 ${anotherMethod(ctx, opts.others ?? false)}
 ${postButton(ctx, '/signin/cancel', 'cancel')}`,
   );

@@ -546,6 +546,11 @@
       // A Web Push "unbound" from the server (the phone was cleared): the worker forgot the token already.
       navigator.serviceWorker.addEventListener('message', (e) => {
         if (e.data && e.data.kind === 'unbound' && creds) void becomeUnbound();
+        if (e.data && e.data.kind === 'notice' && typeof e.data.text === 'string') {
+          const box = $('notice');
+          box.textContent = e.data.text;
+          box.hidden = false;
+        }
       });
     }
     creds = await deviceStore.load().catch(() => null);

@@ -46,6 +46,7 @@ async function handlePush(msg) {
     return;
   }
   if (msg.kind === 'unbound') return unbound(t, msg.deviceId);
+  if (msg.kind === 'notice' && msg.notice) return notice(t, msg.notice);
   if (msg.kind !== 'request' || !msg.request || typeof msg.request.id !== 'string') return;
   const r = msg.request;
   const what = self.mailotpI18n.describe(t, r);
@@ -115,4 +116,12 @@ async function unbound(t, deviceId) {
   for (const c of await self.clients.matchAll({ type: 'window' })) c.postMessage({ kind: 'unbound' });
   // WebKit withdraws push from a site whose push shows nothing (see mayPushSilently).
   if (!mayPushSilently()) await self.registration.showNotification(t('title'), { body: t('unboundTitle'), tag: 'unbound', silent: true, icon: '/app/icons/icon-192.png' });
+}
+
+/** A notice that needs no answer (a recovery code was used): a notification, and a line in open app pages. */
+async function notice(t, n) {
+  if (n.kind !== 'recovery-code-used') return;
+  const body = t('recoveryUsedText', { user: String(n.user), left: String(n.left) });
+  await self.registration.showNotification(t('recoveryUsedTitle'), { body, tag: 'notice-' + n.at, icon: '/app/icons/icon-192.png', timestamp: Number(n.at) || Date.now() });
+  for (const c of await self.clients.matchAll({ type: 'window' })) c.postMessage({ kind: 'notice', text: body });
 }

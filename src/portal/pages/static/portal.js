@@ -42,7 +42,7 @@
   }
 
   function autosubmit(form) {
-    var toggle = form.querySelector('input[role="switch"]');
+    var toggle = form.querySelector('input[type="checkbox"]');
     var save = form.querySelector('[data-save]');
     if (!toggle || !save || toggle.disabled) return;
     save.hidden = true;

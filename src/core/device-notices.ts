@@ -1,0 +1,22 @@
+import type { Logger } from '../log/logger.js';
+import type { DeviceNotice, Notifier } from '../push/notifier.js';
+import type { Store } from '../stores/store.js';
+import type { Clock } from './clock.js';
+
+/**
+ * Tells the user's bound device, through every notifier that can carry a notice, that a recovery code
+ * was used. Sends are started, not awaited: the sign-in that used the code does not wait for them.
+ */
+export function recoveryNotice(store: Store, clock: Clock, notifiers: readonly Notifier[], logger: Logger): (user: string, left: number) => Promise<void> {
+  return async (user, left) => {
+    const device = await store.getDeviceByUser(user);
+    if (!device) return;
+    const notice: DeviceNotice = { kind: 'recovery-code-used', user, left, at: clock.now() };
+    for (const n of notifiers) {
+      if (!n.deviceNotice) continue;
+      n.deviceNotice(device, notice).catch((err: unknown) =>
+        logger.warn({ event: 'recovery.notice-failed', user, via: n.name, err: String(err) }, 'could not tell the device that a recovery code was used'),
+      );
+    }
+  };
+}
