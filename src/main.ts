@@ -96,11 +96,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   if (secret.created) logger.warn({ file: config.portal.secretKeyFile }, 'created a new secret key for authenticator-app keys; every instance must use this same file');
   const store =
     options.store ??
-    createStore(
-      config.store.driver === 'redis'
-        ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
-        : { driver: 'sqlite', path: config.store.path },
-      { onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
+    createStore(config.store, {
+      onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
     );
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);

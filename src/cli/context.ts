@@ -22,11 +22,7 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
   const config = loadConfig(configPath(configOpt));
   // Admin commands log their audit events at warn+ only, to stderr, so --json output stays clean.
   const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr });
-  const store = createStore(
-    config.store.driver === 'redis'
-      ? { driver: 'redis', url: config.store.url ?? '', keyPrefix: config.store.keyPrefix }
-      : { driver: 'sqlite', path: config.store.path },
-  );
+  const store = createStore(config.store);
   try {
     await store.ping();
     // The CLI never seals a secret: without the daemon's key file it must not create one (as root, say).
