@@ -143,6 +143,25 @@ export function fuzzProperties(): FuzzProperty[] {
       }),
     },
     {
+      name: 'IMAP reader, AUTHENTICATE responses: lines read one by one come back whole, however they arrive',
+      property: fc.property(fc.array(fc.string({ maxLength: MAX_LINE }), { maxLength: 6 }), noiseBytes(40), cuts, (raw, tail, points) => {
+        const lines = withoutCrLf(raw);
+        const wire = Buffer.concat([Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1'), Buffer.from(tail)]);
+        const reader = new ImapCommandReader({ maxLineLength: MAX_LINE, maxLiteralSize: MAX_LITERAL });
+        const got: string[] = [];
+        let dead = false;
+        for (const c of chunked(wire, points)) {
+          reader.push(c);
+          for (let r = reader.nextLine(); r !== null; r = reader.nextLine()) {
+            if (r.type === 'error') dead = true;
+            else got.push(r.line.raw.toString('latin1'));
+          }
+          assert.ok(reader.buffered <= IMAP_BOUND, `IMAP reader holds ${reader.buffered} bytes`);
+        }
+        if (!dead) assert.deepEqual(got.slice(0, lines.length), lines);
+      }),
+    },
+    {
       name: 'POP3 reader: any split reads the same as one chunk, never throws, stays bounded',
       property: fc.property(lineStream(MAX_LINE), cuts, (data, points) => {
         assert.deepEqual(readPop3(chunked(data, points)), readPop3([data]));
