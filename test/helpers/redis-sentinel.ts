@@ -12,6 +12,10 @@ export interface SentinelSetHandle {
   name: string;
   /** The port of the master the sentinels name now. */
   masterPort(): Promise<number>;
+  /** The ports of the replicas the sentinels know of now. */
+  replicaPorts(): Promise<number[]>;
+  /** One command against one server of the set, by a client of its own. */
+  readFrom<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T>;
   /** SIGKILL of the current master (no shutdown, no last words to the replicas); returns its port. */
   killMaster(): Promise<number>;
   /** Resolves once the sentinels name a master other than `oldPort` and it accepts writes. */
@@ -120,6 +124,11 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
     sentinels: [s1, s2, s3].map((p) => `127.0.0.1:${p}`),
     name: NAME,
     masterPort: masterPortNow,
+    async replicaPorts() {
+      const replicas = (await ask(s1, (r) => r.call('SENTINEL', 'REPLICAS', NAME))) as unknown[];
+      return replicas.map((flat) => Number(fields(flat)['port']));
+    },
+    readFrom: ask,
     async killMaster() {
       const port = await masterPortNow();
       const child = servers.get(port);

@@ -43,6 +43,23 @@ describe('Redis store behind Sentinel (one master, two replicas, three sentinels
     await assert.rejects(store.putApproval(approval(0, now), now), (err: unknown) => isMailotpError(err) && err.code === 'MAILOTP_ERR_STORE_UNAVAILABLE' && /1 of 3|2 of 3/.test(err.message));
   });
 
+  it('with WAIT, an acknowledged approval is on a replica (cost printed)', async () => {
+    const waiting = open();
+    const plain = open({ waitReplicas: 0 });
+    const time = async (store: Store, base: number): Promise<number> => {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < 200; i++) await store.putApproval(approval(base + i, Date.now()), Date.now());
+      return Number(process.hrtime.bigint() - started) / 200 / 1e6;
+    };
+    const withWait = await time(waiting, 1000);
+    const without = await time(plain, 2000);
+    // Read straight from the replicas: WAIT 1 means at least one already has the last acknowledged approval.
+    const last = approval(1199, 0);
+    const held = await Promise.all((await set.replicaPorts()).map((port) => set.readFrom(port, (r) => r.hget(`sentinel-${process.pid}:approvals:alice`, last.scope))));
+    assert.ok(held.some((raw) => raw !== null), 'no replica has the acknowledged approval');
+    console.log(`# putApproval with WAIT 1: ${withWait.toFixed(2)} ms, without: ${without.toFixed(2)} ms (mean of 200, local replicas)`);
+  });
+
   it('keeps every acknowledged approval, fails calls only temporarily, resubscribes and resumes on the new master', async () => {
     const writer = open();
     const publisher = open();
