@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
-# submission), swaks, openssl, redis-server, the mail clients test/e2e/real-clients drives
+# submission), swaks, openssl, redis-server (also run as `redis-server --sentinel` by the Sentinel
+# failover tests, so no separate redis-sentinel package), the mail clients test/e2e/real-clients drives
 # (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test), and Chromium with a CJK font for the browser tests
 # (zh-TW texts and screenshots), and systemd-analyze with python3-seccomp (check deploy/systemd/mailotp.service and run mailotp under its system-call filter). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are

@@ -27,7 +27,7 @@ import { WebPushNotifier } from './push/webpush-notifier.js';
 import { metered, startMetricsListener } from './metrics/metrics-listener.js';
 import type { MetricsServer } from './metrics/metrics-server.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
-import { createStore, storeSettings } from './stores/create-store.js';
+import { createStore } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
 
 export interface RunningMailotp {
@@ -108,9 +108,8 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const metrics = config.metrics.port !== undefined ? new PrometheusMetrics(clock) : null;
   const unmeteredStore =
     options.store ??
-    createStore(
-      storeSettings(config.store),
-      { onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
+    createStore(config.store, {
+      onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
     );
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);

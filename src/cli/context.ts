@@ -7,7 +7,7 @@ import { systemClock } from '../core/clock.js';
 import { buildCore, type CoreServices } from '../core/services.js';
 import { AuditTee } from '../log/audit-tee.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { createStore, storeSettings } from '../stores/create-store.js';
+import { createStore } from '../stores/create-store.js';
 
 /** --config, or MAILOTP_CONFIG, or a clear error. */
 export function configPath(opt: string | undefined): string {
@@ -25,9 +25,7 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
   // still reach the store's audit trail through the tee, marked as the CLI's.
   const tee = new AuditTee();
   const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr, audit: tee }).child({ via: 'cli' });
-  const store = createStore(
-    storeSettings(config.store),
-  );
+  const store = createStore(config.store);
   try {
     await store.ping();
     // The CLI never seals a secret: without the daemon's key file it must not create one (as root, say).

@@ -99,11 +99,22 @@ export const configSchema = z
         path: z.string().min(1).default('data/mailotp.db'),
         url: z.string().min(1).optional(),
         keyPrefix: z.string().default('mailotp:'),
+        /** Redis Sentinel instead of url: the sentinels to ask for the current master. */
+        sentinels: z
+          .array(z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):[0-9]{1,5}$/, 'expected HOST:PORT'))
+          .min(1)
+          .optional(),
+        sentinelName: z.string().min(1).default('mymaster'),
+        /** Replicas that must hold an approval before the tap is acknowledged (WAIT); unset: 1 with sentinels, else 0. */
+        waitReplicas: z.number().int().min(0).max(16).optional(),
+        /** How long a tap waits for those replicas before it is answered with a temporary error. */
+        waitTimeout: duration(1).refine((ms) => ms <= 10_000, 'at most 10s').prefault('1s'),
       })
       .strict()
       .prefault({})
       .superRefine((s, ctx) => {
-        if (s.driver === 'redis' && !s.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when driver is redis' });
+        if (s.url && s.sentinels) ctx.addIssue({ code: 'custom', path: ['sentinels'], message: 'use either url or sentinels, not both' });
+        if (s.driver === 'redis' && !s.url && !s.sentinels) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when driver is redis (unless sentinels are given)' });
         if (s.url && !/^rediss?:\/\//.test(s.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'expected redis://HOST:PORT/DB' });
       }),
     daemonOtp: z

@@ -7,7 +7,7 @@ import type { Protocol } from '../core/types.js';
 import { silentLogger } from '../log/logger.js';
 import { checkServiceAccount } from '../push/fcm-service-account.js';
 import { readVapidKeys } from '../push/vapid-keys.js';
-import { createStore, storeSettings } from '../stores/create-store.js';
+import { createStore } from '../stores/create-store.js';
 import { ImapUpstream } from '../upstream/imap-upstream.js';
 import { Pop3Upstream } from '../upstream/pop3-upstream.js';
 import { SmtpUpstream } from '../upstream/smtp-upstream.js';
@@ -106,7 +106,7 @@ export async function checkStore(config: Config, now: number): Promise<CheckResu
   }
   // The connection's own error (ECONNREFUSED, auth) says more than the refused command does.
   let connectionError: Error | null = null;
-  const store = createStore(storeSettings(config.store), { onError: (err) => (connectionError ??= err) });
+  const store = createStore(config.store, { onError: (err) => (connectionError ??= err) });
   try {
     await store.ping();
     const key = `doctor:${randomBytes(8).toString('hex')}`;

@@ -1,23 +1,43 @@
 import { RedisStore } from './redis-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './store.js';
-import type { Config } from '../config/schema.js';
 
-export type StoreConfig =
-  | { driver: 'sqlite'; path: string }
-  | { driver: 'redis'; url: string; keyPrefix?: string };
+/** The `store` section of the configuration, as far as opening a store needs it. */
+export interface StoreSettings {
+  driver: 'sqlite' | 'redis';
+  path?: string;
+  url?: string | undefined;
+  keyPrefix?: string;
+  sentinels?: string[] | undefined;
+  sentinelName?: string;
+  waitReplicas?: number | undefined;
+  waitTimeout?: number;
+}
 
-/** The `store` section as createStore takes it (main, the admin CLI and doctor open the same store). */
-export function storeSettings(store: Config['store']): StoreConfig {
-  return store.driver === 'redis' ? { driver: 'redis', url: store.url ?? '', keyPrefix: store.keyPrefix } : { driver: 'sqlite', path: store.path };
+/** "host:port" or "[v6]:port" (the schema checked the shape). */
+function endpoint(text: string): { host: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  return { host: text.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(text.slice(colon + 1)) };
+}
+
+function redisTarget(cfg: StoreSettings): { url: string } | { sentinels: { host: string; port: number }[]; sentinelName: string } {
+  if (cfg.sentinels) return { sentinels: cfg.sentinels.map(endpoint), sentinelName: cfg.sentinelName ?? 'mymaster' };
+  return { url: cfg.url ?? '' };
 }
 
 /** The one place that maps configuration to a backend, so the rest of mailotp only sees Store. */
-export function createStore(cfg: StoreConfig, opts: { onError?: (e: Error) => void } = {}): Store {
+export function createStore(cfg: StoreSettings, opts: { onError?: (e: Error) => void } = {}): Store {
   switch (cfg.driver) {
     case 'sqlite':
-      return new SqliteStore({ path: cfg.path, onError: opts.onError });
+      return new SqliteStore({ path: cfg.path ?? 'data/mailotp.db', onError: opts.onError });
     case 'redis':
-      return new RedisStore({ url: cfg.url, keyPrefix: cfg.keyPrefix, onError: opts.onError });
+      return new RedisStore({
+        ...redisTarget(cfg),
+        keyPrefix: cfg.keyPrefix,
+        // With Sentinel a failover must not lose an acknowledged tap: one replica holds it first.
+        waitReplicas: cfg.waitReplicas ?? (cfg.sentinels ? 1 : 0),
+        ...(cfg.waitTimeout !== undefined ? { waitTimeoutMs: cfg.waitTimeout } : {}),
+        onError: opts.onError,
+      });
   }
 }

@@ -52,6 +52,8 @@ export const SQLITE_SCHEMA_VERSION = 3;
 
 export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
 export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
+/** How long a tap waits for replicas to confirm its approval (store.waitTimeout). */
+export const REDIS_WAIT_TIMEOUT_MS = 1_000;
 /** Reconnect backoff: attempt n waits n × step, capped, so Redis coming back is noticed within about the cap. */
 export const REDIS_RECONNECT_STEP_MS = 100;
 export const REDIS_MAX_RECONNECT_DELAY_MS = 1_000;

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { MailotpError, isMailotpError } from '../core/errors.js';
 import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
 import {
@@ -10,6 +10,7 @@ import {
   REDIS_DISCONNECT_TIMEOUT_MS,
   REDIS_MAX_RECONNECT_DELAY_MS,
   REDIS_RECONNECT_STEP_MS,
+  REDIS_WAIT_TIMEOUT_MS,
   REQUEST_GRACE_MS,
   RedisKeys,
   VALUE_GRACE_MS,
@@ -25,14 +26,19 @@ import { RedisEventLog } from './redis-event-log.js';
 import { LUA_PRELUDE, SCRIPTS, type ScriptedRedis } from './redis-scripts.js';
 import { RedisSubscriber } from './redis-subscriber.js';
 
-export interface RedisStoreOptions {
-  url: string;
+/** Where Redis is: one server by URL, or the master that Redis Sentinel names (high availability). */
+export type RedisTarget = { url: string } | { sentinels: { host: string; port: number }[]; sentinelName: string };
+
+export type RedisStoreOptions = RedisTarget & {
   keyPrefix?: string;
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
+  /** Replicas that must have an approval (WAIT) before putApproval resolves; 0: do not wait. */
+  waitReplicas?: number;
+  waitTimeoutMs?: number;
   /** Told about connection errors and subscriber handler errors; none of them is ever thrown unhandled. */
   onError?: (err: Error) => void;
-}
+};
 
 function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
@@ -75,6 +81,8 @@ export class RedisStore implements Store {
   private readonly events: RedisEventLog;
   private readonly approvals: RedisApprovals;
   private readonly audit: RedisAuditLog;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
   private everReady = false;
   private firstAttempt: Promise<void> | null = null;
   private closed = false;
@@ -84,16 +92,33 @@ export class RedisStore implements Store {
     this.channel = this.keys.events();
     this.onError = options.onError;
     this.connectTimeoutMs = options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS;
-    const redis = new Redis(options.url, {
+    this.waitReplicas = options.waitReplicas ?? 0;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? REDIS_WAIT_TIMEOUT_MS;
+    const common: RedisOptions = {
       enableOfflineQueue: false,
       // 0: a command in flight when the connection drops is rejected, never replayed (INCR must not count twice).
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      commandTimeout: options.commandTimeoutMs ?? REDIS_COMMAND_TIMEOUT_MS,
+      // WAIT blocks for up to its own timeout; the client must not give up on it first.
+      commandTimeout: Math.max(options.commandTimeoutMs ?? REDIS_COMMAND_TIMEOUT_MS, this.waitReplicas > 0 ? this.waitTimeoutMs + 1_000 : 0),
       connectTimeout: this.connectTimeoutMs,
       retryStrategy: (times: number) => Math.min(times * REDIS_RECONNECT_STEP_MS, REDIS_MAX_RECONNECT_DELAY_MS),
       disconnectTimeout: REDIS_DISCONNECT_TIMEOUT_MS,
-    });
+      // A master demoted under us (it came back after a failover) refuses writes: find the new one.
+      reconnectOnError: (err: Error) => err.message.startsWith('READONLY'),
+    };
+    const redis =
+      'url' in options
+        ? new Redis(options.url, common)
+        : new Redis({
+            ...common,
+            sentinels: options.sentinels,
+            name: options.sentinelName,
+            // No failoverDetector: a killed master is noticed by the reconnect attempts (≤ 1 s apart, the
+            // measured gap was the same with it), a demoted live one by READONLY; and its side connections
+            // to the sentinels have no error listener, so a sentinel down would print to stderr.
+            sentinelRetryStrategy: (times: number) => Math.min(times * REDIS_RECONNECT_STEP_MS, REDIS_MAX_RECONNECT_DELAY_MS),
+          });
     for (const [name, s] of Object.entries(SCRIPTS)) {
       redis.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: LUA_PRELUDE + s.lua });
     }
@@ -269,8 +294,22 @@ export class RedisStore implements Store {
     throw unavailable(new Error(`too much contention on ${key}`));
   }
 
-  putApproval(approval: ApprovalRecord, now: number): Promise<void> {
-    return this.approvals.put(approval, now);
+  /**
+   * With waitReplicas, resolves only once that many replicas have the approval (and every write this
+   * connection made before it, the decided request included), so a tap the phone saw acknowledged
+   * survives a failover. When they do not confirm in time the call fails: the approval may or may not
+   * survive a failover, and the phone is told to try again rather than told it worked.
+   */
+  async putApproval(approval: ApprovalRecord, now: number): Promise<void> {
+    await this.approvals.put(approval, now);
+    if (this.waitReplicas === 0) return;
+    const acked = await this.run((r) => r.wait(this.waitReplicas, this.waitTimeoutMs));
+    if (acked < this.waitReplicas) {
+      throw new MailotpError(
+        'MAILOTP_ERR_STORE_UNAVAILABLE',
+        `redis store: the approval reached ${acked} of ${this.waitReplicas} replicas within ${this.waitTimeoutMs} ms`,
+      );
+    }
   }
 
   getApproval(user: string, scope: string, now: number): Promise<ApprovalRecord | null> {
@@ -480,14 +519,14 @@ export class RedisStore implements Store {
   }
 }
 
-/** QUIT when connected (lets replies in flight arrive); otherwise just stop reconnecting. */
+/** QUIT when connected (lets replies in flight arrive); then stop reconnecting, which also closes
+ * any Sentinel connections the client keeps on the side (QUIT alone leaves those reconnecting). */
 async function quit(r: Redis): Promise<void> {
   if (r.status === 'ready') {
     try {
       await r.quit();
-      return;
     } catch {
-      // fall through: the connection went away meanwhile
+      // the connection went away meanwhile
     }
   }
   r.disconnect();

@@ -72,13 +72,24 @@ describe('config', () => {
       'listeners.0.tls: tls: none sends passwords in clear; set allowInsecure: true to accept that',
     ]);
     assert.ok(problems({ ...minimal, listeners: [{ protocol: 'imap', port: 99999, tls: 'implicit' }] })[0]?.startsWith('listeners.0.port:'));
-    assert.ok(problems({ ...minimal, store: { driver: 'redis' } }).includes('store.url: required when driver is redis'));
+    assert.ok(problems({ ...minimal, store: { driver: 'redis' } }).includes('store.url: required when driver is redis (unless sentinels are given)'));
     assert.ok(problems({ ...minimal, daemonOtp: { enforce: 'sometimes' } })[0]?.startsWith('daemonOtp.enforce:'));
     assert.ok(problems({ ...minimal, typo: 1 }).length === 1);
     assert.deepEqual(problems({ ...minimal, daemonOtp: { trustedNetworks: ['10.0.0.0/33'] } }), ['daemonOtp.trustedNetworks.0: expected a network like "192.168.1.0/24" or "2001:db8::/32"']);
     assert.deepEqual(problems({ ...minimal, audit: { retention: '10m' } }), ['audit.retention: must be at least 3600000ms']);
     assert.ok(problems({ ...minimal, upstream: {} }).some((p) => p.startsWith('listeners.0.protocol: no upstream.imap')));
     assert.ok(problems({ ...minimal, tls: undefined }).some((p) => p.startsWith('tls:')));
+  });
+
+  it('store.sentinels: HOST:PORT list instead of url, with its master name and the replica wait', () => {
+    const c = parseConfig({ ...minimal, store: { driver: 'redis', sentinels: ['10.0.0.1:26379', '[::1]:26380'], sentinelName: 'mail' } }, '/etc/mailotp');
+    assert.deepEqual(c.store.sentinels, ['10.0.0.1:26379', '[::1]:26380']);
+    assert.equal(c.store.sentinelName, 'mail');
+    assert.equal(c.store.waitReplicas, undefined);
+    assert.equal(c.store.waitTimeout, 1000);
+    assert.deepEqual(problems({ ...minimal, store: { driver: 'redis', url: 'redis://r:6379', sentinels: ['s:26379'] } }), ['store.sentinels: use either url or sentinels, not both']);
+    assert.deepEqual(problems({ ...minimal, store: { driver: 'redis', sentinels: ['s26379'] } }), ['store.sentinels.0: expected HOST:PORT']);
+    assert.deepEqual(problems({ ...minimal, store: { driver: 'redis', sentinels: ['s:1'], waitTimeout: '1m' } }), ['store.waitTimeout: at most 10s']);
   });
 
   it('push.webpush: a mailto: or https: subject, and a key file resolved against the config folder', () => {

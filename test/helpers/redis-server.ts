@@ -51,12 +51,14 @@ function pingOnce(port: number): Promise<boolean> {
   });
 }
 
-async function spawnOn(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    REDIS_SERVER,
-    ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--port', String(port), '--daemonize', 'no'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+/**
+ * A redis-server on `port`, answering PING, killed when the test process exits. `args` come first,
+ * so a config file (sentinel mode) can lead; without one the server is empty and keeps nothing on disk.
+ */
+export async function spawnRedisProcess(port: number, args: string[] = ['--save', '', '--appendonly', 'no']): Promise<ChildProcess> {
+  const child = spawn(REDIS_SERVER, [...args, '--bind', '127.0.0.1', '--port', String(port), '--daemonize', 'no'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -79,7 +81,7 @@ async function spawnOn(port: number): Promise<ChildProcess> {
   throw new Error(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS} ms: ${stderr}`);
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+export function stopRedisProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   // A paused server cannot act on SIGTERM.
   child.kill('SIGCONT');
@@ -96,18 +98,18 @@ function stopChild(child: ChildProcess): Promise<void> {
 /** A private, empty, non-persistent redis-server for one test file. Always stop() it in after(). */
 export async function startRedisServer(): Promise<RedisServerHandle> {
   const port = await freePort();
-  let child: ChildProcess | null = await spawnOn(port);
+  let child: ChildProcess | null = await spawnRedisProcess(port);
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
     async stop() {
-      if (child) await stopChild(child);
+      if (child) await stopRedisProcess(child);
       child = null;
     },
     async restart() {
-      if (child) await stopChild(child);
+      if (child) await stopRedisProcess(child);
       child = null;
-      child = await spawnOn(port);
+      child = await spawnRedisProcess(port);
     },
     pause() {
       child?.kill('SIGSTOP');

@@ -346,6 +346,16 @@ export class ImapCommandReader {
 }
 
 const SHOWN_ARGS: Record<string, 'all' | number> = { ID: 'all', LOGIN: 1, AUTHENTICATE: 1 };
+
+/** IMAP4rev1/rev2 and common extension commands; any other word may be a password sent out of turn. */
+const KNOWN_COMMANDS = new Set(
+  'CAPABILITY NOOP LOGOUT STARTTLS AUTHENTICATE LOGIN ID ENABLE SELECT EXAMINE CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE LIST LSUB NAMESPACE STATUS APPEND IDLE DONE CHECK CLOSE UNSELECT EXPUNGE SEARCH FETCH STORE COPY MOVE UID COMPRESS GETQUOTA GETQUOTAROOT SETQUOTA GETACL SETACL MYRIGHTS LISTRIGHTS GETMETADATA SETMETADATA SORT THREAD'.split(' '),
+);
+
+/** The command name when it is a known one, for logs. */
+export function loggableName(name: string): string {
+  return KNOWN_COMMANDS.has(name) ? name : '(unknown)';
+}
 const LOG_LIMIT = 300;
 
 function printable(text: string): string {
@@ -368,10 +378,13 @@ function renderArg(arg: ImapArg): string {
 /**
  * The command as loggable text. Only arguments known to be harmless are shown (ID's, LOGIN's
  * user name, AUTHENTICATE's mechanism); every other argument, and every continuation line,
- * becomes "***", so a misspelt LOGIN cannot leak a password either.
+ * becomes "***", and a command it does not know is shown by its length only, so neither a
+ * misspelt LOGIN nor a password sent on a line of its own (a client out of step) reaches a log.
  */
 export function maskForLog(item: ImapCommand | ImapContinuationLine): string {
   if ('continuation' in item) return '***';
+  // "correct horse" on a line of its own reads as tag "correct", command "HORSE": show neither.
+  if (!KNOWN_COMMANDS.has(item.name)) return `(unknown command, ${item.raw.length} bytes)`;
   const shown = SHOWN_ARGS[item.name] ?? 0;
   const args = item.args.map((a, i) => (shown === 'all' || i < shown ? renderArg(a) : '***'));
   const text = [printable(item.tag), printable(item.name), ...args].join(' ');

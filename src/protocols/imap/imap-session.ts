@@ -5,7 +5,7 @@ import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-sess
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { astringBytes, checkCredentials, clientNameFromId, SaslExchange, saslMechanism, type SaslOutcome } from './imap-auth.js';
 import { clientCapabilities } from './imap-capabilities.js';
-import { ImapCommandReader, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
+import { ImapCommandReader, loggableName, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
 import { IMAP_AUTH_FAILED, IMAP_PROGRESS_LINE, imapLoginReply } from './imap-replies.js';
 
 export interface ImapUpstreamLike extends SplicedUpstream {
@@ -127,7 +127,7 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
   private onCommand(cmd: ImapCommand): void {
     if (!this.countCommand()) return;
     this.touch();
-    this.log.debug({ command: cmd.name.slice(0, 32) }, 'imap command');
+    this.log.debug({ command: loggableName(cmd.name) }, 'imap command');
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog(cmd) }, 'imap <');
     const { tag, name, args } = cmd;
     switch (name) {

@@ -108,11 +108,24 @@ export class Pop3CommandReader {
 
 const LOG_LIMIT = 200;
 
-/** The line as loggable text: the keyword only, plus USER's name and AUTH's mechanism; never a secret. */
+/** RFC 1939, 2449, 2595, 5034, 6856 and XCLIENT; any other word may be a password sent out of turn. */
+const KNOWN_KEYWORDS = new Set('USER PASS APOP AUTH CAPA STLS QUIT NOOP RSET STAT LIST RETR DELE TOP UIDL UTF8 LANG XCLIENT'.split(' '));
+
+/** The keyword when it is a known one, for logs. */
+export function loggableKeyword(keyword: string): string {
+  return KNOWN_KEYWORDS.has(keyword) ? keyword : '(unknown)';
+}
+
+/**
+ * The line as loggable text: the keyword only, plus USER's name and AUTH's mechanism; never a secret.
+ * A line that does not start with a known keyword is shown by its length only: a client out of step
+ * may send its base64 SASL response, or its password, as a line of its own.
+ */
 export function maskForLog(cmd: Pop3Command, inSasl = false): string {
   if (inSasl) return '***';
+  if (!KNOWN_KEYWORDS.has(cmd.keyword)) return `(unknown command, ${cmd.line.length} bytes)`;
   const printable = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  const keyword = printable(cmd.keyword.slice(0, 16));
+  const keyword = printable(cmd.keyword);
   if (cmd.rest === null) return keyword;
   let shown = '***';
   if (cmd.keyword === 'USER') shown = printable(cmd.rest.toString('utf8'));

@@ -6,7 +6,7 @@ import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-sess
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
 import { clientCapabilities, POP3_SASL_MECHANISMS } from './pop3-capabilities.js';
-import { maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
+import { loggableKeyword, maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
 import { POP3_AUTH_FAILED, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
 
 export interface Pop3UpstreamLike extends SplicedUpstream {
@@ -100,7 +100,7 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
   private onCommand(cmd: Pop3Command): void {
     if (!this.countCommand()) return;
     this.touch();
-    this.log.debug({ command: cmd.keyword.slice(0, 16) }, 'pop3 command');
+    this.log.debug({ command: loggableKeyword(cmd.keyword) }, 'pop3 command');
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog(cmd) }, 'pop3 <');
     const args = cmd.rest === null ? [] : cmd.rest.toString('latin1').split(' ');
     switch (cmd.keyword) {

@@ -118,6 +118,13 @@ describe('pop3 command masking for logs', () => {
     assert.equal(mask('APOP alice 0123456789abcdef'), 'APOP ***');
   });
 
+  it('shows a line that starts with no known keyword by its length only (a SASL response or password out of step)', () => {
+    // Found by the fuzz properties: the keyword of such a line, i.e. the secret, was logged.
+    assert.equal(mask('AGFsaWNlAHNlY3JldA=='), '(unknown command, 20 bytes)');
+    assert.equal(mask('correct horse battery'), '(unknown command, 21 bytes)');
+    assert.equal(mask('capa'), 'CAPA');
+  });
+
   it('shows USER names with control characters escaped, and bounds the length', () => {
     assert.equal(mask('USER al\x00ice\x1b'), 'USER al\\x00ice\\x1b');
     assert.ok(mask(`USER ${'x'.repeat(1000)}`).length <= 203);
