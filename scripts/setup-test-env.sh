@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
 # submission), swaks, openssl, redis-server, the mail clients test/e2e/real-clients drives
-# (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test), and Chromium with a CJK font for the browser tests
+# (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test) with libnginx-mod-mail (the mail proxy
+# the scale benchmark compares with), and Chromium with a CJK font for the browser tests
 # (zh-TW texts and screenshots). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 # swaks needs the Perl TLS modules for STARTTLS/--tlsc; Debian only recommends them.
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light chromium fonts-wqy-microhei)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light libnginx-mod-mail chromium fonts-wqy-microhei)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -30,6 +31,7 @@ missing_items() {
   for p in swaks openssl redis-server mbsync fetchmail msmtp; do command -v "$p" >/dev/null 2>&1 || echo "$p"; done
   for m in Net::SSLeay IO::Socket::SSL; do perl -M"$m" -e 1 >/dev/null 2>&1 || echo "perl:$m"; done
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || echo fonts-wqy-microhei
+  [[ -e /usr/lib/nginx/modules/ngx_mail_module.so ]] || echo libnginx-mod-mail
 }
 
 # The system Dovecot's master pid, if one is running (our test instances use other base_dirs).
@@ -42,7 +44,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx, chromium, CJK font present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx with its mail module, chromium, CJK font present)"
   exit 0
 fi
 
