@@ -48,10 +48,10 @@ export async function startNginxMail(upstreamPort: number, maxSessions: number):
   const [port, authPort] = await freePorts(2);
   const helper = await startNodeChild('auth-http', [String(authPort), String(upstreamPort)]);
   const certs = testCerts();
-  const conns = 2 * maxSessions + 200;
+  const conns = 2 * maxSessions + 100;
   try {
     const nginx = await startNginx(port!, '', {}, {
-      top: `load_module ${NGINX_MAIL_MODULE};\nworker_rlimit_nofile ${conns + 100};`,
+      top: `load_module ${NGINX_MAIL_MODULE};\nworker_rlimit_nofile ${conns + 50};`,
       events: `worker_connections ${conns};`,
       bottom: `mail {
   server_name localhost;
