@@ -3,15 +3,16 @@
  * Prints one table; compares with bench/baseline.json side by side when it exists.
  * Also POP3 RETR throughput and SMTP submission messages per second (1 KB and 1 MB).
  * Options: --logins N (200), --messages N (40), --size BYTES (1 MiB), --idle N (1000), --save-baseline
+ * --scale runs the scale scenario instead (bench/scale.ts: 10,000 sessions, nginx and a bare pipe beside).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { testCerts } from '../test/helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
 import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
 import { startSmtpSink } from '../test/helpers/smtp-sink.js';
+import { pct, RawImap } from './raw-imap.js';
 import { pop3RetrThroughput } from './pop3-bench.js';
 import { smtpMessagesPerSecond } from './smtp-bench.js';
 
@@ -26,55 +27,6 @@ const SIZE = opt('size', 1024 * 1024);
 const IDLE = opt('idle', 1000);
 const USER = 'bench';
 const PASS = 'bench-pass-1';
-
-/** A minimal IMAP client over TLS: one command at a time, counts bytes, no parsing beyond tags. */
-class RawImap {
-  private buf = Buffer.alloc(0);
-  private waiter: (() => void) | null = null;
-  bytes = 0;
-  private constructor(readonly sock: tls.TLSSocket) {
-    sock.on('data', (d: Buffer) => {
-      this.bytes += d.length;
-      // Keep only the tail: FETCH bodies are large and only the tagged line matters.
-      this.buf = this.buf.length > 65536 ? Buffer.concat([this.buf.subarray(-1024), d]) : Buffer.concat([this.buf, d]);
-      this.waiter?.();
-    });
-  }
-  static async open(port: number, localAddress?: string): Promise<RawImap> {
-    const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) } as tls.ConnectionOptions);
-    const c = new RawImap(sock);
-    await c.until(/^\* OK.*\r\n/m);
-    return c;
-  }
-  until(re: RegExp): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const text = this.buf.toString('latin1');
-        if (re.test(text)) {
-          this.waiter = null;
-          this.buf = Buffer.alloc(0);
-          resolve(text);
-        }
-      };
-      this.sock.once('error', reject);
-      this.waiter = check;
-      check();
-    });
-  }
-  async cmd(tag: string, line: string): Promise<string> {
-    this.sock.write(`${tag} ${line}\r\n`);
-    const out = await this.until(new RegExp(`^${tag} (OK|NO|BAD).*\\r\\n`, 'm'));
-    if (!new RegExp(`^${tag} OK`, 'm').test(out)) throw new Error(`${line.split(' ')[0]} failed: ${out.slice(-200)}`);
-    return out;
-  }
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
 async function loginLatency(port: number): Promise<{ p50: number; p99: number }> {
   const times: number[] = [];
@@ -267,7 +219,8 @@ async function main(): Promise<void> {
   if (args.includes('--save-baseline')) writeFileSync(baselineFile, JSON.stringify(doc, null, 2));
 }
 
-main().catch((err: unknown) => {
+const run = args.includes('--scale') ? () => import('./scale.js').then((m) => m.scaleBench()) : main;
+run().catch((err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

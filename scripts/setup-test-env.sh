@@ -2,7 +2,8 @@
 # Makes sure the programs the test suite runs for real are installed: Dovecot (IMAP, POP3,
 # submission), swaks, openssl, redis-server (also run as `redis-server --sentinel` by the Sentinel
 # failover tests, so no separate redis-sentinel package), the mail clients test/e2e/real-clients drives
-# (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test), and Chromium with a CJK font for the browser tests
+# (mbsync from isync, fetchmail, msmtp), nginx-light (auth_request, for the forward-auth test) with libnginx-mod-mail (the mail proxy
+# the scale benchmark compares with), and Chromium with a CJK font for the browser tests
 # (zh-TW texts and screenshots), and systemd-analyze with python3-seccomp (check deploy/systemd/mailotp.service and run mailotp under its system-call filter). Idempotent; meant to run as `pretest`.
 # The tests start their own private instances on free ports, so the system services are
 # never needed; a system Dovecot that only runs because this script installed it is stopped.
@@ -10,7 +11,7 @@
 set -euo pipefail
 
 # swaks needs the Perl TLS modules for STARTTLS/--tlsc; Debian only recommends them.
-PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light chromium fonts-wqy-microhei systemd python3-seccomp)
+PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-submissiond swaks libnet-ssleay-perl libio-socket-ssl-perl openssl redis-server isync fetchmail msmtp nginx-light libnginx-mod-mail chromium fonts-wqy-microhei systemd python3-seccomp)
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 
@@ -32,6 +33,7 @@ missing_items() {
   for m in Net::SSLeay IO::Socket::SSL; do perl -M"$m" -e 1 >/dev/null 2>&1 || echo "perl:$m"; done
   /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || echo python3-seccomp   # Debian's python, not a pyenv shim
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || echo fonts-wqy-microhei
+  [[ -e /usr/lib/nginx/modules/ngx_mail_module.so ]] || echo libnginx-mod-mail
 }
 
 # The system Dovecot's master pid, if one is running (our test instances use other base_dirs).
@@ -44,7 +46,7 @@ system_dovecot_pid() {
 
 mapfile -t missing < <(missing_items | sort)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx, chromium, CJK font, systemd-analyze, python3-seccomp present)"
+  echo "setup-test-env: nothing to do (dovecot $(/usr/sbin/dovecot --version 2>/dev/null | cut -d' ' -f1), swaks, openssl, redis-server, mbsync, fetchmail, msmtp, nginx with its mail module, chromium, CJK font, systemd-analyze, python3-seccomp present)"
   exit 0
 fi
 

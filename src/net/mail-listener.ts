@@ -188,10 +188,15 @@ export class MailListener {
     }
     if (admission) socket.once('close', admission.release);
     log.debug({ tls: this.config.tls, port: this.config.port, ...via }, 'connection');
+    // The callbacks below wait as long as the session (hours, once spliced): they keep the
+    // bindings, not a child logger, which costs half a KiB per session.
+    const bindings = { cid, protocol: this.config.protocol, clientIp: client.ip };
     this.handler(socket, this.config.tls, client, log).then(
-      () => log.debug('connection closed'),
+      () => {
+        if (this.logger.isLevelEnabled('debug')) this.logger.child(bindings).debug('connection closed');
+      },
       (err: unknown) => {
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'session failed');
+        this.logger.child(bindings).error({ err: err instanceof Error ? err.message : String(err) }, 'session failed');
         socket.destroy();
       },
     );

@@ -29,10 +29,16 @@ const DEFAULT_GRACE_MS = 2_000;
  * Joins two streams byte for byte with backpressure until both are closed. An end, error or close
  * on either side half-closes the other; a side that then stays silent is destroyed after a grace.
  * Never rejects: resets and aborts are the normal way mail sessions end.
+ *
+ * Not stream.pipe(): a spliced session lasts hours and mailotp holds thousands, and pipe() adds
+ * nine closures and listeners per direction next to the ones needed here anyway. One 'data'
+ * listener per direction writes, counts and pauses on backpressure; one 'drain' listener resumes.
  */
 export function splice(client: Duplex, upstream: Duplex, opts: SpliceOptions = {}): Promise<SpliceResult> {
-  const log = opts.logger;
+  // Only debug lines below: a per-session logger is kept for the session's hours only when they are on.
+  const log = opts.logger?.isLevelEnabled('debug') ? opts.logger : undefined;
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  const idleMs = opts.idleTimeoutMs ?? 0;
   const result: SpliceResult = { bytesFromClient: 0, bytesFromUpstream: 0 };
   let lastActivity = Date.now();
   let shuttingDown = false;
@@ -70,19 +76,31 @@ export function splice(client: Duplex, upstream: Duplex, opts: SpliceOptions = {
       armGrace();
     };
 
+    const endOther = (s: Duplex) => {
+      if (!s.destroyed && !s.writableEnded) s.end();
+    };
+
     const wire = (from: Duplex, to: Duplex, name: 'client' | 'upstream') => {
       const count = name === 'client' ? 'bytesFromClient' : 'bytesFromUpstream';
       let isClosed = false;
       from.on('data', (chunk: Buffer) => {
-        if (!to.destroyed) result[count] += chunk.length;
         lastActivity = Date.now();
+        if (to.destroyed || to.writableEnded) return;
+        result[count] += chunk.length;
+        // Backpressure: stop reading until the other side has flushed.
+        if (!to.write(chunk)) from.pause();
       });
+      to.on('drain', () => from.resume());
       from.on('error', (err: NodeJS.ErrnoException) => {
         log?.debug({ side: name, code: err.code, err: err.message }, 'splice: stream error');
         endOther(to);
         shutdown(`${name} error`);
       });
-      from.once('end', () => shutdown(`${name} ended`));
+      from.once('end', () => {
+        // Half-close: the other side learns that no more bytes come this way.
+        endOther(to);
+        shutdown(`${name} ended`);
+      });
       const onClose = () => {
         if (isClosed) return;
         isClosed = true;
@@ -93,20 +111,11 @@ export function splice(client: Duplex, upstream: Duplex, opts: SpliceOptions = {
         closed();
       };
       from.once('close', onClose);
-      // pipe() ends `to` when `from` ends (half-close) and pauses `from` when `to` is full.
-      from.pipe(to);
       // A side that was gone before we started never emits 'close' again.
       if (from.closed) process.nextTick(onClose);
     };
 
-    const endOther = (s: Duplex) => {
-      if (!s.destroyed && !s.writableEnded) s.end();
-    };
-
-    wire(client, upstream, 'client');
-    wire(upstream, client, 'upstream');
-
-    // Still first on the wire: pipe() only starts moving data on a later tick.
+    // Still first on the wire: neither side is read before the resume() calls below.
     if (opts.clientBuffered && opts.clientBuffered.length > 0 && !upstream.writableEnded) {
       result.bytesFromClient += opts.clientBuffered.length;
       upstream.write(opts.clientBuffered);
@@ -116,11 +125,16 @@ export function splice(client: Duplex, upstream: Duplex, opts: SpliceOptions = {
       client.write(opts.upstreamBuffered);
     }
 
-    if (opts.idleTimeoutMs !== undefined && opts.idleTimeoutMs > 0) {
-      const idle = opts.idleTimeoutMs;
+    wire(client, upstream, 'client');
+    wire(upstream, client, 'upstream');
+    // Paused sockets (handed over by the session) stay paused when a 'data' listener is added.
+    client.resume();
+    upstream.resume();
+
+    if (idleMs > 0) {
       const armIdle = () => {
-        const wait = lastActivity + idle - Date.now();
-        idleTimer = setTimeout(() => (Date.now() - lastActivity >= idle ? destroyBoth('idle timeout') : armIdle()), Math.max(wait, 1));
+        const wait = lastActivity + idleMs - Date.now();
+        idleTimer = setTimeout(() => (Date.now() - lastActivity >= idleMs ? destroyBoth('idle timeout') : armIdle()), Math.max(wait, 1));
       };
       armIdle();
     }

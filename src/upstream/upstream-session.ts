@@ -2,6 +2,8 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { VerifiedUpstream } from '../core/login-types.js';
 
+const ignoreError = (): void => undefined;
+
 /** How long a goodbye may take before the socket is destroyed. */
 const GOODBYE_GRACE_MS = 2_000;
 
@@ -39,9 +41,13 @@ export class UpstreamSession implements VerifiedUpstream {
     private readonly goodbye: string,
   ) {
     // While held nothing reads the socket; an upstream reset must not become an uncaught 'error'.
-    socket.on('error', () => (this.gone = true));
-    socket.once('close', () => (this.gone = true));
+    socket.on('error', this.onGone);
+    socket.once('close', this.onGone);
   }
+
+  private readonly onGone = (): void => {
+    this.gone = true;
+  };
 
   /** False once the upstream connection failed or closed (as far as a paused socket can tell). */
   get alive(): boolean {
@@ -54,6 +60,11 @@ export class UpstreamSession implements VerifiedUpstream {
    */
   handOver(): { socket: net.Socket | tls.TLSSocket; buffered: Buffer } {
     this.handedOver = true;
+    // The splice listens from now on; these would keep this object (and the buffer) for the
+    // whole session. A late error still finds a listener that holds nothing.
+    this.socket.removeListener('error', this.onGone);
+    this.socket.removeListener('close', this.onGone);
+    this.socket.on('error', ignoreError);
     return { socket: this.socket, buffered: this.buffered };
   }
 

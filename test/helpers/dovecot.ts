@@ -38,6 +38,12 @@ export interface DovecotOptions {
    * defaults (100 login processes, 10 connections per user and IP) suit the tests.
    */
   maxConnections?: number;
+  /**
+   * With maxConnections: logged-in sessions one imap/pop3 process serves [1, Dovecot's default].
+   * At 10,000 sessions one process per session would cost Dovecot gigabytes; the benchmark of
+   * mailotp at scale wants an upstream that is not the limit.
+   */
+  clientsPerMailProcess?: number;
   /** auth_username_format: how Dovecot folds the typed name into the passdb key [Dovecot's %Lu]. */
   usernameFormat?: string;
 }
@@ -114,10 +120,21 @@ function configText(o: {
   keyFile: string;
   failureDelay: boolean;
   maxConnections?: number;
+  clientsPerMailProcess?: number;
   usernameFormat?: string;
 }): string {
   const d = o.dir;
   const n = o.maxConnections;
+  const perProcess = o.clientsPerMailProcess ?? 1;
+  // service_count = 0: a mail process keeps serving new sessions instead of exiting after its
+  // first; vsz_limit grows with the sessions one process holds (256M is Dovecot's default).
+  const mailService =
+    perProcess === 1
+      ? `  process_limit = ${(n ?? 0) + 100}`
+      : `  client_limit = ${perProcess}
+  service_count = 0
+  process_limit = ${Math.ceil((n ?? 0) / perProcess) + 20}
+  vsz_limit = ${256 + Math.ceil(perProcess / 4)}M`;
   // One login process serving many clients (high-performance mode) instead of one process per
   // connection, which with TLS would also mean one proxy process per session.
   const scale =
@@ -137,10 +154,10 @@ service pop3-login {
   process_limit = 4
 }
 service imap {
-  process_limit = ${n + 100}
+${mailService}
 }
 service pop3 {
-  process_limit = ${n + 100}
+${mailService}
 }
 `;
   // nodelay from a first passdb survives the second passdb's failure (fields are rolled back only
@@ -348,7 +365,7 @@ async function launch(a: {
   const name = `mailotp-test-${path.basename(dir).slice(-6)}`;
   writeFileSync(
     configFile,
-    configText({ dir, name, ports, relayPort, uid: a.uid, gid: a.gid, certFile: a.certs.certFile, keyFile: a.certs.keyFile, failureDelay: a.opts.failureDelay ?? false, maxConnections: a.opts.maxConnections, usernameFormat: a.opts.usernameFormat }),
+    configText({ dir, name, ports, relayPort, uid: a.uid, gid: a.gid, certFile: a.certs.certFile, keyFile: a.certs.keyFile, failureDelay: a.opts.failureDelay ?? false, maxConnections: a.opts.maxConnections, clientsPerMailProcess: a.opts.clientsPerMailProcess, usernameFormat: a.opts.usernameFormat }),
   );
 
   const readLog = () => {

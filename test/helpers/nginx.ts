@@ -9,15 +9,24 @@ export const NGINX_BIN = '/usr/sbin/nginx';
 
 export interface NginxHandle {
   dir: string;
+  pid: number;
   errorLog(): string;
   stop(): Promise<void>;
+}
+
+export interface NginxExtra {
+  /** Main-context text before everything else (load_module, worker_rlimit_nofile) and after the http block (mail). */
+  top?: string;
+  bottom?: string;
+  /** Body of the events block [worker_connections 64;]. */
+  events?: string;
 }
 
 /**
  * Starts nginx in the foreground (daemon off, no master process) with `http` as the body of its
  * http block; `{dir}` in it is replaced by the temp folder. Resolves once the port accepts.
  */
-export async function startNginx(port: number, http: string, files: Record<string, string> = {}): Promise<NginxHandle> {
+export async function startNginx(port: number, http: string, files: Record<string, string> = {}, extra: NginxExtra = {}): Promise<NginxHandle> {
   if (!existsSync(NGINX_BIN)) throw new Error('nginx is not installed: run scripts/setup-test-env.sh as root (package nginx-light)');
   const dir = mkdtempSync(join(tmpdir(), 'mailotp-nginx-'));
   mkdirSync(join(dir, 'tmp'));
@@ -28,16 +37,18 @@ export async function startNginx(port: number, http: string, files: Record<strin
   const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/tmp/${t};`).join('\n  ');
   writeFileSync(
     join(dir, 'nginx.conf'),
-    `daemon off;
+    `${extra.top ?? ''}
+daemon off;
 master_process off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log info;
-events { worker_connections 64; }
+events { ${extra.events ?? 'worker_connections 64;'} }
 http {
   access_log ${dir}/access.log;
   ${temps}
   ${http.replaceAll('{dir}', dir)}
 }
+${(extra.bottom ?? '').replaceAll('{dir}', dir)}
 `,
   );
   const child: ChildProcess = spawn(NGINX_BIN, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -75,5 +86,5 @@ http {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { dir, errorLog, stop };
+  return { dir, pid: child.pid!, errorLog, stop };
 }

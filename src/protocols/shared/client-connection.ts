@@ -10,6 +10,9 @@ export interface ConnectionHandlers {
   closed(): void;
 }
 
+/** Holds nothing, so a spliced socket does not keep the pre-login session alive. */
+const ignoreError = (): void => undefined;
+
 /** How long a closing socket may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -89,7 +92,9 @@ export class ClientConnection {
 
   /**
    * Gives the socket away (to the splice): paused first, because a flowing socket left without
-   * a 'data' listener drops bytes. The error listener stays so a late error cannot crash.
+   * a 'data' listener drops bytes. An error listener stays so a late error cannot crash, but
+   * not ours: the sockets must not keep this connection and its session alive for the hours a
+   * spliced session lasts.
    */
   handOver(): net.Socket {
     this.current.pause();
@@ -97,7 +102,10 @@ export class ClientConnection {
       s.removeListener('data', this.onData);
       s.removeListener('end', this.onEnd);
       s.removeListener('close', this.onClose);
+      s.removeListener('error', this.onError);
+      s.on('error', ignoreError);
     }
+    this.sockets.clear();
     this.clearGrace();
     return this.current;
   }

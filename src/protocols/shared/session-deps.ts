@@ -8,6 +8,8 @@ import type { TlsContextProvider } from '../../net/tls-context.js';
 export interface SplicedUpstream extends VerifiedUpstream {
   socket: Duplex; // logged-in upstream socket, to splice
   buffered: Buffer; // bytes the upstream sent after its login reply
+  /** Lets go of the socket for the splice (listeners that would keep this object alive included). */
+  handOver?(): { socket: Duplex; buffered: Buffer };
 }
 
 /** What every protocol session gets from its service: the core's question, the upstream, the splice. */

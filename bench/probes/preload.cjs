@@ -1,0 +1,62 @@
+// Loaded into a mailotp (or the bare pipe) child with NODE_OPTIONS=--require by the probes beside it.
+// SIGWINCH writes probe-<pid>.json into the working directory: memory before and after a forced GC
+// (with --expose-gc), event-loop delay since the last signal, and time spent in better-sqlite3
+// statements (which run synchronously on the event loop), with the statements that took over 2 ms.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const { monitorEventLoopDelay, createHistogram } = require('node:perf_hooks');
+
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
+const sqlite = createHistogram();
+let sqliteNs = 0n;
+let sqliteCalls = 0;
+let slow = {};
+try {
+  const Database = require(path.join(__dirname, '../../node_modules/better-sqlite3'));
+  const proto = Object.getPrototypeOf(new Database(':memory:').prepare('select 1'));
+  for (const m of ['run', 'get', 'all']) {
+    const orig = proto[m];
+    proto[m] = function timed(...a) {
+      const t = process.hrtime.bigint();
+      try {
+        return orig.apply(this, a);
+      } finally {
+        const d = process.hrtime.bigint() - t;
+        sqliteNs += d;
+        sqliteCalls++;
+        sqlite.record(d > 0n ? d : 1n);
+        if (d > 2_000_000n) slow[this.source.slice(0, 80)] = (slow[this.source.slice(0, 80)] ?? 0) + 1;
+      }
+    };
+  }
+} catch {
+  // Not a mailotp process (the bare pipe): no SQLite to time.
+}
+
+process.on('SIGWINCH', () => {
+  const before = process.memoryUsage();
+  global.gc?.();
+  setTimeout(() => {
+    global.gc?.();
+    const out = {
+      before,
+      after: process.memoryUsage(),
+      loopP50Ms: loop.percentile(50) / 1e6,
+      loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.max / 1e6,
+      sqliteCalls,
+      sqliteMs: Number(sqliteNs) / 1e6,
+      sqliteP99Ms: sqlite.percentile(99) / 1e6,
+      sqliteMaxMs: sqlite.max / 1e6,
+      slow,
+    };
+    loop.reset();
+    sqlite.reset();
+    sqliteNs = 0n;
+    sqliteCalls = 0;
+    slow = {};
+    fs.writeFileSync(`probe-${process.pid}.json`, JSON.stringify(out));
+  }, 200);
+});

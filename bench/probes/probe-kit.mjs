@@ -1,0 +1,58 @@
+// Shared by the probes: a Dovecot, mailotp (approved path, plain upstream) or the bare pipe with
+// bench/probes/preload.cjs loaded, and a reader for the preload's SIGWINCH report.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
+export const PRELOAD = fileURLToPath(new URL('./preload.cjs', import.meta.url));
+const { startDovecot } = await import(`${dist}test/helpers/dovecot.js`);
+const { startMailotp, enrol, waitForRequest, decide } = await import(`${dist}test/e2e/harness.js`);
+export const { RawImap, pct } = await import(`${dist}bench/raw-imap.js`);
+const { startTlsPipe } = await import(`${dist}bench/scale-targets.js`);
+
+export const login = async (port) => {
+  const c = await RawImap.open(port);
+  await c.cmd('a', 'LOGIN bench bench-pass-1');
+  return c;
+};
+
+/** which: 'mailotp' | 'pipe'; nodeOptions: extra flags for the child (e.g. --heapsnapshot-signal=SIGUSR2). */
+export async function startTarget(which, sessions, nodeOptions = '') {
+  const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-pass-1' }], maxConnections: sessions + 200, clientsPerMailProcess: 500 });
+  process.env.NODE_OPTIONS = `--expose-gc --require ${PRELOAD} ${nodeOptions}`;
+  try {
+    if (which === 'pipe') {
+      const p = await startTlsPipe(dovecot.ports.imap);
+      return { port: p.port, pid: p.pid, dovecot, stop: async () => (await p.stop(), await dovecot.stop()) };
+    }
+    const m = await startMailotp({
+      dovecot,
+      upstreamTls: 'none',
+      logLevel: 'info',
+      daemonOtp: { holdTime: '30s' },
+      limits: { failedLoginsPerUser: 100000, failedLoginsPerIp: 100000, maxConnections: sessions + 1000, maxConnectionsPerIp: sessions + 1000 },
+    });
+    const token = await enrol(m, 'bench');
+    const first = login(m.imaps).then((c) => c.close());
+    const req = await waitForRequest(m.portal, token);
+    await decide(m.portal, token, req.id, 'approve');
+    await first;
+    return { port: m.imaps, pid: m.child.pid, dovecot, stop: async () => (await m.stop(), await dovecot.stop()) };
+  } finally {
+    delete process.env.NODE_OPTIONS;
+  }
+}
+
+export const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+/** The preload's report (the child's working directory is ours). */
+export async function report(pid) {
+  const f = `probe-${pid}.json`;
+  rmSync(f, { force: true });
+  process.kill(pid, 'SIGWINCH');
+  while (!existsSync(f)) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 50));
+  const out = JSON.parse(readFileSync(f, 'utf8'));
+  rmSync(f, { force: true });
+  return out;
+}

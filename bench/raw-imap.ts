@@ -1,0 +1,52 @@
+import tls from 'node:tls';
+import { testCerts } from '../test/helpers/certs.js';
+
+/** A minimal IMAP client over TLS: one command at a time, counts bytes, no parsing beyond tags. */
+export class RawImap {
+  private buf = Buffer.alloc(0);
+  private waiter: (() => void) | null = null;
+  bytes = 0;
+  private constructor(readonly sock: tls.TLSSocket) {
+    sock.on('data', (d: Buffer) => {
+      this.bytes += d.length;
+      // Keep only the tail: FETCH bodies are large and only the tagged line matters.
+      this.buf = this.buf.length > 65536 ? Buffer.concat([this.buf.subarray(-1024), d]) : Buffer.concat([this.buf, d]);
+      this.waiter?.();
+    });
+  }
+  static async open(port: number, localAddress?: string): Promise<RawImap> {
+    const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) } as tls.ConnectionOptions);
+    const c = new RawImap(sock);
+    await c.until(/^\* OK.*\r\n/m);
+    return c;
+  }
+  until(re: RegExp): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const text = this.buf.toString('latin1');
+        if (re.test(text)) {
+          this.waiter = null;
+          this.buf = Buffer.alloc(0);
+          resolve(text);
+        }
+      };
+      this.sock.once('error', reject);
+      this.waiter = check;
+      check();
+    });
+  }
+  async cmd(tag: string, line: string): Promise<string> {
+    this.sock.write(`${tag} ${line}\r\n`);
+    const out = await this.until(new RegExp(`^${tag} (OK|NO|BAD).*\\r\\n`, 'm'));
+    if (!new RegExp(`^${tag} OK`, 'm').test(out)) throw new Error(`${line.split(' ')[0]} failed: ${out.slice(-200)}`);
+    return out;
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+export function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+

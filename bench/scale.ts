@@ -1,0 +1,383 @@
+/**
+ * npm run bench -- --scale: mailotp at scale, beside the bare Node TLS pipe and the nginx mail proxy
+ * on the same machine, client and plain Dovecot upstream (issue #12 part 6).
+ * - login latency (sequential TLS connect + LOGIN until OK), bulk FETCH and logins per second with
+ *   --parallel clients, in --rounds rounds whose target order rotates, so machine noise hits all alike;
+ * - tap-to-OK latency with two mailotp instances on one Redis (tap on B releases a login held on A);
+ * - RSS per idle logged-in session at --sessions sessions for the pipe, nginx and mailotp.
+ * Options: --sessions N (10000), --rounds N (8), --logins N (25 per round and target), --parallel N (50),
+ * --seconds S (3 per round and target), --taps N (40), --messages N (40), --size BYTES (1 MiB),
+ * --only LIST (comma-separated parts: rounds,taps,memory).
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { testCerts } from '../test/helpers/certs.js';
+import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
+import { startRedisServer } from '../test/helpers/redis-server.js';
+import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
+import { pct, RawImap } from './raw-imap.js';
+import { rssKiB, startNginxMail, startTlsPipe } from './scale-targets.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+let SESSIONS = opt('sessions', 10_000);
+const ROUNDS = opt('rounds', 8);
+const LOGINS = opt('logins', 25);
+const PARALLEL = opt('parallel', 50);
+const SECONDS = opt('seconds', 3);
+const TAPS = opt('taps', 40);
+const MESSAGES = opt('messages', 40);
+const SIZE = opt('size', 1024 * 1024);
+const onlyAt = args.indexOf('--only');
+const PARTS = new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rounds', 'taps', 'memory']);
+const USER = 'bench';
+const PASS = 'bench-pass-1';
+
+const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Every proxy holds two sockets per session; the client and Dovecot fewer. Raises this process's
+ * open-files limit (every server started below inherits it) with prlimit, which needs root with
+ * CAP_SYS_RESOURCE to go past the hard limit. When the hard limit cannot move, the session count
+ * is lowered to what fits and the note says so.
+ */
+function raiseFileLimit(sessions: number): { sessions: number; note: string } {
+  const need = 2 * sessions + 200;
+  const read = () => {
+    const m = /Max open files\s+(\d+)\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return [Number(m?.[1] ?? 0), Number(m?.[2] ?? 0)] as const;
+  };
+  const [soft, hard] = read();
+  if (soft >= need) return { sessions, note: `open files: ${soft} per process (needed ${need})` };
+  const target = Math.max(need, hard);
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${target}:${target}`], { stdio: 'pipe' });
+    return { sessions, note: `open files: raised from ${soft}/${hard} to ${target} per process with prlimit` };
+  } catch {
+    // Without CAP_SYS_RESOURCE (containers) only the soft limit can move, up to the hard one.
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`], { stdio: 'pipe' });
+    const fit = Math.floor((hard - 200) / 2 / 100) * 100;
+    return {
+      sessions: Math.min(sessions, fit),
+      note: `open files: hard limit ${hard} per process cannot be raised here (prlimit: no CAP_SYS_RESOURCE); ${sessions} sessions need ${need}, so ${Math.min(sessions, fit)} sessions were opened`,
+    };
+  }
+}
+
+function message(i: number): string {
+  const line = `${'x'.repeat(74)}\r\n`;
+  const header = `From: bench@example.com\r\nTo: bench@example.com\r\nSubject: bench ${i}\r\nMessage-ID: <bench-${i}@example.com>\r\n\r\n`;
+  return header + line.repeat(Math.ceil((SIZE - header.length) / line.length));
+}
+
+async function login(port: number, localAddress?: string): Promise<RawImap> {
+  const c = await RawImap.open(port, localAddress);
+  await c.cmd('a', `LOGIN ${USER} ${PASS}`);
+  return c;
+}
+
+async function loginTimes(port: number, n: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    const c = await login(port);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    c.sock.write('z LOGOUT\r\n');
+    c.close();
+  }
+  return times;
+}
+
+/** One FETCH of every message on a fresh session (after a warm-up FETCH), MB/s received. */
+async function fetchOnce(port: number): Promise<number> {
+  const c = await login(port);
+  try {
+    await c.cmd('b', 'EXAMINE INBOX');
+    await c.cmd('w', `FETCH 1:${MESSAGES} BODY.PEEK[]`);
+    const before = c.bytes;
+    const t0 = process.hrtime.bigint();
+    await c.cmd('f', `FETCH 1:${MESSAGES} BODY.PEEK[]`);
+    return (c.bytes - before) / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
+  } finally {
+    c.close();
+  }
+}
+
+/** Logins completed per second by PARALLEL clients, each looping connect + LOGIN + close. */
+async function loginsPerSecond(port: number): Promise<number> {
+  const end = Date.now() + SECONDS * 1000;
+  let done = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: PARALLEL }, async () => {
+      while (Date.now() < end) {
+        const c = await login(port);
+        done++;
+        c.sock.write('z LOGOUT\r\n');
+        c.close();
+      }
+    }),
+  );
+  return done / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+interface RoundFigures {
+  login: number[];
+  fetch: number[];
+  perSecond: number[];
+}
+
+const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
+
+/** The interleaved rounds: each round visits every target, starting one further along each time. */
+async function rounds(targets: [string, number][]): Promise<Record<string, RoundFigures>> {
+  const out: Record<string, RoundFigures> = Object.fromEntries(targets.map(([n]) => [n, { login: [], fetch: [], perSecond: [] }]));
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
+    log(`round ${r + 1}/${ROUNDS}: ${order.map(([n]) => n).join(', ')}`);
+    for (const [name, port] of order) {
+      const f = out[name]!;
+      f.login.push(...(await loginTimes(port, LOGINS)));
+      f.fetch.push(await fetchOnce(port));
+      f.perSecond.push(await loginsPerSecond(port));
+    }
+  }
+  return out;
+}
+
+/** The device's event stream on one instance: resolves waiters when a request for their client IP shows up. */
+function requestStream(port: number, token: string): { next(ip: string): Promise<{ id: string }>; close(): void } {
+  const waiters = new Map<string, (r: { id: string }) => void>();
+  let buf = '';
+  const req = https.request({ host: '127.0.0.1', port, path: '/api/v1/device/events', ca: testCerts().ca, servername: 'localhost', headers: { authorization: `Bearer ${token}` } }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      buf += chunk;
+      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (!/^event: request$/m.test(block)) continue;
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (!data) continue;
+        const r = JSON.parse(data) as { id: string; clientIp: string };
+        waiters.get(r.clientIp)?.(r);
+        waiters.delete(r.clientIp);
+      }
+    });
+  });
+  req.on('error', () => undefined);
+  req.end();
+  return {
+    next: (ip) => new Promise((resolve) => waiters.set(ip, resolve)),
+    close: () => req.destroy(),
+  };
+}
+
+interface TapFigures {
+  loginToRequest: number[];
+  tapToOk: number[];
+}
+
+/** Each login comes from a fresh loopback address, so each needs its own tap. */
+async function taps(a: MailotpProcess, b: MailotpProcess, token: string): Promise<TapFigures> {
+  const stream = requestStream(b.portal, token);
+  const out: TapFigures = { loginToRequest: [], tapToOk: [] };
+  try {
+    await sleep(500);
+    for (let i = 0; i < TAPS; i++) {
+      const ip = `127.31.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+      const seen = stream.next(ip);
+      const c = await RawImap.open(a.imaps, ip);
+      const t0 = process.hrtime.bigint();
+      const ok = c.cmd('a', `LOGIN ${USER} ${PASS}`);
+      const r = await seen;
+      const t1 = process.hrtime.bigint();
+      const d = await decide(b.portal, token, r.id, 'approve');
+      if (d.status !== 200) throw new Error(`tap refused: ${JSON.stringify(d.json)}`);
+      await ok;
+      const t2 = process.hrtime.bigint();
+      out.loginToRequest.push(Number(t1 - t0) / 1e6);
+      out.tapToOk.push(Number(t2 - t1) / 1e6);
+      c.close();
+    }
+  } finally {
+    stream.close();
+  }
+  return out;
+}
+
+interface MemoryFigures {
+  sessions: number;
+  kibPerSession: number;
+  fds: number;
+}
+
+/** RSS growth of `pid` from 20 to SESSIONS idle logged-in sessions, per session. */
+async function idleMemory(name: string, port: number, pid: number): Promise<MemoryFigures> {
+  const conns: RawImap[] = [];
+  try {
+    for (let i = 0; i < 20; i++) conns.push(await login(port));
+    await sleep(1000);
+    const before = rssKiB(pid);
+    let last = Date.now();
+    while (conns.length < SESSIONS) {
+      const batch = await Promise.all(Array.from({ length: Math.min(50, SESSIONS - conns.length) }, () => login(port)));
+      conns.push(...batch);
+      if (Date.now() - last > 10_000) {
+        log(`  ${name}: ${conns.length} sessions`);
+        last = Date.now();
+      }
+    }
+    await sleep(3000);
+    const after = rssKiB(pid);
+    const fds = readdirSync(`/proc/${pid}/fd`).length;
+    // Every session must still be alive: a NOOP on a sample of them.
+    for (let i = 0; i < conns.length; i += Math.ceil(conns.length / 20)) await conns[i]!.cmd('n', 'NOOP');
+    return { sessions: conns.length, kibPerSession: (after - before) / (conns.length - 20), fds };
+  } finally {
+    for (const c of conns) c.close();
+    await sleep(2000);
+  }
+}
+
+async function prepareMailotp(dovecot: DovecotHandle, store?: Record<string, unknown>): Promise<{ m: MailotpProcess; token: string }> {
+  const m = await startMailotp({
+    dovecot,
+    upstreamTls: 'none',
+    logLevel: 'info',
+    daemonOtp: { holdTime: '30s' },
+    limits: {
+      failedLoginsPerUser: 100_000,
+      failedLoginsPerIp: 100_000,
+      pushesPerUserPerHour: 100_000,
+      maxConnections: SESSIONS + 1000,
+      maxConnectionsPerIp: SESSIONS + 1000,
+    },
+    ...(store ? { store } : {}),
+  });
+  // Two-factor on and one tap for 127.0.0.1: measured logins take the whole approved path.
+  const token = await enrol(m, USER);
+  const first = login(m.imaps).then((c) => c.close());
+  const req = await waitForRequest(m.portal, token, (r) => r.clientIp === '127.0.0.1');
+  await decide(m.portal, token, req.id, 'approve');
+  await first;
+  return { m, token };
+}
+
+function table(head: string[], rows: string[][]): string {
+  const all = [head, ...rows];
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  const lines = all.map((r) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`);
+  lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  return lines.join('\n');
+}
+
+export async function scaleBench(): Promise<void> {
+  const files = raiseFileLimit(SESSIONS);
+  SESSIONS = files.sessions;
+  const fileNote = files.note;
+  const loadBefore = os.loadavg();
+  log(fileNote);
+  const dovecot = await startDovecot({ users: [{ user: USER, password: PASS }], maxConnections: SESSIONS + 200, clientsPerMailProcess: 500 });
+  const redis = await startRedisServer();
+  const stoppers: (() => Promise<unknown>)[] = [() => dovecot.stop(), () => redis.stop()];
+  const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+  const doc: Record<string, unknown> = { date: new Date().toISOString(), machine };
+  const docFile = fileURLToPath(new URL('../../bench/last-scale-run.json', import.meta.url));
+  // Each part is printed (and saved) as soon as it is done: a later part that fails loses nothing.
+  const report = {
+    push: (...lines: string[]) => {
+      process.stdout.write(`${lines.join('\n')}\n(load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})\n`);
+      writeFileSync(docFile, JSON.stringify(doc, null, 2));
+    },
+  };
+  process.stdout.write(`machine: ${machine}\nload average at start ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n${fileNote}\n`);
+  try {
+    log(`appending ${MESSAGES} messages of ${SIZE} bytes...`);
+    for (let i = 0; i < MESSAGES; i++) await dovecot.appendMessage(USER, message(i));
+    const pipe = await startTlsPipe(dovecot.ports.imap);
+    stoppers.unshift(() => pipe.stop());
+    const nginx = await startNginxMail(dovecot.ports.imap, SESSIONS);
+    stoppers.unshift(() => nginx.stop());
+    const solo = await prepareMailotp(dovecot);
+    stoppers.unshift(() => solo.m.stop());
+    const store = { driver: 'redis', url: redis.url, keyPrefix: `bench${process.pid}:` };
+    const a = await prepareMailotp(dovecot, store);
+    stoppers.unshift(() => a.m.stop());
+    const b = await startMailotp({ dovecot, store, upstreamTls: 'none', logLevel: 'info', daemonOtp: { holdTime: '30s' }, limits: { pushesPerUserPerHour: 100_000 } });
+    stoppers.unshift(() => b.stop());
+
+    const targets: [string, number][] = [
+      ['direct (Dovecot TLS)', dovecot.ports.imaps],
+      ['bare Node TLS pipe', pipe.port],
+      ['nginx mail proxy', nginx.port],
+      ['mailotp (SQLite)', solo.m.imaps],
+      ['mailotp (Redis)', a.m.imaps],
+    ];
+    if (PARTS.has('rounds')) {
+      const r = await rounds(targets);
+      doc.rounds = r;
+      const nginxFetch = median(r['nginx mail proxy']!.fetch);
+      const rows = targets.map(([n]) => {
+        const f = r[n]!;
+        const sorted = [...f.login].sort((x, y) => x - y);
+        const [p50, p99] = [pct(sorted, 50), pct(sorted, 99)];
+        return [n, p50.toFixed(1), p99.toFixed(1), `${(p99 / p50).toFixed(2)}x`, median(f.fetch).toFixed(0), `${(median(f.fetch) / nginxFetch).toFixed(2)}x`, median(f.perSecond).toFixed(0)];
+      });
+      report.push(
+        `${ROUNDS} interleaved rounds; per round and target: ${LOGINS} sequential logins, one FETCH 1:${MESSAGES} BODY.PEEK[] of ${SIZE} B messages, ${SECONDS} s of logins by ${PARALLEL} parallel clients`,
+        table(['path', 'login p50 ms', 'login p99 ms', 'p99/p50', 'FETCH MB/s (median)', 'vs nginx', 'logins/s'], rows),
+      );
+    }
+    if (PARTS.has('taps')) {
+      log(`${TAPS} taps: login held on A, tapped on B`);
+      const t = await taps(a.m, b, a.token).catch((err: unknown) => {
+        report.push(`taps failed: ${err instanceof Error ? err.message : String(err)}`);
+        return null;
+      });
+      if (t) {
+      doc.taps = t;
+      const s = (xs: number[]) => {
+        const sorted = [...xs].sort((x, y) => x - y);
+        return [pct(sorted, 50).toFixed(1), pct(sorted, 99).toFixed(1)];
+      };
+      report.push(
+        `two instances on one Redis, ${TAPS} held logins on A each released by a tap on B`,
+        table(['interval', 'p50 ms', 'p99 ms'], [
+          ['LOGIN sent to A -> request event on B', ...s(t.loginToRequest)],
+          ['tap POSTed to B -> OK from A', ...s(t.tapToOk)],
+        ]),
+      );
+      }
+    }
+    if (PARTS.has('memory')) {
+      const mem: Record<string, MemoryFigures> = {};
+      for (const [name, port, pid] of [
+        ['bare Node TLS pipe', pipe.port, pipe.pid],
+        ['nginx mail proxy', nginx.port, nginx.pid],
+        ['mailotp (SQLite)', solo.m.imaps, solo.m.child.pid!],
+      ] as [string, number, number][]) {
+        log(`${SESSIONS} idle sessions through ${name}`);
+        mem[name] = await idleMemory(name, port, pid);
+      }
+      doc.memory = mem;
+      const pipeKiB = mem['bare Node TLS pipe']!.kibPerSession;
+      report.push(
+        `RSS growth of the proxy process from 20 to ${SESSIONS} idle logged-in sessions`,
+        table(
+          ['proxy', 'sessions', 'KiB per session', 'vs bare pipe', 'open fds'],
+          Object.entries(mem).map(([n, f]) => [n, String(f.sessions), f.kibPerSession.toFixed(1), `${(f.kibPerSession / pipeKiB).toFixed(2)}x`, String(f.fds)]),
+        ),
+      );
+    }
+  } finally {
+    for (const stop of stoppers) await stop().catch(() => undefined);
+  }
+}
