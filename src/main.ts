@@ -4,6 +4,7 @@ import { systemClock, type Clock } from './core/clock.js';
 import { MailotpError } from './core/errors.js';
 import { configHoldTimeWarnings } from './core/hold-times.js';
 import { loadOrCreateSecretKey } from './config/secret-key-file.js';
+import { Lifecycle } from './core/lifecycle.js';
 import { buildCore, type CoreServices } from './core/services.js';
 import { mergeSpellings } from './core/user-merge.js';
 import { AuditTee } from './log/audit-tee.js';
@@ -18,6 +19,7 @@ import { imapService } from './protocols/imap/imap-service.js';
 import { smtpService } from './protocols/smtp/smtp-service.js';
 import { pop3Service } from './protocols/pop3/pop3-service.js';
 import type { ProtocolService } from './protocols/protocol-service.js';
+import { LiveSessions } from './protocols/shared/live-sessions.js';
 import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './push/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
@@ -25,7 +27,6 @@ import { FcmNotifier } from './push/fcm-notifier.js';
 import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
 import { WebPushNotifier } from './push/webpush-notifier.js';
 import { metered, startMetricsListener } from './metrics/metrics-listener.js';
-import type { MetricsServer } from './metrics/metrics-server.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { createStore } from './stores/create-store.js';
 import type { Store } from './stores/store.js';
@@ -104,6 +105,31 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const webPush = webPushKeys(config, logger);
   const secret = loadOrCreateSecretKey(config.portal.secretKeyFile);
   if (secret.created) logger.warn({ file: config.portal.secretKeyFile }, 'created a new secret key for authenticator-app keys; every instance must use this same file');
+  // Each part opened below registers its closer here: a failed start and stop() run the same ones,
+  // last opened first, so the store (opened first) closes last.
+  const life = new Lifecycle(logger);
+  try {
+    return await startParts(config, { ...options, logger, clock }, { tee, webPush, secretKey: secret.key, life });
+  } catch (err) {
+    // A port already in use (or any start failure) leaves nothing running behind it.
+    await life.close();
+    throw err;
+  }
+}
+
+interface Opened {
+  tee: AuditTee | null;
+  webPush: { keys: VapidKeys } | null;
+  secretKey: Buffer;
+  life: Lifecycle;
+}
+
+async function startParts(
+  config: Config,
+  options: StartOptions & { logger: Logger; clock: Clock },
+  { tee, webPush, secretKey, life }: Opened,
+): Promise<RunningMailotp> {
+  const { logger, clock } = options;
   // Counted from the first store call on, when metrics.port is set; nothing is counted otherwise.
   const metrics = config.metrics.port !== undefined ? new PrometheusMetrics(clock) : null;
   const unmeteredStore =
@@ -111,34 +137,40 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
     createStore(config.store, {
       onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
     );
+  life.add('store', () => unmeteredStore.close());
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
   const { store, notifiers } = metered(metrics, unmeteredStore, buildNotifiers(config, logger, webPush?.keys ?? null));
-  const core = buildCore(config, { store, clock, logger, notifiers, secretKey: secret.key });
+  life.add('notifiers', () => Promise.all(notifiers.map((n) => n.close?.())));
+  const core = buildCore(config, { store, clock, logger, notifiers, secretKey });
   tee?.attach((event, fields) => core.audit.record(event, fields));
+  life.add('audit trail', () => core.audit.flush());
   try {
     // Before any listener: a record under another spelling would otherwise let that user in without
     // two-factor. The store must be reachable for this; a start that cannot check exits.
     await mergeSpellings(store, core.names, clock, logger.child({ component: 'core' }));
   } catch (err) {
-    await Promise.all(notifiers.map((n) => n.close?.()));
-    await store.close().catch(() => undefined);
     throw new MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE', `cannot check stored user names at start-up: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   // Every instance sweeps expired requests (the store makes each count once), portal or not.
-  const stopSweeper = core.requests.startExpirySweeper();
+  life.add('expiry sweep', core.requests.startExpirySweeper());
   const tls = config.tls ? new TlsContextProvider(config.tls) : null;
 
   // One service per protocol with an upstream; its listeners are skipped (with a warning) otherwise.
+  const sessions = new LiveSessions();
   const services: Partial<Record<Protocol, ProtocolService>> = {};
   if (tls) {
-    const ctx = { config, core, tls, logger, ...(metrics ? { metrics } : {}) };
+    const ctx = { config, core, tls, logger, sessions, ...(metrics ? { metrics } : {}) };
     const built: [Protocol, ProtocolService | null][] = [
       ['imap', imapService(ctx)],
       ['pop3', pop3Service(ctx)],
       ['smtp', smtpService(ctx)],
     ];
-    for (const [protocol, service] of built) if (service) services[protocol] = service;
+    for (const [protocol, service] of built) {
+      if (!service) continue;
+      services[protocol] = service;
+      life.add(`${protocol} upstream`, () => service.stop());
+    }
   }
   await Promise.all(Object.values(services).map((s) => s.start()));
 
@@ -146,73 +178,66 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
   const connectionLimits = new ConnectionLimits(config.limits);
   const listeners: MailListener[] = [];
   const bound: RunningMailotp['listeners'] = [];
+  // A failed start has no session worth waiting for; stop() sets the drain it was given.
+  let drainMs = 0;
+  life.add('mail listeners', () => drainMailListeners(listeners, sessions, drainMs, logger));
+  for (const lc of config.listeners) {
+    const service = services[lc.protocol];
+    if (!service) {
+      // Only when no tls.cert/key is configured (the schema requires an upstream per listener).
+      logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listener skipped: mail listeners need tls.cert and tls.key`);
+      continue;
+    }
+    const listener = new MailListener(lc, tls, service.handler, logger, {
+      limits: connectionLimits,
+      busyLine: service.busyLine,
+      ...(metrics ? { onRefused: (cap: string) => metrics.connectionRefused(lc.protocol, cap) } : {}),
+    });
+    const port = await listener.listen();
+    listeners.push(listener);
+    bound.push({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port });
+    logger.info({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port }, 'listening');
+  }
   let portal: PortalServer | null = null;
   let portalPort: { port: number } | null = null;
-  let metricsServer: MetricsServer | null = null;
-  let metricsPort: { port: number } | null = null;
-  try {
-    for (const lc of config.listeners) {
-      const service = services[lc.protocol];
-      if (!service) {
-        // Only when no tls.cert/key is configured (the schema requires an upstream per listener).
-        logger.warn({ protocol: lc.protocol, port: lc.port }, `${lc.protocol} listener skipped: mail listeners need tls.cert and tls.key`);
-        continue;
-      }
-      const listener = new MailListener(lc, tls, service.handler, logger, {
-        limits: connectionLimits,
-        busyLine: service.busyLine,
-        ...(metrics ? { onRefused: (cap: string) => metrics.connectionRefused(lc.protocol, cap) } : {}),
-      });
-      const port = await listener.listen();
-      listeners.push(listener);
-      bound.push({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port });
-      logger.info({ protocol: lc.protocol, tls: lc.tls, host: lc.host, port }, 'listening');
-    }
-    if (config.portal.enabled) {
-      const portalLog = logger.child({ component: 'portal' });
-      portal = new PortalServer({
-        settings: config.portal,
-        tls: config.portal.tls ? tls : null,
-        devices: core.devices,
-        requests: core.requests,
-        approvals: core.approvals,
-        ...(webPush ? { webPushPublicKey: webPush.keys.publicKey } : {}),
-        store,
-        clock,
-        logger: portalLog,
-        web: {
-          pages: {
-            core,
-            checkPassword: webPasswordCheck(config, core, logger),
-            daemonOtp: { enabled: config.daemonOtp.enabled, enforce: config.daemonOtp.enforce },
-            ...(config.portal.publicUrl ? { publicUrl: config.portal.publicUrl } : {}),
-            tls: config.portal.tls,
-            logger: portalLog,
-            forwardAuth: {
-              allowedRedirects: config.portal.allowedRedirects,
-              ...(config.portal.cookieDomain ? { cookieDomain: config.portal.cookieDomain } : {}),
-            },
+  if (config.portal.enabled) {
+    const portalLog = logger.child({ component: 'portal' });
+    const server = new PortalServer({
+      settings: config.portal,
+      tls: config.portal.tls ? tls : null,
+      devices: core.devices,
+      requests: core.requests,
+      approvals: core.approvals,
+      ...(webPush ? { webPushPublicKey: webPush.keys.publicKey } : {}),
+      store,
+      clock,
+      logger: portalLog,
+      web: {
+        pages: {
+          core,
+          checkPassword: webPasswordCheck(config, core, logger),
+          daemonOtp: { enabled: config.daemonOtp.enabled, enforce: config.daemonOtp.enforce },
+          ...(config.portal.publicUrl ? { publicUrl: config.portal.publicUrl } : {}),
+          tls: config.portal.tls,
+          logger: portalLog,
+          forwardAuth: {
+            allowedRedirects: config.portal.allowedRedirects,
+            ...(config.portal.cookieDomain ? { cookieDomain: config.portal.cookieDomain } : {}),
           },
-          pairing: { pairing: core.pairing, store, clock, logger: portalLog },
         },
-      });
-      portalPort = await portal.listen();
-      logger.info({ host: config.portal.host, port: portalPort.port, tls: config.portal.tls }, 'portal listening');
-    }
-    const metricsListener = await startMetricsListener(config, metrics, store, logger);
-    if (metricsListener) {
-      metricsServer = metricsListener.server;
-      metricsPort = { port: metricsListener.port };
-    }
-  } catch (err) {
-    // A port already in use (or any start failure) leaves nothing running behind it.
-    for (const l of listeners) l.stopAccepting();
-    await portal?.close().catch(() => undefined);
-    await metricsServer?.close();
-    for (const s of Object.values(services)) s.stop();
-    stopSweeper();
-    await store.close().catch(() => undefined);
-    throw err;
+        pairing: { pairing: core.pairing, store, clock, logger: portalLog },
+      },
+    });
+    portalPort = await server.listen();
+    portal = server;
+    life.add('portal', () => server.close());
+    logger.info({ host: config.portal.host, port: portalPort.port, tls: config.portal.tls }, 'portal listening');
+  }
+  let metricsPort: { port: number } | null = null;
+  const metricsListener = await startMetricsListener(config, metrics, store, logger);
+  if (metricsListener) {
+    life.add('metrics listener', () => metricsListener.server.close());
+    metricsPort = { port: metricsListener.port };
   }
 
   let stopping: Promise<void> | null = null;
@@ -229,26 +254,29 @@ export async function startMailotp(config: Config, options: StartOptions = {}): 
       portal?.reloadTls();
       logger.info('TLS certificate reloaded');
     },
-    stop(drainMs = config.shutdown.drainTimeout) {
+    stop(drain = config.shutdown.drainTimeout) {
       stopping ??= (async () => {
-        for (const l of listeners) l.stopAccepting();
-        const open = listeners.reduce((n, l) => n + l.connections.size, 0);
-        logger.info({ open, drainMs }, 'stopping: no new connections, waiting for sessions');
-        const drained = await Promise.all(listeners.map((l) => l.connections.drain(drainMs)));
-        if (drained.includes(false)) {
-          logger.warn('drain timeout: closing the remaining sessions');
-          for (const l of listeners) l.connections.destroyAll();
-        }
-        await portal?.close();
-        await metricsServer?.close();
-        stopSweeper();
-        for (const s of Object.values(services)) s.stop();
-        await Promise.all(notifiers.map((n) => n.close?.()));
-        await core.audit.flush();
-        await store.close();
+        drainMs = drain;
+        await life.close();
         logger.info('stopped');
       })();
       return stopping;
     },
   };
+}
+
+/**
+ * Stops accepting, says each protocol's goodbye to the pre-login sessions (held logins included),
+ * lets spliced sessions run up to drainMs, then closes what is left.
+ */
+async function drainMailListeners(listeners: MailListener[], sessions: LiveSessions, drainMs: number, logger: Logger): Promise<void> {
+  for (const l of listeners) l.stopAccepting();
+  const preLogin = sessions.shutDownAll();
+  const open = listeners.reduce((n, l) => n + l.connections.size, 0);
+  logger.info({ open, preLogin, drainMs }, 'stopping: no new connections, waiting for sessions');
+  const drained = await Promise.all(listeners.map((l) => l.connections.drain(drainMs)));
+  if (drained.includes(false)) {
+    logger.warn('drain timeout: closing the remaining sessions');
+    for (const l of listeners) l.connections.destroyAll();
+  }
 }

@@ -37,7 +37,12 @@ Exemptions and audit (README "Exemptions and the audit trail"):
   daemonOtp.trustedNetworks [none]  CIDRs whose clients skip the tap after a correct password
       (matched on the real client address, after PROXY protocol); standing approvals for devices
       that can never tap: mailotp approvals grant USER --ip IP --ttl 365d
-  audit.retention [90d]  how long every decision stays in the store for \`mailotp audit\``,
+  audit.retention [90d]  how long every decision stays in the store for \`mailotp audit\`
+
+Signals (README "Stopping"):
+  SIGTERM, SIGINT  stop accepting; clients not logged in (held logins too) get * BYE / -ERR [SYS/TEMP]
+      / 421 4.3.2 at once; logged-in sessions may finish for up to shutdown.drainTimeout [30s]; exit 0
+  SIGHUP  reload the TLS certificate and key; open sessions keep theirs`,
     )
     .action(async (o: { config?: string }) => {
       // Loaded on demand: the server pulls in fastify, firebase-admin and every protocol, which the

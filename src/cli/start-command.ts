@@ -3,7 +3,10 @@ import { AuditTee } from '../log/audit-tee.js';
 import { createLogger } from '../log/logger.js';
 import { startMailotp } from '../main.js';
 
-/** `mailotp start`: runs until SIGTERM/SIGINT (drain, exit 0); SIGHUP reloads the certificate. */
+/**
+ * `mailotp start`: runs until SIGTERM/SIGINT (goodbyes to pre-login sessions, drain of the spliced
+ * ones, exit 0; the same signal again kills at once); SIGHUP reloads the certificate.
+ */
 export async function runServer(file: string): Promise<void> {
   const config = loadConfig(file);
   // Its audit events go to the store's audit trail too, once the store is open.

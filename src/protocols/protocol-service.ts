@@ -5,6 +5,7 @@ import type { Protocol } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { ConnectionHandler } from '../net/mail-listener.js';
 import type { TlsContextProvider } from '../net/tls-context.js';
+import type { LiveSessions } from './shared/live-sessions.js';
 
 /** What main.ts hands every protocol when it builds that protocol's service. */
 export interface ProtocolContext {
@@ -12,6 +13,8 @@ export interface ProtocolContext {
   core: CoreServices;
   tls: TlsContextProvider;
   logger: Logger;
+  /** Every protocol's pre-login sessions, told of a shutdown. */
+  sessions: LiveSessions;
   /** Counts the protocol's connections and logins; none when metrics.port is not set. */
   metrics?: Metrics;
 }

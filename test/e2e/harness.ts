@@ -32,6 +32,8 @@ export interface MailotpOptions {
   proxyProtocol?: boolean;
   /** Certificate and key files instead of the shared test pair (a test that replaces them, then SIGHUPs). */
   tls?: { cert: string; key: string };
+  /** shutdown.drainTimeout; 2s unless a test needs its spliced sessions to outlive a SIGTERM longer. */
+  drainTimeout?: string;
 }
 
 export interface MailotpProcess {
@@ -109,7 +111,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
     limits: { failedLoginsPerUser: 50, failedLoginsPerIp: 200, ...opts.limits },
     ...(opts.users ? { users: opts.users } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
-    shutdown: { drainTimeout: '2s' },
+    shutdown: { drainTimeout: opts.drainTimeout ?? '2s' },
     log: { level: opts.logLevel ?? 'debug' },
   };
   const configFile = join(dir, `mailotp-${Math.random().toString(36).slice(2, 8)}.json`);

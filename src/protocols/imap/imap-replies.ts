@@ -6,6 +6,8 @@ export { isFailedLogin, safeReplyText } from '../shared/reply-text.js';
 export const IMAP_AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
 /** The greeting of a connection past a connection cap (RFC 9051: a BYE greeting refuses the connection). */
 export const IMAP_TOO_MANY_CONNECTIONS = '* BYE [UNAVAILABLE] Too many connections, try again later.';
+/** A login in flight when the server stops (then the BYE): retry later, the password is fine. */
+export const IMAP_LOGIN_SHUTTING_DOWN = 'NO [UNAVAILABLE] Server shutting down, try again later.';
 export const IMAP_PROGRESS_LINE = '* OK Waiting for approval on your phone';
 
 /**

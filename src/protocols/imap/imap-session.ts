@@ -6,7 +6,7 @@ import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js
 import { astringBytes, checkCredentials, clientNameFromId, SaslExchange, saslMechanism, type SaslOutcome } from './imap-auth.js';
 import { clientCapabilities } from './imap-capabilities.js';
 import { ImapCommandReader, loggableName, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
-import { IMAP_AUTH_FAILED, IMAP_PROGRESS_LINE, imapLoginReply } from './imap-replies.js';
+import { IMAP_AUTH_FAILED, IMAP_LOGIN_SHUTTING_DOWN, IMAP_PROGRESS_LINE, imapLoginReply } from './imap-replies.js';
 
 export interface ImapUpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "tag OK " upstream, e.g. "[CAPABILITY IMAP4rev1 IDLE ...] Logged in"
@@ -37,12 +37,15 @@ const GOODBYES: Record<Goodbye, string> = {
   idle: 'Idle timeout',
   'too-many-commands': 'Too many commands',
   'too-many-failures': 'Too many failed logins',
+  shutdown: 'Server shutting down',
 };
 
 class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapSessionDeps> {
   private clientName: string | undefined;
   private sasl: { tag: string; exchange: SaslExchange } | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
+  /** The tag of the login in flight, answered if the server stops meanwhile. */
+  private loginTag = '*';
 
   constructor(socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: ImapSessionDeps) {
     super(socket, 'imap', mode, client, deps);
@@ -75,6 +78,10 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
 
   protected override goodbye(why: Goodbye): string {
     return `* BYE ${GOODBYES[why]}`;
+  }
+
+  protected override loginShutdownReply(): string {
+    return `${this.loginTag} ${IMAP_LOGIN_SHUTTING_DOWN}`;
   }
 
   protected override clearTimers(): void {
@@ -223,6 +230,7 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
   private startLogin(tag: string, userBytes: Buffer, passwordBytes: Buffer): void {
     const creds = checkCredentials(userBytes, passwordBytes);
     if (!creds.ok) return this.refuseLogin(`${tag} ${IMAP_AUTH_FAILED}`, creds.why);
+    this.loginTag = tag;
     this.beginLogin(() => this.runLogin(tag, creds.user, creds.password));
   }
 

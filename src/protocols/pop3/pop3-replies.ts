@@ -25,6 +25,8 @@ export const POP3_TEMP_FAILURE = '-ERR [SYS/TEMP] Temporary failure, please wait
 /** The greeting of a connection past a connection cap. */
 export const POP3_TOO_MANY_CONNECTIONS = '-ERR [SYS/TEMP] Too many connections, please wait and try again later.';
 export const POP3_HOLD_TIMEOUT = '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.';
+/** The goodbye (and the answer to a login in flight) when the server stops. */
+export const POP3_SHUTTING_DOWN = '-ERR [SYS/TEMP] Server shutting down, please wait and try again later.';
 export const POP3_TOO_MANY = '-ERR [SYS/TEMP] Too many attempts, please wait and try again later.';
 
 /** fetchmail's test for "temporary" (see above), on the text after -ERR. */

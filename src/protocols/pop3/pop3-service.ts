@@ -24,6 +24,7 @@ export function pop3Service(ctx: ProtocolContext): ProtocolService | null {
           splice: (a, b, o) => meter.spliced(splice(a, b, { ...o, logger: log })),
           tls,
           limits: config.limits,
+          sessions: ctx.sessions,
           logger: log,
         }),
       ),

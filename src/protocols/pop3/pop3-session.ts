@@ -7,7 +7,7 @@ import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
 import { clientCapabilities, POP3_SASL_MECHANISMS } from './pop3-capabilities.js';
 import { loggableKeyword, maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
-import { POP3_AUTH_FAILED, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
+import { POP3_AUTH_FAILED, POP3_SHUTTING_DOWN, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
 
 export interface Pop3UpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "+OK " upstream, e.g. "Logged in."
@@ -70,6 +70,7 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
   protected override goodbye(why: Goodbye): string | undefined {
     if (why === 'idle') return '-ERR Disconnected for inactivity.';
     if (why === 'too-many-commands') return '-ERR Too many commands.';
+    if (why === 'shutdown') return POP3_SHUTTING_DOWN;
     return undefined;
   }
 

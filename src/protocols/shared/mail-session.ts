@@ -4,6 +4,7 @@ import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-typ
 import type { Logger } from '../../log/logger.js';
 import { ClientConnection } from './client-connection.js';
 import { isFailedLogin } from './reply-text.js';
+import type { ShutdownTarget } from './live-sessions.js';
 import type { MailSessionDeps, SplicedUpstream } from './session-deps.js';
 
 export type SessionMode = 'implicit' | 'starttls' | 'none';
@@ -13,7 +14,7 @@ export type SessionState = 'greeting' | 'ready' | 'sasl' | 'login' | 'tls' | 'cl
 const MAX_REMEMBERED_HOLDS = 8;
 
 /** Why the session hangs up on its own. */
-export type Goodbye = 'idle' | 'too-many-commands' | 'too-many-failures';
+export type Goodbye = 'idle' | 'too-many-commands' | 'too-many-failures' | 'shutdown';
 
 /** What the session needs of a protocol's command reader. */
 export interface SessionReader {
@@ -29,7 +30,9 @@ export interface SessionReader {
  * the command and failed-login caps, STARTTLS, the login in flight, and the splice on approval.
  * A protocol supplies its greeting, its parsing and dispatch (pump) and its goodbye lines.
  */
-export abstract class MailSession<U extends SplicedUpstream, R extends SessionReader, D extends MailSessionDeps<U, ClientInfo>> {
+export abstract class MailSession<U extends SplicedUpstream, R extends SessionReader, D extends MailSessionDeps<U, ClientInfo>>
+  implements ShutdownTarget
+{
   protected readonly conn: ClientConnection;
   protected readonly log: Logger;
   protected secure: boolean;
@@ -45,6 +48,8 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   /** Requests whose hold timed out on this connection, so a retry here is not held again. */
   private readonly timedOut: string[] = [];
   private resolveRun!: () => void;
+  /** Takes the session out of deps.sessions (shutdown's list) once it closes or is spliced. */
+  private leave: () => void = () => undefined;
 
   constructor(
     socket: net.Socket,
@@ -80,6 +85,10 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   protected abstract goodbye(why: Goodbye): string | undefined;
   /** Forgets what was learnt in clear when a TLS handshake starts. */
   protected forgetBeforeTls(): void {}
+  /** The answer to a login in flight when the server shuts down, before the goodbye; undefined: the goodbye answers it. */
+  protected loginShutdownReply(): string | undefined {
+    return undefined;
+  }
 
   // ---- connection ------------------------------------------------------------------------
 
@@ -90,7 +99,21 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
     this.touch();
     if (this.mode === 'implicit' && !this.secure) this.startTls(true);
     else void this.greet();
+    if (this.deps.sessions) this.leave = this.deps.sessions.add(this);
     return finished;
+  }
+
+  /**
+   * The server is stopping: a held (or any in-flight) login is answered, then the protocol's
+   * goodbye, at once; a TLS handshake in progress has nobody to say it to and is cut.
+   */
+  shutDown(): void {
+    if (this.state === 'tls') return this.conn.destroy();
+    if (this.state !== 'greeting' && this.state !== 'ready' && this.state !== 'sasl' && this.state !== 'login') return;
+    this.log.debug({ state: this.state }, `${this.protocol} session closed for shutdown`);
+    const reply = this.state === 'login' ? this.loginShutdownReply() : undefined;
+    if (reply !== undefined) this.send(reply);
+    this.close(this.goodbye('shutdown'));
   }
 
   private onData(chunk: Buffer): void {
@@ -105,6 +128,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   private onClosed(): void {
     if (this.state === 'spliced' || this.state === 'done') return;
     this.state = 'done';
+    this.leave();
     this.clearTimers();
     this.loginAbort?.abort();
     // The run is over only once a login in flight has settled (and released its upstream).
@@ -120,6 +144,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
     if (this.state === 'closing' || this.state === 'done' || this.state === 'spliced') return;
     if (last !== undefined && this.state !== 'tls') this.send(last);
     this.state = 'closing';
+    this.leave();
     this.clearTimers();
     this.loginAbort?.abort();
     this.conn.end();
@@ -279,6 +304,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   private spliceTo(okLine: string, upstream: U): void {
     this.send(okLine);
     this.state = 'spliced';
+    this.leave();
     this.clearTimers();
     const socket = this.conn.handOver();
     const clientBuffered = this.reader.takeRemaining();

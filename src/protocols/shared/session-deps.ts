@@ -3,6 +3,7 @@ import type { LimitsConfig } from '../../config/schema.js';
 import type { AuthorizeLogin, ClientInfo, VerifiedUpstream, VerifyResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
 import type { TlsContextProvider } from '../../net/tls-context.js';
+import type { LiveSessions } from './live-sessions.js';
 
 /** A logged-in upstream session as every protocol's client side needs it: something to splice. */
 export interface SplicedUpstream extends VerifiedUpstream {
@@ -22,4 +23,6 @@ export interface MailSessionDeps<U extends SplicedUpstream, C extends ClientInfo
   tls: TlsContextProvider;
   limits: LimitsConfig;
   logger: Logger; // already a child with { cid, protocol, clientIp }
+  /** The process's pre-login sessions, which shutdown says goodbye to; none: the session is not told. */
+  sessions?: LiveSessions;
 }

@@ -32,6 +32,7 @@ export function smtpService(ctx: ProtocolContext): ProtocolService | null {
           splice: (a, b, o) => meter.spliced(splice(a, b, { ...o, logger: log })),
           tls,
           limits: config.limits,
+          sessions: ctx.sessions,
           hostname,
           logger: log,
         }),

@@ -76,6 +76,8 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
   protected override goodbye(why: Goodbye): string {
     const host = this.deps.hostname;
     if (why === 'idle') return `421 4.4.2 ${host} Idle timeout, closing connection`;
+    // RFC 5321 3.8: 421 answers any command when the server must shut down; 4.3.2 "system not accepting messages".
+    if (why === 'shutdown') return `421 4.3.2 ${host} Server shutting down, try again later`;
     if (why === 'too-many-commands') return `421 4.7.0 ${host} Too many commands before authentication, closing connection`;
     return `421 4.7.0 ${host} Too many failed authentications, closing connection`;
   }

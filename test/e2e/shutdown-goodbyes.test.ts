@@ -1,0 +1,114 @@
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
+import { decide, enrol, startMailotp, waitForRequest } from './harness.js';
+import { rawConnect } from './raw-client.js';
+
+const USERS = [
+  { user: 'alice', password: 'Alice-Drain-Pw-1' },
+  { user: 'bob', password: 'Bob-Held-Pw-22' },
+];
+
+describe('SIGTERM: goodbyes at once, spliced sessions drain, exit 0', () => {
+  let dovecot: DovecotHandle;
+  before(async () => {
+    dovecot = await startDovecot({ users: USERS });
+  });
+  after(async () => {
+    await dovecot?.stop();
+  });
+
+  it('says each protocol goodbye to pre-login and held sessions, lets a spliced IMAP session finish, then exits 0', async () => {
+    // A drain long enough that the spliced session's LOGOUT, not the timeout, ends it.
+    const m = await startMailotp({ dovecot, drainTimeout: '60s', daemonOtp: { holdTime: '60s' } });
+    const conns: ReturnType<typeof rawConnect>[] = [];
+    const open = (port: number) => {
+      const c = rawConnect(port, '127.0.0.1');
+      conns.push(c);
+      return c;
+    };
+    try {
+      const alice = await enrol(m, 'alice');
+      const bob = await enrol(m, 'bob');
+
+      // (d) A spliced session: alice logged in and approved.
+      const spliced = open(m.imaps);
+      await spliced.line((l) => l.startsWith('* OK'));
+      spliced.socket.write(`a1 LOGIN alice ${USERS[0]!.password}\r\n`);
+      const req = await waitForRequest(m.portal, alice, (r) => r.user === 'alice');
+      await decide(m.portal, alice, req.id, 'approve');
+      assert.match(await spliced.line((l) => l.startsWith('a1 ')), /^a1 OK/);
+
+      // (b) A login held for bob's approval.
+      const held = open(m.imaps);
+      await held.line((l) => l.startsWith('* OK'));
+      held.socket.write(`b1 LOGIN bob ${USERS[1]!.password}\r\n`);
+      await waitForRequest(m.portal, bob, (r) => r.user === 'bob');
+
+      // (a), (c) Pre-login IMAP, POP3 and SMTP clients, greeted and idle.
+      const imap = open(m.imaps);
+      await imap.line((l) => l.startsWith('* OK'));
+      const pop3 = open(m.pop3s);
+      await pop3.line((l) => l.startsWith('+OK'));
+      const smtp = open(m.smtps);
+      await smtp.line((l) => l.startsWith('220'));
+
+      m.child.kill('SIGTERM');
+
+      assert.equal(await imap.line((l) => l.startsWith('* BYE')), '* BYE Server shutting down');
+      await imap.closed;
+      const heldReply = await held.line((l) => l.startsWith('b1 '));
+      assert.match(heldReply, /^b1 NO \[UNAVAILABLE\] /);
+      assert.equal(await held.line((l) => l.startsWith('* BYE')), '* BYE Server shutting down');
+      const lines = held.received().split('\r\n');
+      assert.ok(lines.indexOf(heldReply) < lines.indexOf('* BYE Server shutting down'), 'the held login is answered before the BYE');
+      await held.closed;
+      // fetchmail reads a POP3 -ERR as temporary only with "wait" in it (see pop3-replies.ts).
+      assert.match(await pop3.line((l) => l.startsWith('-ERR')), /^-ERR \[SYS\/TEMP\] .*wait/);
+      await pop3.closed;
+      assert.match(await smtp.line((l) => l.startsWith('421')), /^421 4\.3\.2 /);
+      await smtp.closed;
+
+      // The spliced session still reaches Dovecot until it logs out, within the drain.
+      await m.waitForLog((e) => typeof e.msg === 'string' && e.msg.startsWith('stopping'));
+      spliced.socket.write('a2 SELECT INBOX\r\n');
+      assert.match(await spliced.line((l) => l.startsWith('a2 ')), /^a2 OK/);
+      assert.equal(m.child.exitCode, null, 'still running while a spliced session is open');
+      spliced.socket.write('a3 LOGOUT\r\n');
+      assert.match(await spliced.line((l) => l.startsWith('a3 ')), /^a3 OK/);
+      await spliced.closed;
+
+      // Not m.stop(): a second SIGTERM would end the process the hard way.
+      const [code] = m.child.exitCode === null ? ((await once(m.child, 'exit')) as [number | null]) : [m.child.exitCode];
+      assert.equal(code, 0);
+      const msgs = m.events().map((e) => e.msg);
+      assert.ok(!msgs.includes('drain timeout: closing the remaining sessions'), 'the drain ended with the last session, not its timeout');
+      assert.ok(msgs.includes('stopped'));
+    } finally {
+      for (const c of conns) c.socket.destroy();
+      await m.stop();
+    }
+  });
+
+  it('closes a spliced session still open when shutdown.drainTimeout runs out, and still exits 0', async () => {
+    const m = await startMailotp({ dovecot, drainTimeout: '1s' });
+    const spliced = rawConnect(m.imaps, '127.0.0.1');
+    try {
+      const alice = await enrol(m, 'alice');
+      await spliced.line((l) => l.startsWith('* OK'));
+      spliced.socket.write(`a1 LOGIN alice ${USERS[0]!.password}\r\n`);
+      const req = await waitForRequest(m.portal, alice, (r) => r.user === 'alice');
+      await decide(m.portal, alice, req.id, 'approve');
+      assert.match(await spliced.line((l) => l.startsWith('a1 ')), /^a1 OK/);
+      m.child.kill('SIGTERM');
+      await spliced.closed;
+      const [code] = m.child.exitCode === null ? ((await once(m.child, 'exit')) as [number | null]) : [m.child.exitCode];
+      assert.equal(code, 0);
+      assert.ok(m.events().some((e) => e.msg === 'drain timeout: closing the remaining sessions'));
+    } finally {
+      spliced.socket.destroy();
+      await m.stop();
+    }
+  });
+});
