@@ -12,6 +12,7 @@ export class MeteredNotifier implements Notifier {
   readonly name: string;
   readonly requestReported?: Notifier['requestReported'];
   readonly deviceRemoved?: Notifier['deviceRemoved'];
+  readonly deviceNotice?: Notifier['deviceNotice'];
   readonly close?: Notifier['close'];
 
   constructor(
@@ -23,6 +24,8 @@ export class MeteredNotifier implements Notifier {
     if (reported) this.requestReported = (request, device) => this.count('reported', () => reported(request, device));
     const removed = inner.deviceRemoved?.bind(inner);
     if (removed) this.deviceRemoved = (device) => this.count('device-removed', () => removed(device));
+    const notice = inner.deviceNotice?.bind(inner);
+    if (notice) this.deviceNotice = (device, n) => this.count('notice', () => notice(device, n));
     const close = inner.close?.bind(inner);
     if (close) this.close = close;
   }

@@ -14,7 +14,7 @@ const HUMAN_BUCKETS = [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 30
 
 export type RequestOutcome = 'approved' | 'denied' | 'reported' | 'expired';
 export type PushResult = 'sent' | 'skipped' | 'failed';
-export type PushEvent = 'opened' | 'settled' | 'reported' | 'device-removed';
+export type PushEvent = 'opened' | 'settled' | 'reported' | 'device-removed' | 'notice';
 
 /**
  * The Prometheus side of the metrics port, in its own registry (never prom-client's global one, so

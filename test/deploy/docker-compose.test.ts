@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -115,8 +115,20 @@ describe('docker-compose.yml', () => {
     assert.match(variant.services['redis-replica']!.command!.join(' '), /--replicaof redis 6379/);
     // The mailotp side: the config names the same master and sentinels (keys of the Sentinel work).
     const yamlText = readFileSync(join(ROOT, 'deploy', 'docker', 'mailotp.yaml'), 'utf8');
-    assert.match(yamlText, /# sentinels: \[\{ host: sentinel-1, port: 26379 \}, \{ host: sentinel-2, port: 26379 \}, \{ host: sentinel-3, port: 26379 \}\]/);
-    assert.match(yamlText, /# sentinelName: mailotp/);
+    // Uncommented as its comment says (sentinels and sentinelName instead of url), it passes the schema.
+    const lines = yamlText.split('\n').filter((l) => !/^ {2}url: /.test(l));
+    const sentinelConfig = lines.map((l) => l.replace(/^ {2}# (sentinels|sentinelName): /, '  $1: ')).join('\n');
+    const dir = mkdtempSync(join(tmpdir(), 'mailotp-sentinel-variant-'));
+    try {
+      writeFileSync(join(dir, 'mailotp.yaml'), sentinelConfig);
+      const config = loadConfig(join(dir, 'mailotp.yaml'));
+      assert.equal(config.store.url, undefined);
+      assert.equal(config.store.sentinelName, 'mailotp', 'the name the sentinels monitor');
+      assert.deepEqual(config.store.sentinels, ['sentinel-1:26379', 'sentinel-2:26379', 'sentinel-3:26379']);
+      for (const s of config.store.sentinels ?? []) assert.ok(variant.services[s.split(':')[0]!], `store.sentinels names a compose service: ${s}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the image's runtime file list (the Dockerfile's COPY --from=build lines) is enough to serve the portal and the app", async () => {

@@ -62,12 +62,17 @@ describe('push metrics', () => {
     await assert.rejects(webhook.requestSettled({ ...request, status: 'denied', decidedAt: 2 }, device));
     assert.equal(await webpush.requestOpened(request, device), 'skipped', 'a device without a subscription is skipped');
     await log.requestOpened(request, device);
+    // The recovery-code notice travels through the wrapper too (it was dropped when metrics were on).
+    hookStatus = 200;
+    assert.ok(webhook.deviceNotice, 'the webhook notifier has deviceNotice, so the wrapper must offer it');
+    await webhook.deviceNotice(device, { kind: 'recovery-code-used', user: 'alice', left: 9, at: 3 });
 
     const s = parseScrape(await metrics.registry.metrics());
     assert.equal(s.sample('mailotp_push_sends_total', { channel: 'webhook', event: 'opened', result: 'sent' }), 1);
     assert.equal(s.sample('mailotp_push_sends_total', { channel: 'webhook', event: 'settled', result: 'failed' }), 1);
     assert.equal(s.sample('mailotp_push_sends_total', { channel: 'webpush', event: 'opened', result: 'skipped' }), 1);
     assert.equal(s.sample('mailotp_push_sends_total', { channel: 'log', event: 'opened', result: 'sent' }), 1);
+    assert.equal(s.sample('mailotp_push_sends_total', { channel: 'webhook', event: 'notice', result: 'sent' }), 1);
   });
 
   it('offers the optional calls only when the wrapped notifier has them', () => {
@@ -79,6 +84,7 @@ describe('push metrics', () => {
       assert.equal(wrapped.name, inner.name);
       assert.equal(typeof wrapped.requestReported, typeof inner.requestReported, `${inner.name} requestReported`);
       assert.equal(typeof wrapped.deviceRemoved, typeof inner.deviceRemoved, `${inner.name} deviceRemoved`);
+      assert.equal(typeof wrapped.deviceNotice, typeof inner.deviceNotice, `${inner.name} deviceNotice`);
       assert.equal(typeof wrapped.close, typeof inner.close, `${inner.name} close`);
     }
   });
