@@ -14,7 +14,7 @@ import { FakeClock } from '../src/core/clock.js';
 import { meteredStore } from '../src/metrics/metered-store.js';
 import { PrometheusMetrics } from '../src/metrics/prometheus-metrics.js';
 import { SqliteStore } from '../src/stores/sqlite-store.js';
-import type { Store } from '../src/stores/store.js';
+import type { Store } from '../src/core/ports/store.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number) => {

@@ -21,7 +21,7 @@ import { pop3Service } from './protocols/pop3/pop3-service.js';
 import type { ProtocolService } from './protocols/protocol-service.js';
 import { LiveSessions } from './protocols/shared/live-sessions.js';
 import { LogNotifier } from './push/log-notifier.js';
-import type { Notifier } from './push/notifier.js';
+import type { Notifier } from './core/ports/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
 import { FcmNotifier } from './push/fcm-notifier.js';
 import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
@@ -29,7 +29,7 @@ import { WebPushNotifier } from './push/webpush-notifier.js';
 import { metered, startMetricsListener } from './metrics/metrics-listener.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { createStore } from './stores/create-store.js';
-import type { Store } from './stores/store.js';
+import type { Store } from './core/ports/store.js';
 
 export interface RunningMailotp {
   core: CoreServices;

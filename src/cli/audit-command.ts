@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import type { AuditEntry } from '../stores/store.js';
+import type { AuditEntry } from '../core/ports/store.js';
 import { canonicalUser, configOption, USER_ARG } from './admin-commands.js';
 import { CliError, iso, print, withCore } from './context.js';
 

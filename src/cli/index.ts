@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { checkConfigFiles } from '../config/check-files.js';
+import { checkConfigFiles } from './check-config-files.js';
 import { ConfigError, loadConfig } from '../config/load-config.js';
 import { isMailotpError } from '../core/errors.js';
 import { UserNames } from '../core/user-names.js';

@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { AuditEntry, Store } from '../stores/store.js';
+import type { AuditEntry, Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 
 export interface AuditSettings {

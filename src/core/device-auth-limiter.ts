@@ -1,4 +1,4 @@
-import type { Store } from '../stores/store.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 
 export interface DeviceAuthLimitSettings {

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
-import type { DeviceNotice, Notifier } from '../push/notifier.js';
-import type { Store } from '../stores/store.js';
+import type { DeviceNotice, Notifier } from './ports/notifier.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import type { DeviceRecord, WebPushSubscription } from './types.js';
 import { deviceIdOfToken, digestsEqual, hashToken, newDeviceToken } from './tokens.js';

@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Cooldowns } from './cooldowns.js';
 import type { LoginAttempt, LoginResult, PasswordCheck, PasswordCheckResult, VerifiedUpstream } from './login-types.js';

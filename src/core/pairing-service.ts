@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
-import type { Notifier } from '../push/notifier.js';
-import type { Store } from '../stores/store.js';
+import type { Notifier } from './ports/notifier.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import type { DeviceService } from './device-service.js';
 import { numberChoices } from './request-service.js';

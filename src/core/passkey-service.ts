@@ -10,7 +10,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import { KEEP_MS, type MethodProvider } from './second-factor.js';
 import { hashToken } from './tokens.js';

@@ -1,4 +1,4 @@
-import type { RequestCap, Store } from '../stores/store.js';
+import type { RequestCap, Store } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 

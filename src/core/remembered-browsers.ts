@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import { KEEP_MS } from './second-factor.js';
 import { hashToken } from './tokens.js';

@@ -1,7 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
-import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from '../push/notifier.js';
-import type { EventLogRead, LoggedEvent, RequestCap, Store } from '../stores/store.js';
+import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from './ports/notifier.js';
+import type { EventLogRead, LoggedEvent, RequestCap, Store } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
 import type { Clock } from './clock.js';
 import { cleanClientName } from './client-name.js';

@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 
 /** The second factors of the web sign-in, in the order the pages list them. */

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { Notifier } from '../push/notifier.js';
-import type { Store } from '../stores/store.js';
+import type { Notifier } from './ports/notifier.js';
+import type { Store } from './ports/store.js';
 import { ApprovalService } from './approval-service.js';
 import { AuditTrail } from './audit-trail.js';
 import type { Clock } from './clock.js';

@@ -1,5 +1,5 @@
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
-import type { Notifier, NotifyOutcome } from '../push/notifier.js';
+import type { Notifier, NotifyOutcome } from '../core/ports/notifier.js';
 import type { PrometheusMetrics, PushEvent } from './prometheus-metrics.js';
 
 type PushMeter = Pick<PrometheusMetrics, 'pushSent'>;

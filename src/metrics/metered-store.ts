@@ -1,4 +1,4 @@
-import type { CreateRequestResult, LoggedEvent, Store } from '../stores/store.js';
+import type { CreateRequestResult, LoggedEvent, Store } from '../core/ports/store.js';
 import type { StoreEvent } from '../core/types.js';
 import type { PrometheusMetrics } from './prometheus-metrics.js';
 

@@ -1,8 +1,8 @@
 import type { Config } from '../config/schema.js';
 import { PROTOCOLS } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import type { Notifier } from '../push/notifier.js';
-import type { Store } from '../stores/store.js';
+import type { Notifier } from '../core/ports/notifier.js';
+import type { Store } from '../core/ports/store.js';
 import { MeteredNotifier } from './metered-notifier.js';
 import { meteredStore } from './metered-store.js';
 import { MetricsServer } from './metrics-server.js';

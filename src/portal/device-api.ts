@@ -7,10 +7,10 @@ import { isMailotpError } from '../core/errors.js';
 import type { Decision, RequestService } from '../core/request-service.js';
 import type { DeviceRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from '../core/ports/store.js';
 import { registerDeviceAppRoutes } from './device-app-routes.js';
 import { DeviceEventStream, parseLastEventId } from './event-stream.js';
-import { toApiRequest } from './request-view.js';
+import { toApiRequest } from '../core/request-view.js';
 
 export const DEVICE_API_PREFIX = '/api/v1/device';
 /** Every body this API takes is a few hundred bytes at most. */

@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { RequestService } from '../core/request-service.js';
 import type { RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import type { LoggedEvent, Store } from '../stores/store.js';
-import { toApiRequest } from './request-view.js';
+import type { LoggedEvent, Store } from '../core/ports/store.js';
+import { toApiRequest } from '../core/request-view.js';
 
 /** What EventSource clients wait before reconnecting. */
 const SSE_RETRY_MS = 3_000;

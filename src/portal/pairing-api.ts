@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { PairingService } from '../core/pairing-service.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from '../core/ports/store.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log/logger.js';
 import { DEVICE_API_BODY_LIMIT, jsonErrorHandler } from './device-api.js';

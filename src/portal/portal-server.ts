@@ -9,7 +9,7 @@ import { MailotpError } from '../core/errors.js';
 import type { RequestService } from '../core/request-service.js';
 import type { Logger } from '../log/logger.js';
 import { MIN_TLS_VERSION, type TlsContextProvider } from '../net/tls-context.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from '../core/ports/store.js';
 import { registerAuthenticatorApp } from './app/register-app.js';
 import { DEVICE_API_BODY_LIMIT, errorName, jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from './device-api.js';
 import { registerPairingApi, type PairingApiDeps } from './pairing-api.js';

@@ -1,7 +1,7 @@
 import type { Message } from 'firebase-admin/messaging';
 import { cleanClientName } from '../core/client-name.js';
 import type { RequestRecord } from '../core/types.js';
-import type { DeviceNotice } from './notifier.js';
+import type { DeviceNotice } from '../core/ports/notifier.js';
 
 /** How long a clear may wait for an offline phone: the notification it removes may still be shown. */
 export const CLEAR_TTL_MS = 3_600_000;

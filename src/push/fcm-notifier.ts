@@ -9,7 +9,7 @@ import type { DeviceRecord, RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { clearMessage, noticeMessage, requestMessage } from './fcm-messages.js';
 import { abortableSleep } from './backoff.js';
-import { PushTokenRejectedError, type DeviceNotice, type Notifier, type NotifyOutcome } from './notifier.js';
+import { PushTokenRejectedError, type DeviceNotice, type Notifier, type NotifyOutcome } from '../core/ports/notifier.js';
 
 export interface FcmOptions {
   projectId: string;

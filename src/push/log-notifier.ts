@@ -1,6 +1,6 @@
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import type { Notifier } from './notifier.js';
+import type { Notifier } from '../core/ports/notifier.js';
 
 /**
  * "Sends" by writing a log line: what a setup with no push service configured uses, so that an

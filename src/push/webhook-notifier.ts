@@ -1,9 +1,9 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
+import { toApiRequest, type ApiRequest } from '../core/request-view.js';
 import { RetryableError, withRetries } from './backoff.js';
-import type { DeviceNotice, Notifier } from './notifier.js';
+import type { DeviceNotice, Notifier } from '../core/ports/notifier.js';
 
 export interface WebhookSettings {
   url: string;

@@ -3,9 +3,9 @@ import webpush, { WebPushError } from 'web-push';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { DeviceRecord, RequestRecord, WebPushSubscription } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import { toApiRequest, type ApiRequest } from '../portal/request-view.js';
+import { toApiRequest, type ApiRequest } from '../core/request-view.js';
 import { RetryableError, withRetries, type RetryOptions } from './backoff.js';
-import { PushSubscriptionGoneError, type DeviceNotice, type Notifier, type NotifyOutcome } from './notifier.js';
+import { PushSubscriptionGoneError, type DeviceNotice, type Notifier, type NotifyOutcome } from '../core/ports/notifier.js';
 import type { VapidKeys } from './vapid-keys.js';
 
 export interface WebPushOptions {

@@ -1,4 +1,4 @@
-import type { AuditEntry } from './store.js';
+import type { AuditEntry } from '../core/ports/store.js';
 
 /** The JSON both drivers keep for an entry (the user is also a column or an index key). */
 export function auditBody(entry: AuditEntry): string {

@@ -1,6 +1,6 @@
 import { RedisStore } from './redis-store.js';
 import { SqliteStore } from './sqlite-store.js';
-import type { Store } from './store.js';
+import type { Store } from '../core/ports/store.js';
 
 /** The `store` section of the configuration, as far as opening a store needs it. */
 export interface StoreSettings {

@@ -1,5 +1,5 @@
 import { STORE_EVENT_TYPES, type StoreEvent } from '../core/types.js';
-import type { EventLogRead, LoggedEvent } from './store.js';
+import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
 
 /** One entry of a device's event log, as both drivers keep it. */
 export interface LogEntry {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { auditBody, auditCutoff, parseAuditBody } from './audit-log.js';
 import { VALUE_GRACE_MS, type RedisKeys } from './keys.js';
 import type { ScriptedRedis } from './redis-scripts.js';
-import type { AuditEntry, AuditQuery } from './store.js';
+import type { AuditEntry, AuditQuery } from '../core/ports/store.js';
 
 /** Entries past the retention removed by one append, at most. */
 const TRIM_PER_APPEND = 1000;

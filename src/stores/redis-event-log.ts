@@ -2,7 +2,7 @@ import type { RequestRecord, StoreEvent } from '../core/types.js';
 import { entryBody, parseEntry, resolveRead, withoutId, type LogEntry } from './event-log.js';
 import { EVENT_LOG_IDLE_TTL_MS, type RedisKeys } from './keys.js';
 import type { ScriptedRedis } from './redis-scripts.js';
-import type { EventLogRead, LoggedEvent } from './store.js';
+import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
 
 type Run = <T>(fn: (r: ScriptedRedis) => Promise<T>) => Promise<T>;
 

@@ -19,7 +19,7 @@ import {
   ttlMs,
   windowBucket,
 } from './keys.js';
-import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
+import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from '../core/ports/store.js';
 import { RedisApprovals } from './redis-approvals.js';
 import { RedisAuditLog } from './redis-audit-log.js';
 import { RedisEventLog } from './redis-event-log.js';

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { StoreEvent } from '../core/types.js';
 import { isStoreEvent } from './event-log.js';
-import type { Unsubscribe } from './store.js';
+import type { Unsubscribe } from '../core/ports/store.js';
 
 function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));

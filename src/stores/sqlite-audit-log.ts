@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { auditBody, auditCutoff, parseAuditBody } from './audit-log.js';
-import type { AuditEntry, AuditQuery } from './store.js';
+import type { AuditEntry, AuditQuery } from '../core/ports/store.js';
 
 export const AUDIT_LOG_SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit (

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import type { RequestRecord, StoreEvent } from '../core/types.js';
 import { resolveRead, withoutId, type LogEntry } from './event-log.js';
 import { EVENT_LOG_IDLE_TTL_MS } from './keys.js';
-import type { EventLogRead, LoggedEvent } from './store.js';
+import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
 
 /**
  * AUTOINCREMENT, not a plain rowid, so that an id is never given out twice even after the newest

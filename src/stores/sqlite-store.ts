@@ -18,7 +18,7 @@ import {
 } from './keys.js';
 import { AUDIT_LOG_SCHEMA, SqliteAuditLog } from './sqlite-audit-log.js';
 import { EVENT_LOG_SCHEMA, SqliteEventLog } from './sqlite-event-log.js';
-import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './store.js';
+import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from '../core/ports/store.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:'. */

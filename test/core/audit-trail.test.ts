@@ -7,7 +7,7 @@ import { MailotpError } from '../../src/core/errors.js';
 import { AuditTee } from '../../src/log/audit-tee.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 
 const DAY = 86_400_000;
 

@@ -11,9 +11,9 @@ import { RateLimiter, type RateLimitSettings } from '../../src/core/rate-limiter
 import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
-import type { Notifier } from '../../src/push/notifier.js';
+import type { Notifier } from '../../src/core/ports/notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 
 /** An upstream session that records whether it was closed. */
 export class TestSession implements VerifiedUpstream {

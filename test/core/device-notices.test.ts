@@ -6,7 +6,7 @@ import { recoveryNotice } from '../../src/core/device-notices.js';
 import { RecoveryCodes } from '../../src/core/recovery-codes.js';
 import type { DeviceRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
-import type { DeviceNotice, Notifier } from '../../src/push/notifier.js';
+import type { DeviceNotice, Notifier } from '../../src/core/ports/notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 
 class NoticeRecorder implements Notifier {

@@ -1,7 +1,7 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { coreFixture, eventually, withDevice, type CoreFixture } from './core-fixture.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 import { MailotpError } from '../../src/core/errors.js';
 
 const HOUR = 3_600_000;

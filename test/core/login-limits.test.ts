@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { coreFixture, eventually, type CoreFixture, type TestSession } from './core-fixture.js';
 import type { LoginAttempt, VerifyResult } from '../../src/core/login-types.js';
 import { MailotpError } from '../../src/core/errors.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 
 const MIN = 60_000;
 let fx: CoreFixture | null = null;

@@ -3,7 +3,7 @@ import { afterEach, describe, it } from 'node:test';
 import { PairingService, PAIRING_TTL_MS } from '../../src/core/pairing-service.js';
 import type { DeviceRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
-import type { Notifier } from '../../src/push/notifier.js';
+import type { Notifier } from '../../src/core/ports/notifier.js';
 import { coreFixture, type CoreFixture } from './core-fixture.js';
 
 class RemovedNotifier implements Notifier {

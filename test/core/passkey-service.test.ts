@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { PasskeyService, type RelyingParty } from '../../src/core/passkey-service.js';
 import { createLogger } from '../../src/log/logger.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';

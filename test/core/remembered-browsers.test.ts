@@ -6,7 +6,7 @@ import { hashToken } from '../../src/core/tokens.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 
 const DAY = 86_400_000;

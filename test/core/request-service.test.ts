@@ -4,7 +4,7 @@ import { afterEach, describe, it } from 'node:test';
 import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createLogger } from '../../src/log/logger.js';
-import { PushTokenRejectedError, type Notifier } from '../../src/push/notifier.js';
+import { PushTokenRejectedError, type Notifier } from '../../src/core/ports/notifier.js';
 import { coreFixture, eventually, withDevice, type CoreFixture } from './core-fixture.js';
 
 let fx: CoreFixture | null = null;

@@ -6,7 +6,7 @@ import { TotpService } from '../../src/core/totp-service.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 import { base32Decode, totpCode } from '../helpers/rfc6238.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 

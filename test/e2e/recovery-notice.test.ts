@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext } from 'playwright-core';
 import type { DeviceRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
-import type { DeviceNotice } from '../../src/push/notifier.js';
+import type { DeviceNotice } from '../../src/core/ports/notifier.js';
 import { loadOrCreateVapidKeys } from '../../src/push/vapid-keys.js';
 import { WebPushNotifier } from '../../src/push/webpush-notifier.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';

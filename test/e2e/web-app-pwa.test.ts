@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { toApiRequest } from '../../src/portal/request-view.js';
+import { toApiRequest } from '../../src/core/request-view.js';
 import { item, startWebAppBed, type PageGlobals, type WebAppBed, type WorkerGlobals } from './web-app-kit.js';
 
 describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CSP, manifest, service worker and notifications', () => {

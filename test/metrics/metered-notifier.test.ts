@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { MeteredNotifier } from '../../src/metrics/metered-notifier.js';
 import { PrometheusMetrics } from '../../src/metrics/prometheus-metrics.js';
 import { LogNotifier } from '../../src/push/log-notifier.js';
-import type { Notifier } from '../../src/push/notifier.js';
+import type { Notifier } from '../../src/core/ports/notifier.js';
 import { loadOrCreateVapidKeys } from '../../src/push/vapid-keys.js';
 import { WebhookNotifier } from '../../src/push/webhook-notifier.js';
 import { WebPushNotifier } from '../../src/push/webpush-notifier.js';

@@ -13,7 +13,7 @@ import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer, type PortalServerDeps } from '../../src/portal/portal-server.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 import { Cooldowns } from '../../src/core/cooldowns.js';
 import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 

@@ -14,7 +14,7 @@ import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js';
 import { FcmNotifier, type FcmOptions } from '../../src/push/fcm-notifier.js';
-import { PushTokenRejectedError } from '../../src/push/notifier.js';
+import { PushTokenRejectedError } from '../../src/core/ports/notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { LocalFcmAgent, makeFcmCerts } from '../helpers/fcm-stand-in.js';
 import { Cooldowns } from '../../src/core/cooldowns.js';

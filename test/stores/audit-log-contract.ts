@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
-import type { AuditEntry, Store } from '../../src/stores/store.js';
+import type { AuditEntry, Store } from '../../src/core/ports/store.js';
 import type { MakeStore } from './store-contract.js';
 
 const HOUR = 3_600_000;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import type { DeviceRecord, RequestRecord, StoreEvent } from '../../src/core/types.js';
-import type { LoggedEvent, Store } from '../../src/stores/store.js';
+import type { LoggedEvent, Store } from '../../src/core/ports/store.js';
 import type { MakeStore } from './store-contract.js';
 
 const MINUTE = 60_000;

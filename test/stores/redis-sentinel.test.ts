@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ApprovalRecord, RequestRecord, StoreEvent } from '../../src/core/types.js';
 import { isMailotpError } from '../../src/core/errors.js';
 import { createStore } from '../../src/stores/create-store.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 import { startSentinelSet, type SentinelSetHandle } from '../helpers/redis-sentinel.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { isMailotpError } from '../../src/core/errors.js';
 import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent } from '../../src/core/types.js';
-import type { Store } from '../../src/stores/store.js';
+import type { Store } from '../../src/core/ports/store.js';
 
 export type MakeStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 

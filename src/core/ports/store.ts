@@ -5,7 +5,7 @@ import type {
   StoreEvent,
   UserRecord,
   WebPushSubscription,
-} from '../core/types.js';
+} from '../types.js';
 
 export type Unsubscribe = () => void;
 

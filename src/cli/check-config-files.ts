@@ -1,10 +1,10 @@
-import { readSecretKey } from './secret-key-file.js';
+import { readSecretKey } from '../config/secret-key-file.js';
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { checkServiceAccount } from '../push/fcm-service-account.js';
 import { readVapidKeys } from '../push/vapid-keys.js';
-import type { ConfigProblem } from './load-config.js';
-import type { Config } from './schema.js';
+import type { ConfigProblem } from '../config/load-config.js';
+import type { Config } from '../config/schema.js';
 
 function reason(err: unknown): string {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : err instanceof Error ? err.message : String(err);

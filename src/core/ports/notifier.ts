@@ -1,4 +1,4 @@
-import type { DeviceRecord, RequestRecord } from '../core/types.js';
+import type { DeviceRecord, RequestRecord } from '../types.js';
 
 /** Something the user's bound device should show that is not a request to answer. */
 export interface DeviceNotice {

@@ -1,4 +1,4 @@
-import type { RequestRecord, RequestType } from '../core/types.js';
+import type { RequestRecord, RequestType } from './types.js';
 
 /** A request as the device API, the event stream and the webhook show it (INTERFACE.md, "Device API"). */
 export interface ApiRequest {
