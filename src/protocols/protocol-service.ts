@@ -1,11 +1,15 @@
 import type { Config } from '../config/schema.js';
+import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import { noMetrics, type Metrics, type ProtocolMeter } from '../core/metrics.js';
 import type { CoreServices } from '../core/services.js';
 import type { Protocol } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { ConnectionHandler } from '../net/mail-listener.js';
 import type { TlsContextProvider } from '../net/tls-context.js';
+import type { UpstreamObservers } from '../upstream/connect-upstream.js';
+import { splice } from '../upstream/splice.js';
 import type { LiveSessions } from './shared/live-sessions.js';
+import type { MailSessionDeps, SplicedUpstream } from './shared/session-deps.js';
 
 /** What main.ts hands every protocol when it builds that protocol's service. */
 export interface ProtocolContext {
@@ -38,4 +42,57 @@ export function protocolMeter(protocol: Protocol, { core, metrics = noMetrics }:
       return name.ok ? ((await core.approvals.find(name.name, clientIp))?.approvedAt ?? null) : null;
     },
   });
+}
+
+/** What a service needs of its protocol's upstream: a lifecycle and the password check. */
+interface ServiceUpstream {
+  start(): Promise<void>;
+  stop(): void;
+  login(user: string, password: string, client: never, signal?: AbortSignal): Promise<VerifyResult<SplicedUpstream>>;
+}
+
+/** The session deps an upstream's own session and client types make. */
+type UpstreamDeps<Up extends ServiceUpstream> = MailSessionDeps<
+  Extract<Awaited<ReturnType<Up['login']>>, { kind: 'ok' }>['session'],
+  Extract<Parameters<Up['login']>[2], ClientInfo>
+>;
+
+/** What one protocol adds to the service every protocol shares. */
+export interface ProtocolSpec<Up extends ServiceUpstream> {
+  protocol: Protocol;
+  busyLine: string;
+  /** The protocol's upstream, built once per service. */
+  upstream(logger: Logger, observers: UpstreamObservers): Up;
+  /** One client connection's session, given the deps every protocol's session takes. */
+  session(socket: Parameters<ConnectionHandler>[0], mode: Parameters<ConnectionHandler>[1], client: ClientInfo, deps: UpstreamDeps<Up>, upstream: Up): Promise<void>;
+}
+
+/** A protocol's service: its upstream and listeners' handler, metered, with the shared session deps. */
+export function protocolService<Up extends ServiceUpstream>(ctx: ProtocolContext, spec: ProtocolSpec<Up>): ProtocolService {
+  const { protocol } = spec;
+  const meter = protocolMeter(protocol, ctx);
+  const upstream = spec.upstream(ctx.logger.child({ component: 'upstream', protocol }), { onConnect: meter.upstreamConnected });
+  return {
+    start: () => upstream.start(),
+    stop: () => upstream.stop(),
+    busyLine: spec.busyLine,
+    handler: (socket, mode, client, log) =>
+      meter.session(
+        spec.session(
+          socket,
+          mode,
+          client,
+          {
+            authorize: meter.authorize,
+            upstreamLogin: (user, password, c, signal) => meter.upstreamLogin(upstream.login(user, password, c, signal)),
+            splice: (a, b, o) => meter.spliced(splice(a, b, { ...o, logger: log })),
+            tls: ctx.tls,
+            limits: ctx.config.limits,
+            sessions: ctx.sessions,
+            logger: log,
+          },
+          upstream,
+        ),
+      ),
+  };
 }

@@ -1,9 +1,18 @@
 import type { LoginResult, VerifiedUpstream } from '../../core/login-types.js';
 import { safeReplyText } from '../shared/reply-text.js';
+import type { SaslDialect } from '../shared/sasl-exchange.js';
 
 export { isFailedLogin, safeReplyText } from '../shared/reply-text.js';
 
 export const IMAP_AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
+/** AUTHENTICATE's lines, without the tag: a broken exchange is a tagged BAD (RFC 3501 6.2.2), a refusal a NO. */
+export const IMAP_SASL: SaslDialect = {
+  challengePrefix: '+ ',
+  cancelled: 'BAD Authentication cancelled',
+  badBase64: 'BAD Invalid base64',
+  malformedPlain: IMAP_AUTH_FAILED,
+  authzidRefused: 'NO [AUTHORIZATIONFAILED] Authorization failed.',
+};
 /** The greeting of a connection past a connection cap (RFC 9051: a BYE greeting refuses the connection). */
 export const IMAP_TOO_MANY_CONNECTIONS = '* BYE [UNAVAILABLE] Too many connections, try again later.';
 /** A login in flight when the server stops (then the BYE): retry later, the password is fine. */

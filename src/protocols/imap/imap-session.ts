@@ -3,10 +3,12 @@ import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
 import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
-import { astringBytes, checkCredentials, clientNameFromId, SaslExchange, saslMechanism, type SaslOutcome } from './imap-auth.js';
+import { checkCredentials, saslMechanism } from '../shared/sasl.js';
+import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
+import { astringBytes, clientNameFromId } from './imap-arguments.js';
 import { clientCapabilities } from './imap-capabilities.js';
 import { ImapCommandReader, loggableName, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
-import { IMAP_AUTH_FAILED, IMAP_LOGIN_SHUTTING_DOWN, IMAP_PROGRESS_LINE, imapLoginReply } from './imap-replies.js';
+import { IMAP_AUTH_FAILED, IMAP_LOGIN_SHUTTING_DOWN, IMAP_PROGRESS_LINE, IMAP_SASL, imapLoginReply } from './imap-replies.js';
 
 export interface ImapUpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "tag OK " upstream, e.g. "[CAPABILITY IMAP4rev1 IDLE ...] Logged in"
@@ -201,7 +203,7 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
     }
     const mechanism = saslMechanism(mechArg.value);
     if (!mechanism) return this.send(`${tag} NO Unsupported authentication mechanism`);
-    this.sasl = { tag, exchange: new SaslExchange(mechanism) };
+    this.sasl = { tag, exchange: new SaslExchange(mechanism, IMAP_SASL) };
     this.onSaslOutcome(this.sasl.exchange.start(initial?.value));
   }
 
@@ -220,8 +222,8 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
     }
     this.sasl = undefined;
     this.state = 'ready';
-    if (outcome.type === 'bad') return this.send(`${tag} BAD ${outcome.text}`);
-    if (outcome.type === 'refused') return this.refuseLogin(`${tag} ${outcome.text}`, outcome.why);
+    if (outcome.type === 'bad') return this.send(`${tag} ${outcome.reply}`);
+    if (outcome.type === 'refused') return this.refuseLogin(`${tag} ${outcome.reply}`, outcome.why);
     this.startLogin(tag, outcome.user, outcome.password);
   }
 

@@ -1,5 +1,6 @@
 import type { LoginResult, VerifiedUpstream } from '../../core/login-types.js';
 import { safeReplyText } from '../shared/reply-text.js';
+import type { SaslDialect } from '../shared/sasl-exchange.js';
 
 export { isFailedLogin } from '../shared/reply-text.js';
 
@@ -21,6 +22,14 @@ export { isFailedLogin } from '../shared/reply-text.js';
  *   Password / Cancel whatever the code; Retry keeps the password.
  */
 export const POP3_AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
+/** AUTH's lines (RFC 5034): "*" cancels, answered with -ERR; so is a response that is not base64. */
+export const POP3_SASL: SaslDialect = {
+  challengePrefix: '+ ',
+  cancelled: '-ERR Authentication cancelled.',
+  badBase64: '-ERR Invalid base64.',
+  malformedPlain: POP3_AUTH_FAILED,
+  authzidRefused: POP3_AUTH_FAILED,
+};
 export const POP3_TEMP_FAILURE = '-ERR [SYS/TEMP] Temporary failure, please wait and retry.';
 /** The greeting of a connection past a connection cap. */
 export const POP3_TOO_MANY_CONNECTIONS = '-ERR [SYS/TEMP] Too many connections, please wait and try again later.';

@@ -1,13 +1,13 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
-import { SaslExchange, type SaslOutcome } from '../imap/imap-auth.js';
 import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
+import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
 import { clientCapabilities, POP3_SASL_MECHANISMS } from './pop3-capabilities.js';
 import { loggableKeyword, maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
-import { POP3_AUTH_FAILED, POP3_SHUTTING_DOWN, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
+import { POP3_AUTH_FAILED, POP3_SASL, POP3_SHUTTING_DOWN, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
 
 export interface Pop3UpstreamLike extends SplicedUpstream {
   loginResponseText: string; // what followed "+OK " upstream, e.g. "Logged in."
@@ -161,7 +161,7 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
     const mechanism = saslMechanism(mechName);
     if (!mechanism) return this.send('-ERR Unsupported authentication mechanism.');
     this.user = undefined;
-    this.sasl = new SaslExchange(mechanism);
+    this.sasl = new SaslExchange(mechanism, POP3_SASL);
     this.onSaslOutcome(this.sasl.start(initial));
   }
 
@@ -179,9 +179,8 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
     }
     this.sasl = undefined;
     this.state = 'ready';
-    // RFC 5034: "*" cancels, answered with -ERR; so is a response that is not base64.
-    if (outcome.type === 'bad') return this.send(`-ERR ${outcome.text}.`);
-    if (outcome.type === 'refused') return this.refuseLogin(POP3_AUTH_FAILED, outcome.why);
+    if (outcome.type === 'bad') return this.send(outcome.reply);
+    if (outcome.type === 'refused') return this.refuseLogin(outcome.reply, outcome.why);
     this.startLogin(outcome.user, outcome.password);
   }
 

@@ -1,7 +1,16 @@
 import type { LoginResult, VerifiedUpstream } from '../../core/login-types.js';
+import type { SaslDialect } from '../shared/sasl-exchange.js';
 
 export const SMTP_AUTH_OK = '235 2.7.0 Authentication successful';
 export const SMTP_AUTH_FAILED = '535 5.7.8 Authentication credentials invalid';
+/** AUTH's lines (RFC 4954): challenges are 334 lines; a cancel or broken base64 is a 501, not a failed login. */
+export const SMTP_SASL: SaslDialect = {
+  challengePrefix: '334 ',
+  cancelled: '501 5.7.0 Authentication cancelled',
+  badBase64: '501 5.5.2 Invalid base64 data',
+  malformedPlain: SMTP_AUTH_FAILED,
+  authzidRefused: SMTP_AUTH_FAILED,
+};
 export const SMTP_AUTH_REQUIRED = '530 5.7.0 Authentication required';
 export const SMTP_STARTTLS_FIRST = '530 5.7.0 Must issue a STARTTLS command first';
 

@@ -1,13 +1,13 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
-import { checkCredentials } from '../shared/sasl.js';
+import { checkCredentials, saslMechanism } from '../shared/sasl.js';
+import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
 import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
-import { SmtpSaslExchange, smtpSaslMechanism, type SmtpSaslOutcome } from './smtp-auth.js';
 import { loggableVerb, maskForLog, parseCommand, SmtpCommandReader, type SmtpCommand } from './smtp-command-reader.js';
 import { clientExtensions, ehloReply } from './smtp-extensions.js';
-import { SMTP_AUTH_FAILED, SMTP_AUTH_REQUIRED, SMTP_STARTTLS_FIRST, smtpLoginReply } from './smtp-replies.js';
+import { SMTP_AUTH_FAILED, SMTP_AUTH_REQUIRED, SMTP_SASL, SMTP_STARTTLS_FIRST, smtpLoginReply } from './smtp-replies.js';
 
 export interface SmtpUpstreamLike extends SplicedUpstream {
   /** false when the upstream is known to have gone while the login was held. */
@@ -46,7 +46,7 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
   private heloName: string | undefined;
   /** The phone said no to this connection; see startLogin(). */
   private denied = false;
-  private sasl: SmtpSaslExchange | undefined;
+  private sasl: SaslExchange | undefined;
 
   constructor(socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: SmtpSessionDeps) {
     super(socket, 'smtp', mode, client, deps);
@@ -187,9 +187,9 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
     if (this.heloName === undefined) return this.send('503 5.5.1 Send EHLO first');
     const [mechName = '', initial, ...extra] = arg.split(' ');
     if (!mechName || extra.length > 0) return this.send('501 5.5.4 Syntax: AUTH mechanism [initial-response]');
-    const mechanism = smtpSaslMechanism(mechName);
+    const mechanism = saslMechanism(mechName);
     if (!mechanism) return this.send('504 5.5.4 Unrecognized authentication type');
-    this.sasl = new SmtpSaslExchange(mechanism);
+    this.sasl = new SaslExchange(mechanism, SMTP_SASL);
     this.onSaslOutcome(this.sasl.start(initial));
   }
 
@@ -200,7 +200,7 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
     this.onSaslOutcome(this.sasl.respond(line.toString('latin1')));
   }
 
-  private onSaslOutcome(outcome: SmtpSaslOutcome): void {
+  private onSaslOutcome(outcome: SaslOutcome): void {
     if (outcome.type === 'challenge') {
       this.state = 'sasl';
       return this.send(outcome.line);
