@@ -114,9 +114,9 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
       await phone.evaluate((creds) => (globalThis as unknown as SwGlobals).mailotpDeviceStore.save(creds), { token, deviceId: device.deviceId, user: 'nora' });
       await phone.reload();
       await phone.locator('#live', { hasText: /Live/ }).waitFor();
+      // An active worker is enough: it posts the notice to every app window, controlled or not (a page
+      // loaded while the worker was still installing stays uncontrolled until its next load).
       await phone.evaluate(async () => (globalThis as unknown as SwGlobals).navigator.serviceWorker.ready);
-      // The worker posts to the pages it controls: wait until this one is.
-      await phone.waitForFunction(() => (globalThis as unknown as SwGlobals).navigator.serviceWorker.controller !== null);
       const cdp = await phoneCtx.newCDPSession(phone);
       const registrations = new Map<string, string>();
       cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: { registrationId: string; scopeURL: string }[] }) => {

@@ -113,7 +113,8 @@ async function unbound(t, deviceId) {
   if (!creds || creds.deviceId !== deviceId) return;
   await self.mailotpDeviceStore.forget().catch(() => undefined);
   for (const n of await self.registration.getNotifications()) n.close();
-  for (const c of await self.clients.matchAll({ type: 'window' })) c.postMessage({ kind: 'unbound' });
+  // Uncontrolled pages too: an app page opened before this worker took control still listens.
+  for (const c of await self.clients.matchAll({ type: 'window', includeUncontrolled: true })) c.postMessage({ kind: 'unbound' });
   // WebKit withdraws push from a site whose push shows nothing (see mayPushSilently).
   if (!mayPushSilently()) await self.registration.showNotification(t('title'), { body: t('unboundTitle'), tag: 'unbound', silent: true, icon: '/app/icons/icon-192.png' });
 }
@@ -123,5 +124,5 @@ async function notice(t, n) {
   if (n.kind !== 'recovery-code-used') return;
   const body = t('recoveryUsedText', { user: String(n.user), left: String(n.left) });
   await self.registration.showNotification(t('recoveryUsedTitle'), { body, tag: 'notice-' + n.at, icon: '/app/icons/icon-192.png', timestamp: Number(n.at) || Date.now() });
-  for (const c of await self.clients.matchAll({ type: 'window' })) c.postMessage({ kind: 'notice', text: body });
+  for (const c of await self.clients.matchAll({ type: 'window', includeUncontrolled: true })) c.postMessage({ kind: 'notice', text: body });
 }
