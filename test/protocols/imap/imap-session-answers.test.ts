@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pino from 'pino';
-import type { LoginResult } from '../../../src/core/login-types.js';
-import type { ImapUpstreamLike } from '../../../src/protocols/imap/imap-session.js';
-import {
-  b64,
-  expectLoggedIn as loggedIn,
-  makeSelfSignedCert,
-  removeCert,
-  sleep,
-  withServer as withServerIn,
-  type CertFiles,
-  type HarnessOptions,
-} from './imap-test-kit.js';
-
-let certs: CertFiles;
-before(() => {
-  certs = makeSelfSignedCert();
-});
-after(() => removeCert(certs));
-
-const withServer = (opts: Parameters<typeof withServerIn>[1], body: Parameters<typeof withServerIn>[2]) =>
-  withServerIn(certs, opts, body);
+import { b64, sleep, type Behaviour, type Refusal } from '../../helpers/session-harness.js';
+import { expectLoggedIn as loggedIn, withServer } from './imap-test-kit.js';
 const AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
 
 describe('imap session: the core answers', () => {
-  const cases: [LoginResult<ImapUpstreamLike>, string][] = [
+  const cases: [Refusal, string][] = [
     [{ kind: 'pending-timeout', requestId: 'r1' }, 'NO [UNAVAILABLE] Approve this connection on your phone, then retry.'],
     [{ kind: 'denied', requestId: 'r1' }, AUTH_FAILED],
     [{ kind: 'bad-password', reply: '[AUTHENTICATIONFAILED] Nope.\r\n* BYE injected' }, 'NO [AUTHENTICATIONFAILED] Nope. * BYE injected'],
@@ -51,12 +32,11 @@ describe('imap session: the core answers', () => {
   });
 
   it('approved: tagged OK with the upstream text made safe, then splice', async () => {
-    const behaviour: HarnessOptions['behaviour'] = (_a, v) => {
+    const behaviour: Behaviour = (_a, v) => {
       if (v.kind !== 'ok') throw new Error('verify failed');
-      v.session.loginResponseText = '[CAPABILITY IMAP4rev1 IDLE] Logged in\r\n* injected';
       return { kind: 'approved', session: v.session, reason: 'not-required' };
     };
-    await withServer({ behaviour }, async ({ connect }) => {
+    await withServer({ behaviour, loginResponseText: '[CAPABILITY IMAP4rev1 IDLE] Logged in\r\n* injected' }, async ({ connect }) => {
       const c = await connect();
       await c.next();
       c.write('a LOGIN alice secret\r\n');
@@ -74,7 +54,7 @@ describe('imap session: the core answers', () => {
   });
 
   it('sends progress lines while the login is held', async () => {
-    const behaviour: HarnessOptions['behaviour'] = async (attempt, v) => {
+    const behaviour: Behaviour = async (attempt, v) => {
       attempt.onHold?.();
       attempt.onHold?.();
       await sleep(180);
@@ -93,7 +73,7 @@ describe('imap session: the core answers', () => {
 
   it('aborts the wait when the client disconnects, and ends an upstream handed over too late', async () => {
     let signalAborted: Promise<void> | undefined;
-    const behaviour: HarnessOptions['behaviour'] = async (attempt, v) => {
+    const behaviour: Behaviour = async (attempt, v) => {
       attempt.onHold?.();
       const signal = attempt.signal;
       if (!signal) throw new Error('no signal');

@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
-import { connectPlain, makeSelfSignedCert, removeCert, withServer as withServerIn, type CertFiles } from './imap-test-kit.js';
-
-let certs: CertFiles;
-before(() => {
-  certs = makeSelfSignedCert();
-});
-after(() => removeCert(certs));
+import { describe, it } from 'node:test';
+import { testCerts } from '../../helpers/certs.js';
+import { connectPlain } from '../../helpers/line-client.js';
+import { withServer as withServerIn } from './imap-test-kit.js';
 
 /** These tests speak clear text unless they say otherwise. */
-const withServer = (opts: Parameters<typeof withServerIn>[1], body: Parameters<typeof withServerIn>[2]) =>
-  withServerIn(certs, { mode: 'none', ...opts }, body);
+const withServer = (opts: Parameters<typeof withServerIn>[0], body: Parameters<typeof withServerIn>[1]) =>
+  withServerIn({ mode: 'none', ...opts }, body);
 
 describe('imap session: limits', () => {
   it('closes after maxCommandsBeforeLogin commands', async () => {
@@ -129,7 +125,7 @@ describe('imap session: a client we did not write', () => {
         'm.shutdown()',
       ].join('\n');
       const out = await new Promise<string>((resolve, reject) => {
-        execFile('python3', ['-c', script, certs.certFile, String(port)], { timeout: 10_000 }, (err, stdout, stderr) => {
+        execFile('python3', ['-c', script, testCerts().caFile, String(port)], { timeout: 10_000 }, (err, stdout, stderr) => {
           if (err) reject(new Error(`${err.message}\n${stderr}`));
           else resolve(stdout);
         });

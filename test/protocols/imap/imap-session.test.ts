@@ -1,30 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import {
-  b64,
-  connectPlain,
-  expectLoggedIn,
-  LOGIN_TEXT,
-  makeSelfSignedCert,
-  removeCert,
-  sleep,
-  upgradeClient,
-  withServer as withServerIn,
-  type CertFiles,
-  type HarnessOptions,
-} from './imap-test-kit.js';
-
-let certs: CertFiles;
-before(() => {
-  certs = makeSelfSignedCert();
-});
-after(() => removeCert(certs));
+import { describe, it } from 'node:test';
+import { connectPlain, upgradeClient } from '../../helpers/line-client.js';
+import { b64, sleep, type Behaviour } from '../../helpers/session-harness.js';
+import { expectLoggedIn, LOGIN_TEXT, withServer } from './imap-test-kit.js';
 
 const AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
 const IMPLICIT_CAPS = 'IMAP4rev1 ENABLE IDLE ID LITERAL+ SASL-IR AUTH=PLAIN AUTH=LOGIN';
 
-const withServer = (opts: Parameters<typeof withServerIn>[1], body: Parameters<typeof withServerIn>[2]) =>
-  withServerIn(certs, opts, body);
 const loggedIn = expectLoggedIn;
 
 describe('imap session: greeting and capabilities', () => {
@@ -97,7 +79,7 @@ describe('imap session: STARTTLS', () => {
       ]);
       c.write('d STARTTLS\r\n');
       assert.equal(await c.next(), 'd OK Begin TLS negotiation now');
-      c = await upgradeClient(c, certs);
+      c = await upgradeClient(c);
       c.write('e CAPABILITY\r\nf STARTTLS\r\n');
       assert.deepEqual(await c.until('f '), [
         `* CAPABILITY ${IMPLICIT_CAPS}`,
@@ -116,7 +98,7 @@ describe('imap session: STARTTLS', () => {
       await c.next();
       c.write('a STARTTLS\r\nb LOGIN alice secret\r\nc CAPABILITY\r\n');
       assert.equal(await c.next(), 'a OK Begin TLS negotiation now');
-      c = await upgradeClient(c, certs);
+      c = await upgradeClient(c);
       c.write('d NOOP\r\n');
       assert.equal(await c.next(), 'd OK NOOP completed');
       assert.deepEqual(c.rest(), []);
@@ -274,7 +256,7 @@ describe('imap session: LOGIN and AUTHENTICATE', () => {
   });
 
   it('pipelined commands after LOGIN reach splice untouched', async () => {
-    const hold: HarnessOptions['behaviour'] = async (attempt, v) => {
+    const hold: Behaviour = async (attempt, v) => {
       await sleep(100);
       assert.equal(v.kind, 'ok');
       return v.kind === 'ok' ? { kind: 'approved', session: v.session, reason: 'approval' } : { kind: 'aborted' };

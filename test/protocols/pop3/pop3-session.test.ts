@@ -1,116 +1,11 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { PassThrough, type Duplex } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
-import type { LimitsConfig } from '../../../src/config/schema.js';
-import type { AuthorizeLogin, LoginAttempt, LoginResult, VerifyResult } from '../../../src/core/login-types.js';
-import { silentLogger } from '../../../src/log/logger.js';
-import { TlsContextProvider } from '../../../src/net/tls-context.js';
-import { handlePop3Connection, type Pop3SessionDeps, type Pop3UpstreamLike } from '../../../src/protocols/pop3/pop3-session.js';
-import {
-  b64,
-  connectPlain,
-  connectTls,
-  DEFAULT_LIMITS,
-  makeSelfSignedCert,
-  removeCert,
-  sleep,
-  upgradeClient,
-  type CertFiles,
-  type LineClient,
-} from '../imap/imap-test-kit.js';
-
-let certs: CertFiles;
-before(() => {
-  certs = makeSelfSignedCert();
-});
-after(() => removeCert(certs));
-
-const UPSTREAM_CAPS = ['CAPA', 'TOP', 'UIDL', 'RESP-CODES', 'PIPELINING', 'AUTH-RESP-CODE', 'STLS', 'USER', 'SASL PLAIN LOGIN CRAM-MD5', 'IMPLEMENTATION Dovecot'];
-const TLS_CAPS = ['CAPA', 'TOP', 'UIDL', 'PIPELINING', 'RESP-CODES', 'AUTH-RESP-CODE', 'USER', 'SASL PLAIN LOGIN'];
-
-type Behaviour = (a: LoginAttempt<Pop3UpstreamLike>, v: VerifyResult<Pop3UpstreamLike>) => Promise<LoginResult<Pop3UpstreamLike>> | LoginResult<Pop3UpstreamLike>;
-
-const approve: Behaviour = (_a, v) => {
-  if (v.kind === 'ok') return { kind: 'approved', session: v.session, reason: 'tap' };
-  return v.kind === 'bad-password' ? { kind: 'bad-password', reply: v.reply } : { kind: 'unavailable', reason: v.reason };
-};
-
-interface Ctx {
-  attempts: LoginAttempt<Pop3UpstreamLike>[];
-  logins: { user: string; password: string }[];
-  splices: { clientBuffered: Buffer; upstreamBuffered: Buffer }[];
-  closed: number;
-  connect(): Promise<LineClient>;
-}
-
-async function withServer(
-  opts: { mode?: 'implicit' | 'starttls' | 'none'; behaviour?: Behaviour; limits?: Partial<LimitsConfig> },
-  body: (ctx: Ctx) => Promise<void>,
-): Promise<void> {
-  const mode = opts.mode ?? 'implicit';
-  const behaviour = opts.behaviour ?? approve;
-  const ctx: Ctx = { attempts: [], logins: [], splices: [], closed: 0, connect: async () => assert.fail() };
-  const authorize = async (attempt: LoginAttempt<Pop3UpstreamLike>): Promise<LoginResult<Pop3UpstreamLike>> => {
-    ctx.attempts.push(attempt);
-    return behaviour(attempt, await attempt.verify());
-  };
-  const deps: Pop3SessionDeps = {
-    authorize: authorize as unknown as AuthorizeLogin,
-    upstreamLogin: async (user, password) => {
-      ctx.logins.push({ user, password });
-      const session: Pop3UpstreamLike = {
-        socket: new PassThrough(),
-        loginResponseText: 'Logged in.',
-        buffered: Buffer.alloc(0),
-        close: () => void ctx.closed++,
-      };
-      return { kind: 'ok', session };
-    },
-    upstreamCapabilities: async () => UPSTREAM_CAPS,
-    splice: async (client: Duplex, _upstream: Duplex, o) => {
-      ctx.splices.push(o);
-      client.on('error', () => undefined);
-      client.write('+OK SPLICED\r\n');
-      client.resume();
-      await new Promise((resolve) => client.once('close', resolve));
-    },
-    tls: new TlsContextProvider({ cert: certs.certFile, key: certs.keyFile }),
-    limits: { ...DEFAULT_LIMITS, ...opts.limits },
-    logger: silentLogger(),
-  };
-  const sessions: Promise<void>[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    sessions.push(handlePop3Connection(s, mode, { ip: '127.0.0.1', port: s.remotePort ?? 0 }, deps));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  const clients: LineClient[] = [];
-  ctx.connect = async () => {
-    const c = mode === 'implicit' ? await connectTls(port, certs) : await connectPlain(port);
-    clients.push(c);
-    assert.equal(await c.next(), '+OK mailotp ready.');
-    return c;
-  };
-  try {
-    await body(ctx);
-  } finally {
-    for (const c of clients) c.destroy();
-    for (const s of sockets) s.destroy();
-    await Promise.all(sessions);
-    await new Promise((resolve) => server.close(resolve));
-  }
-}
+import { describe, it } from 'node:test';
+import { upgradeClient, type LineClient } from '../../helpers/line-client.js';
+import { b64, sleep, type Behaviour, type Refusal } from '../../helpers/session-harness.js';
+import { logins, TLS_CAPS, withServer } from './pop3-test-kit.js';
 
 /** Sends lines and reads one answer line per command. */
-async function ask(c: LineClient, ...lines: string[]): Promise<string[]> {
-  c.write(lines.map((l) => `${l}\r\n`).join(''));
-  const out: string[] = [];
-  for (let i = 0; i < lines.length; i++) out.push(await c.next());
-  return out;
-}
+const ask = (c: LineClient, ...lines: string[]): Promise<string[]> => c.ask(...lines);
 
 describe('pop3 session: before login', () => {
   it('answers CAPA with the filtered list and AUTH alone with the mechanisms', async () => {
@@ -144,7 +39,7 @@ describe('pop3 session: before login', () => {
   });
 
   it('answers AUTH with hostile arguments without asking anyone', async () => {
-    await withServer({}, async ({ connect, attempts }) => {
+    await withServer({}, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, 'AUTH CRAM-MD5', 'AUTH PLAIN a b', 'AUTH ', 'AUTH PLAIN !!notbase64', 'AUTH PLAIN QQ'), [
         '-ERR Unsupported authentication mechanism.',
@@ -155,16 +50,16 @@ describe('pop3 session: before login', () => {
       ]);
       // A PLAIN message that is base64 but not "authzid NUL authcid NUL password".
       assert.deepEqual(await ask(c, `AUTH PLAIN ${b64('no-nul-here')}`), ['-ERR [AUTH] Authentication failed.']);
-      assert.equal(attempts.length, 0);
+      assert.equal(h.attempts.length, 0);
     });
   });
 
   it('refuses control characters in a user name at USER, and counts it as a failed login', async () => {
-    await withServer({ limits: { maxFailedLoginsPerConnection: 2 } }, async ({ connect, attempts }) => {
+    await withServer({ limits: { maxFailedLoginsPerConnection: 2 } }, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, 'USER al\x00ice', 'USER bob\x1b[2J'), ['-ERR [AUTH] Invalid user name.', '-ERR [AUTH] Invalid user name.']);
       await c.expectClosed();
-      assert.equal(attempts.length, 0);
+      assert.equal(h.attempts.length, 0);
     });
   });
 
@@ -210,7 +105,7 @@ describe('pop3 session: before login', () => {
 
 describe('pop3 session: STLS', () => {
   it('offers STLS and refuses credentials before TLS, discards injected plaintext, then logs in', async () => {
-    await withServer({ mode: 'starttls' }, async ({ connect, logins }) => {
+    await withServer({ mode: 'starttls' }, async ({ connect, h }) => {
       const c = await connect();
       c.write('CAPA\r\n');
       const caps = await c.until('.');
@@ -224,14 +119,14 @@ describe('pop3 session: STLS', () => {
       ]);
       c.write('STLS\r\nUSER injected\r\n');
       assert.equal(await c.next(), '+OK Begin TLS negotiation now.');
-      const s = await upgradeClient(c, certs);
+      const s = await upgradeClient(c);
       s.write('CAPA\r\n');
       const after = await s.until('.');
       assert.deepEqual(after, ['+OK Capability list follows', ...TLS_CAPS, '.'], 'the injected USER was never answered');
       assert.deepEqual(await ask(s, 'STLS', 'PASS x'), ['-ERR STLS not available.', '-ERR No username given.']);
       s.write('USER alice\r\nPASS secret\r\n');
       assert.deepEqual(await s.until('+OK SPLICED'), ['+OK', '+OK Logged in.', '+OK SPLICED']);
-      assert.deepEqual(logins, [{ user: 'alice', password: 'secret' }]);
+      assert.deepEqual(logins(h), [{ user: 'alice', password: 'secret' }]);
       s.destroy();
     });
   });
@@ -239,41 +134,41 @@ describe('pop3 session: STLS', () => {
 
 describe('pop3 session: login', () => {
   it('USER/PASS with spaces in the password, commands pipelined behind PASS go to the upstream', async () => {
-    await withServer({}, async ({ connect, logins, splices, attempts }) => {
+    await withServer({}, async ({ connect, h }) => {
       const c = await connect();
       c.write('USER alice\r\nPASS pass with spaces \r\nSTAT\r\nRETR 1\r\n');
       assert.deepEqual(await c.until('+OK SPLICED'), ['+OK', '+OK Logged in.', '+OK SPLICED']);
-      assert.deepEqual(logins, [{ user: 'alice', password: 'pass with spaces ' }]);
-      assert.equal(splices[0]?.clientBuffered.toString(), 'STAT\r\nRETR 1\r\n');
-      assert.equal(attempts[0]?.protocol, 'pop3');
-      assert.equal(attempts[0]?.clientIp, '127.0.0.1');
+      assert.deepEqual(logins(h), [{ user: 'alice', password: 'pass with spaces ' }]);
+      assert.equal(h.splices[0]?.clientBuffered.toString(), 'STAT\r\nRETR 1\r\n');
+      assert.equal(h.attempts[0]?.protocol, 'pop3');
+      assert.equal(h.attempts[0]?.clientIp, '127.0.0.1');
     });
   });
 
   it('AUTH PLAIN with an initial response, and "=" as an empty one', async () => {
-    await withServer({}, async ({ connect, logins }) => {
+    await withServer({}, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, 'AUTH PLAIN ='), ['-ERR [AUTH] Authentication failed.']);
       c.write(`AUTH PLAIN ${b64('\0alice\0secret')}\r\n`);
       assert.deepEqual(await c.until('+OK SPLICED'), ['+OK Logged in.', '+OK SPLICED']);
-      assert.deepEqual(logins, [{ user: 'alice', password: 'secret' }]);
+      assert.deepEqual(logins(h), [{ user: 'alice', password: 'secret' }]);
     });
   });
 
   it('AUTH PLAIN without initial response: "+ " continuation; "*" cancels', async () => {
-    await withServer({}, async ({ connect, logins }) => {
+    await withServer({}, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, 'AUTH PLAIN', '*'), ['+ ', '-ERR Authentication cancelled.']);
       assert.deepEqual(await ask(c, 'AUTH PLAIN', 'not base64!'), ['+ ', '-ERR Invalid base64.']);
       assert.deepEqual(await ask(c, 'auth plain'), ['+ ']);
       c.write(`${b64('alice\0alice\0secret')}\r\n`);
       assert.deepEqual(await c.until('+OK SPLICED'), ['+OK Logged in.', '+OK SPLICED']);
-      assert.deepEqual(logins, [{ user: 'alice', password: 'secret' }]);
+      assert.deepEqual(logins(h), [{ user: 'alice', password: 'secret' }]);
     });
   });
 
   it('AUTH LOGIN with and without initial response', async () => {
-    await withServer({}, async ({ connect, logins }) => {
+    await withServer({}, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, 'AUTH LOGIN', b64('alice')), [`+ ${b64('Username:')}`, `+ ${b64('Password:')}`]);
       c.write(`${b64('pw 1')}\r\n`);
@@ -282,7 +177,7 @@ describe('pop3 session: login', () => {
       assert.deepEqual(await ask(d, `AUTH LOGIN ${b64('bob')}`), [`+ ${b64('Password:')}`]);
       d.write(`${b64('pw 2')}\r\n`);
       assert.deepEqual(await d.until('+OK SPLICED'), ['+OK Logged in.', '+OK SPLICED']);
-      assert.deepEqual(logins, [
+      assert.deepEqual(logins(h), [
         { user: 'alice', password: 'pw 1' },
         { user: 'bob', password: 'pw 2' },
       ]);
@@ -290,19 +185,19 @@ describe('pop3 session: login', () => {
   });
 
   it('refuses a PLAIN authzid other than the user, and a NUL in the password', async () => {
-    await withServer({}, async ({ connect, attempts }) => {
+    await withServer({}, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, `AUTH PLAIN ${b64('admin\0alice\0secret')}`, 'USER alice', 'PASS a\x00b'), [
         '-ERR [AUTH] Authentication failed.',
         '+OK',
         '-ERR [AUTH] Authentication failed.',
       ]);
-      assert.equal(attempts.length, 0);
+      assert.equal(h.attempts.length, 0);
     });
   });
 
   it('says nothing while the login waits, then the final answer; the session stays usable after a refusal', async () => {
-    let release!: (r: LoginResult<Pop3UpstreamLike>) => void;
+    let release!: (r: Refusal) => void;
     const behaviour: Behaviour = (_a, v) => {
       if (v.kind === 'ok') v.session.close();
       return new Promise((resolve) => (release = resolve));
@@ -321,11 +216,11 @@ describe('pop3 session: login', () => {
 
   it('closes after maxFailedLoginsPerConnection wrong passwords', async () => {
     const behaviour: Behaviour = () => ({ kind: 'bad-password', reply: '[AUTH] Authentication failed.' });
-    await withServer({ behaviour, limits: { maxFailedLoginsPerConnection: 2 } }, async ({ connect, attempts }) => {
+    await withServer({ behaviour, limits: { maxFailedLoginsPerConnection: 2 } }, async ({ connect, h }) => {
       const c = await connect();
       assert.deepEqual(await ask(c, 'USER a', 'PASS b', 'USER a', 'PASS c'), ['+OK', '-ERR [AUTH] Authentication failed.', '+OK', '-ERR [AUTH] Authentication failed.']);
       await c.expectClosed();
-      assert.equal(attempts.length, 2);
+      assert.equal(h.attempts.length, 2);
     });
   });
 
@@ -347,16 +242,16 @@ describe('pop3 session: login', () => {
           resolve({ kind: 'aborted' });
         }),
       );
-    const ctxRef: { closed: () => number } = { closed: () => 0 };
-    await withServer({ behaviour, mode: 'none' }, async (ctx) => {
-      ctxRef.closed = () => ctx.closed;
-      const c = await ctx.connect();
+    let closed = () => 0;
+    await withServer({ behaviour, mode: 'none' }, async ({ connect, h }) => {
+      closed = () => h.upstreams.reduce((n, u) => n + u.closes, 0);
+      const c = await connect();
       assert.deepEqual(await ask(c, 'USER a'), ['+OK']);
       c.write('PASS b\r\n');
       await sleep(50);
       c.destroy();
     });
     assert.ok(signalled);
-    assert.equal(ctxRef.closed(), 1);
+    assert.equal(closed(), 1);
   });
 });

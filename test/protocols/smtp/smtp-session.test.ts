@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createLogger } from '../../../src/log/logger.js';
-import { makeSelfSignedCert, removeCert, sleep, upgradeClient, type CertFiles } from '../imap/imap-test-kit.js';
-import { b64, HOST, plain, reply, TLS_EHLO, withServer as withServerIn, type HarnessOptions } from './smtp-test-kit.js';
-
-let certs: CertFiles;
-before(() => {
-  certs = makeSelfSignedCert();
-});
-after(() => removeCert(certs));
-
-const withServer = (opts: HarnessOptions & { mode?: 'implicit' | 'starttls' | 'none' }, body: Parameters<typeof withServerIn>[2]) => withServerIn(certs, opts, body);
+import { testCerts } from '../../helpers/certs.js';
+import { upgradeClient } from '../../helpers/line-client.js';
+import { b64, sleep, type Behaviour } from '../../helpers/session-harness.js';
+import { HOST, plain, reply, TLS_EHLO, withServer } from './smtp-test-kit.js';
 const AUTH_OK = '235 2.7.0 Authentication successful';
 
 describe('smtp session: before AUTH', () => {
@@ -75,7 +69,7 @@ describe('smtp session: before AUTH', () => {
       ]);
       c.write(`STARTTLS\r\nEHLO injected\r\nAUTH PLAIN ${plain('alice', 'pw')}\r\n`);
       assert.equal(await c.next(), '220 2.0.0 Ready to start TLS');
-      const s = await upgradeClient(c, certs);
+      const s = await upgradeClient(c);
       s.write(`AUTH PLAIN ${plain('alice', 'pw')}\r\nSTARTTLS\r\nEHLO again.example\r\n`);
       assert.deepEqual(await s.until('250 '), ['503 5.5.1 Send EHLO first', '503 5.5.1 TLS already active', ...TLS_EHLO]);
       assert.equal(h.attempts.length, 0, 'nothing sent before the handshake was executed');
@@ -165,7 +159,7 @@ describe('smtp session: AUTH', () => {
 
   it('sends nothing while the login is held, then the table reply; a retry is served', async () => {
     let calls = 0;
-    const behaviour: HarnessOptions['behaviour'] = async (attempt, v) => {
+    const behaviour: Behaviour = async (attempt, v) => {
       if (v.kind !== 'ok') throw new Error('unexpected');
       if (++calls > 1) return { kind: 'approved', session: v.session, reason: 'approval' };
       attempt.onHold?.();
@@ -188,7 +182,7 @@ describe('smtp session: AUTH', () => {
   });
 
   it('after a deny, a second AUTH on the same connection is refused without asking the phone again', async () => {
-    const behaviour: HarnessOptions['behaviour'] = (_a, v) => {
+    const behaviour: Behaviour = (_a, v) => {
       if (v.kind === 'ok') v.session.close();
       return { kind: 'denied', requestId: 'r1' };
     };
@@ -222,7 +216,7 @@ describe('smtp session: AUTH', () => {
 
   it('aborts the held login when the client goes away and closes the upstream session', async () => {
     let aborted = false;
-    const behaviour: HarnessOptions['behaviour'] = async (attempt, v) => {
+    const behaviour: Behaviour = async (attempt, v) => {
       await new Promise<void>((resolve) => attempt.signal?.addEventListener('abort', () => resolve()));
       aborted = true;
       if (v.kind === 'ok') v.session.close();
@@ -244,7 +238,7 @@ describe('smtp session: AUTH', () => {
 
 describe('smtp session: limits', () => {
   it('closes with 421 4.7.0 after the last allowed failed AUTH', async () => {
-    const behaviour: HarnessOptions['behaviour'] = () => ({ kind: 'bad-password', reply: '535 5.7.8 Authentication failed' });
+    const behaviour: Behaviour = () => ({ kind: 'bad-password', reply: '535 5.7.8 Authentication failed' });
     await withServer({ behaviour }, async ({ connect, h }) => {
       const c = await connect();
       c.write('EHLO x\r\n');
@@ -279,7 +273,7 @@ describe('smtp session: limits', () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) });
     const logger = createLogger({ level: 'trace', destination: sink } as Parameters<typeof createLogger>[0]);
-    const behaviour: HarnessOptions['behaviour'] = () => ({ kind: 'bad-password' });
+    const behaviour: Behaviour = () => ({ kind: 'bad-password' });
     await withServer({ logger, behaviour, limits: { maxFailedLoginsPerConnection: 10 } }, async ({ connect }) => {
       const c = await connect();
       c.write(`EHLO x\r\nAUTH PLAIN ${plain('alice', 'Sekr1t-pw')}\r\n`);
@@ -309,7 +303,7 @@ describe('smtp session: a client we did not write', () => {
         'print("LOGIN", s.login("alice@example.com", "pa ss"))',
       ].join('\n');
       const out = await new Promise<string>((resolve, reject) => {
-        execFile('python3', ['-c', script, certs.certFile, String(port)], { timeout: 10_000 }, (err, stdout, stderr) => {
+        execFile('python3', ['-c', script, testCerts().caFile, String(port)], { timeout: 10_000 }, (err, stdout, stderr) => {
           if (err) reject(new Error(`${err.message}\n${stderr}`));
           else resolve(stdout);
         });

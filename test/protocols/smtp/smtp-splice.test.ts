@@ -4,13 +4,13 @@ import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import type { AuthorizeLogin, LoginAttempt, LoginResult, VerifiedUpstream } from '../../../src/core/login-types.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import { TlsContextProvider } from '../../../src/net/tls-context.js';
 import { handleSmtpConnection } from '../../../src/protocols/smtp/smtp-session.js';
 import { SmtpUpstream } from '../../../src/upstream/smtp-upstream.js';
 import { splice } from '../../../src/upstream/splice.js';
-import { DEFAULT_LIMITS, makeSelfSignedCert, removeCert, type CertFiles } from '../imap/imap-test-kit.js';
+import { testCerts } from '../../helpers/certs.js';
+import { DEFAULT_LIMITS, recordingAuthorize, type Behaviour } from '../../helpers/session-harness.js';
 
 /**
  * The whole SMTP path in one process, with an upstream that offers what the test Dovecot does not
@@ -22,7 +22,6 @@ interface Received {
   raw: Buffer;
 }
 
-let certs: CertFiles;
 let upstream: SMTPServer;
 let upstreamPort: number;
 const received: Received[] = [];
@@ -31,7 +30,6 @@ let mailotpPort: number;
 const sessions: Promise<void>[] = [];
 
 before(async () => {
-  certs = makeSelfSignedCert();
   upstream = new SMTPServer({
     authMethods: ['PLAIN', 'LOGIN'],
     allowInsecureAuth: true,
@@ -60,15 +58,16 @@ before(async () => {
 
   const up = new SmtpUpstream({ host: '127.0.0.1', port: upstreamPort, tls: 'none', verify: true, connectTimeout: 2000 }, silentLogger(), { heloName: 'mailotp.test' });
   await up.start();
-  const authorize = async (attempt: LoginAttempt<VerifiedUpstream>): Promise<LoginResult<VerifiedUpstream>> => {
-    const v = await attempt.verify();
+  // Two-factor off for this user: whatever the upstream says of the password is the answer.
+  const notRequired: Behaviour = (_attempt, v) => {
     if (v.kind === 'ok') return { kind: 'approved', session: v.session, reason: 'not-required' };
     return v.kind === 'bad-password' ? { kind: 'bad-password', reply: v.reply } : { kind: 'unavailable', reason: v.reason };
   };
+  const certs = testCerts();
   mailotp = net.createServer((s) => {
     sessions.push(
       handleSmtpConnection(s, 'implicit', { ip: '192.0.2.44', port: 4444 }, {
-        authorize: authorize as unknown as AuthorizeLogin,
+        authorize: recordingAuthorize([], notRequired),
         upstreamLogin: (user, password, client, signal) => up.login(user, password, client, signal),
         upstreamExtensions: () => up.extensions(),
         splice: (a, b, o) => splice(a, b, o),
@@ -87,7 +86,6 @@ after(async () => {
   await new Promise((resolve) => mailotp.close(resolve));
   await Promise.all(sessions);
   await new Promise<void>((resolve) => upstream.close(() => resolve()));
-  removeCert(certs);
 });
 
 const transport = (pass = 'pässwörd'): nodemailer.Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options> =>
@@ -96,7 +94,7 @@ const transport = (pass = 'pässwörd'): nodemailer.Transporter<SMTPTransport.Se
     port: mailotpPort,
     secure: true,
     auth: { user: 'ünï', pass },
-    tls: { ca: [certs.cert], servername: 'localhost' },
+    tls: { ca: [testCerts().ca], servername: 'localhost' },
     name: 'client.example',
   } as SMTPTransport.Options);
 
