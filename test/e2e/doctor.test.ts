@@ -1,11 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { certWithDates, testCerts } from '../helpers/certs.js';
+import { certWithDates, serviceAccountKeyPem, testCerts } from '../helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { runBin, startMailotp, type MailotpProcess } from './harness.js';
@@ -83,10 +82,9 @@ describe('mailotp doctor against a running set-up (real binary, Dovecot, Redis)'
       logLevel: 'info',
     });
     // A service-account key as Firebase hands it out (the doctor only parses it).
-    execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', join(m.dir, 'sa.key')]);
     writeFileSync(
       join(m.dir, 'fcm.json'),
-      JSON.stringify({ type: 'service_account', project_id: 'doctor-test', client_email: 'mailotp@doctor-test.iam.gserviceaccount.com', private_key: readFileSync(join(m.dir, 'sa.key'), 'utf8') }),
+      JSON.stringify({ type: 'service_account', project_id: 'doctor-test', client_email: 'mailotp@doctor-test.iam.gserviceaccount.com', private_key: serviceAccountKeyPem() }),
     );
     passwordFile = join(m.dir, 'doctor-password');
     writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });

@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -9,6 +11,8 @@ export interface TestCerts {
   keyFile: string;
   ca: Buffer;
 }
+
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 
 let cached: TestCerts | undefined;
 let untrusted: string | undefined;
@@ -37,7 +41,7 @@ function makeCa(cwd: string, name: string, cn: string): void {
   openssl(
     [
       'req', '-x509', '-new', '-nodes',
-      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+      ...EC_KEY,
       '-keyout', `${name}.key`, '-out', `${name}.crt`,
       '-days', '2', '-subj', `/CN=${cn}`,
       '-addext', 'basicConstraints=critical,CA:TRUE',
@@ -47,39 +51,59 @@ function makeCa(cwd: string, name: string, cn: string): void {
   );
 }
 
+/** A certificate and its key, as files and as bytes. */
+export interface CertPair {
+  certFile: string;
+  keyFile: string;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** subjectAltName for host names and addresses alike. */
+const altNames = (hosts: readonly string[]) => `subjectAltName=${hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',')}`;
+
+function pair(cwd: string, name: string): CertPair {
+  const certFile = path.join(cwd, `${name}.crt`);
+  const keyFile = path.join(cwd, `${name}.key`);
+  return { certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
+}
+
+/**
+ * A CA of its own (dir/caName.crt) and a server certificate it signed for `hosts` (dir/name.crt,
+ * dir/name.key), for a server that only the test holding `ca` trusts.
+ */
+export function caSignedCert(dir: string, name: string, hosts: readonly string[], ca: { name: string; cn: string }): CertPair & { ca: Buffer; caFile: string } {
+  makeCa(dir, ca.name, ca.cn);
+  openssl(['req', '-new', '-nodes', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${hosts[0] ?? 'localhost'}`], dir);
+  writeFileSync(
+    path.join(dir, `${name}.ext`),
+    ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', altNames(hosts), ''].join('\n'),
+  );
+  openssl(
+    ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca.name}.crt`, '-CAkey', `${ca.name}.key`, '-CAcreateserial', '-days', '2', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+    dir,
+  );
+  const caFile = path.join(dir, `${ca.name}.crt`);
+  return { ...pair(dir, name), ca: readFileSync(caFile), caFile };
+}
+
+/** A self-signed certificate (its own CA) with common name `cn`, for `hosts`: dir/name.crt and dir/name.key. */
+export function selfSignedCert(dir: string, name: string, cn: string, hosts: readonly string[] = ['localhost', '127.0.0.1']): CertPair {
+  openssl(['req', '-x509', '-new', '-nodes', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '1', '-subj', `/CN=${cn}`, '-addext', altNames(hosts)], dir);
+  return pair(dir, name);
+}
+
 /** A CA plus a server certificate for localhost, 127.0.0.1 and ::1, made once per process. */
 export function testCerts(): TestCerts {
   if (cached) return cached;
-  const cwd = certDir();
-  makeCa(cwd, 'ca', 'mailotp test CA');
-  openssl(
-    [
-      'req', '-new', '-nodes',
-      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-      '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost',
-    ],
-    cwd,
-  );
-  writeFileSync(
-    path.join(cwd, 'server.ext'),
-    [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
-      '',
-    ].join('\n'),
-  );
-  openssl(
-    [
-      'x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-days', '2', '-sha256', '-extfile', 'server.ext', '-out', 'server.crt',
-    ],
-    cwd,
-  );
-  const caFile = path.join(cwd, 'ca.crt');
-  cached = { caFile, certFile: path.join(cwd, 'server.crt'), keyFile: path.join(cwd, 'server.key'), ca: readFileSync(caFile) };
+  const made = caSignedCert(certDir(), 'server', ['localhost', '127.0.0.1', '::1'], { name: 'ca', cn: 'mailotp test CA' });
+  cached = { caFile: made.caFile, certFile: made.certFile, keyFile: made.keyFile, ca: made.ca };
   return cached;
+}
+
+/** An RSA private key (PKCS#8 PEM) such as a Firebase service-account file carries. */
+export function serviceAccountKeyPem(): string {
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
 /** A second CA that signed nothing the tests serve: verifying against it must fail. */
@@ -100,8 +124,7 @@ export function certWithDates(name: string, notBefore: Date, notAfter: Date): { 
   testCerts();
   const cwd = certDir();
   const stamp = (d: Date) => `${d.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
-  openssl(['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], cwd);
+  openssl(['req', '-new', '-nodes', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost', '-addext', altNames(['localhost', '127.0.0.1'])], cwd);
   const db = path.join(cwd, `${name}-ca`);
   mkdirSync(db, { recursive: true });
   writeFileSync(path.join(db, 'index.txt'), '');

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { makeCert } from '../portal/portal-kit.js';
+import { selfSignedCert } from './certs.js';
 
 export interface PushDelivery {
   path: string;
@@ -41,8 +41,7 @@ export class PushServiceStandIn {
   private port = 0;
 
   private constructor(private readonly dir: string) {
-    makeCert(dir, 'push', 'push.test');
-    this.ca = readFileSync(path.join(dir, 'push.crt'));
+    this.ca = selfSignedCert(dir, 'push', 'push.test').cert;
   }
 
   static async start(): Promise<PushServiceStandIn> {

@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,7 @@ import type { ClientInfo } from '../../src/core/login-types.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MailListener, type ConnectionHandler } from '../../src/net/mail-listener.js';
 import { TlsContextProvider } from '../../src/net/tls-context.js';
-import { testCerts } from '../helpers/certs.js';
+import { selfSignedCert, testCerts } from '../helpers/certs.js';
 import { proxyV1, proxyV2, startProxyForwarder } from '../helpers/proxy-forwarder.js';
 
 interface Seen {
@@ -189,11 +188,7 @@ describe('MailListener with proxyProtocol', () => {
     started.push(fwd);
     const first = await tlsConnect(fwd.port);
     assert.equal(first.getPeerCertificate().subject.CN, 'localhost');
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-days', '1', '-subj', '/CN=reloaded', '-keyout', 'server.key', '-out', 'server.crt'],
-      { cwd: certDir, stdio: 'ignore' },
-    );
+    selfSignedCert(certDir, 'server', 'reloaded');
     provider.reload();
     listener.reloadTls();
     const second = await tlsConnect(fwd.port, { rejectUnauthorized: false });

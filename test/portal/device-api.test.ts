@@ -16,7 +16,8 @@ import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { TlsContextProvider } from '../../src/net/tls-context.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
 import { TEST_COOLDOWNS } from '../core/core-fixture.js';
-import { bind, call, fixture, flakyStore, iso, makeCert, open, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
+import { selfSignedCert } from '../helpers/certs.js';
+import { bind, call, fixture, flakyStore, iso, open, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
 
 const run = promisify(execFile);
 
@@ -34,8 +35,8 @@ describe('device API over HTTPS', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'mailotp-portal-'));
-    makeCert(dir, 'first', 'localhost');
-    makeCert(dir, 'second', 'localhost');
+    selfSignedCert(dir, 'first', 'localhost');
+    selfSignedCert(dir, 'second', 'localhost');
     copyFileSync(path.join(dir, 'first.crt'), path.join(dir, 'server.crt'));
     copyFileSync(path.join(dir, 'first.key'), path.join(dir, 'server.key'));
     caFile = path.join(dir, 'first.crt');

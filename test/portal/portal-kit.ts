@@ -1,9 +1,7 @@
 /** Shared by the device API tests: an HTTP(S) client, a minimal EventSource and an in-memory core. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
-import path from 'node:path';
 import { ApprovalService } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { DeviceService } from '../../src/core/device-service.js';
@@ -152,20 +150,6 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-export function makeCert(dir: string, name: string, cn: string): void {
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-new', '-nodes',
-      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-      '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.crt`),
-      '-days', '1', '-subj', `/CN=${cn}`,
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
 }
 
 /** A store whose listed async methods reject as an unreachable backend does. */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +15,8 @@ import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js
 import { FcmNotifier, type FcmOptions } from '../../src/push/fcm-notifier.js';
 import { PushTokenRejectedError } from '../../src/core/ports/notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import { LocalFcmAgent, makeFcmCerts } from '../helpers/fcm-stand-in.js';
+import { caSignedCert, serviceAccountKeyPem } from '../helpers/certs.js';
+import { LocalFcmAgent } from '../helpers/fcm-stand-in.js';
 import { Cooldowns } from '../../src/core/cooldowns.js';
 import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 
@@ -91,7 +91,8 @@ describe('FcmNotifier through firebase-admin to a local fcm.googleapis.com', () 
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'mailotp-fcm-'));
-    certs = makeFcmCerts(dir);
+    // A CA and a certificate for fcm.googleapis.com that only this test trusts.
+    certs = caSignedCert(dir, 'fcm', ['fcm.googleapis.com'], { name: 'ca', cn: 'mailotp FCM test CA' });
     server = https.createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
       let text = '';
       req.setEncoding('utf8');
@@ -376,7 +377,6 @@ describe('FcmNotifier.fromServiceAccountFile', () => {
   });
 
   test('builds from a service account key file', async () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const file = path.join(dir, 'sa.json');
     writeFileSync(
       file,
@@ -384,7 +384,7 @@ describe('FcmNotifier.fromServiceAccountFile', () => {
         type: 'service_account',
         project_id: 'mailotp-prod',
         private_key_id: 'abc',
-        private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        private_key: serviceAccountKeyPem(),
         client_email: 'mailotp@mailotp-prod.iam.gserviceaccount.com',
       }),
     );
