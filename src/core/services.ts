@@ -20,7 +20,7 @@ import { SecondFactorService, type MethodProvider } from './second-factor.js';
 import { SecretBox } from './secret-box.js';
 import { TotpService } from './totp-service.js';
 import { TrustedNetworks } from './trusted-networks.js';
-import { RequestService } from './request-service.js';
+import { RequestService, type RequestSettings } from './request-service.js';
 import { UserNames } from './user-names.js';
 import { WebSessionService } from './web-session-service.js';
 
@@ -52,7 +52,17 @@ export interface CoreServices {
 /** How long the sign-in's second step may take. */
 const WEB_PENDING_TTL_MS = 10 * 60_000;
 
-export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[]; secretKey: Buffer }): CoreServices {
+export interface CoreDeps {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  notifiers: readonly Notifier[];
+  secretKey: Buffer;
+  /** How often a held login re-reads its request and the expiry sweep runs; the defaults unless a test says otherwise. */
+  requestTimings?: Pick<RequestSettings, 'recheckMs' | 'sweepIntervalMs'>;
+}
+
+export function buildCore(config: Config, deps: CoreDeps): CoreServices {
   const { store, clock, logger } = deps;
   const d = config.daemonOtp;
   const audit = logger.child({ component: 'core' });
@@ -60,7 +70,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo, trustedNetworks: new TrustedNetworks(d.trustedNetworks) });
   const names = new UserNames(config.users);
   const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
-  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns);
+  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl, ...deps.requestTimings }, cooldowns);
   const l = config.limits;
   const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: l.failedLoginsPerUser,

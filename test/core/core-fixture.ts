@@ -1,19 +1,19 @@
-import { ApprovalService, type BindTo } from '../../src/core/approval-service.js';
+import { randomBytes } from 'node:crypto';
+import { parseConfig } from '../../src/config/load-config.js';
+import type { Config } from '../../src/config/schema.js';
+import type { BindTo } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
-import { Cooldowns, type CooldownSettings } from '../../src/core/cooldowns.js';
-import { TrustedNetworks } from '../../src/core/trusted-networks.js';
-import { UserNames, type UserNameRules } from '../../src/core/user-names.js';
-import { DeviceService } from '../../src/core/device-service.js';
-import { HeldLogins } from '../../src/core/held-logins.js';
-import { LoginAuthorizer, type DaemonOtpSettings } from '../../src/core/login-authorizer.js';
+import type { CooldownSettings } from '../../src/core/cooldowns.js';
+import type { DaemonOtpSettings } from '../../src/core/login-authorizer.js';
 import type { LoginAttempt, VerifiedUpstream, VerifyResult } from '../../src/core/login-types.js';
-import { RateLimiter, type RateLimitSettings } from '../../src/core/rate-limiter.js';
-import { RequestService } from '../../src/core/request-service.js';
-import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
-import { silentLogger } from '../../src/log/logger.js';
 import type { Notifier } from '../../src/core/ports/notifier.js';
-import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import type { Store } from '../../src/core/ports/store.js';
+import type { RateLimitSettings } from '../../src/core/rate-limiter.js';
+import { buildCore, type CoreDeps, type CoreServices } from '../../src/core/services.js';
+import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
+import type { UserNameRules } from '../../src/core/user-names.js';
+import { silentLogger, type Logger } from '../../src/log/logger.js';
+import { SqliteStore } from '../../src/stores/sqlite-store.js';
 
 /** An upstream session that records whether it was closed. */
 export class TestSession implements VerifiedUpstream {
@@ -36,16 +36,11 @@ export class RecordingNotifier implements Notifier {
   }
 }
 
-export interface CoreFixture {
-  store: Store;
+export interface CoreFixture extends CoreServices {
   clock: FakeClock;
-  devices: DeviceService;
-  approvals: ApprovalService;
-  requests: RequestService;
-  authorizer: LoginAuthorizer;
-  cooldowns: Cooldowns;
-  names: UserNames;
   notifier: RecordingNotifier;
+  /** The config the core was built from (the schema's defaults, with the fixture's settings). */
+  config: Config;
   /** A login attempt whose upstream says `password === 'right'`. */
   attempt(user: string, password: string, clientIp?: string, extra?: Partial<LoginAttempt<TestSession>>): LoginAttempt<TestSession> & { session: TestSession; verifyCalls: () => number };
   close(): Promise<void>;
@@ -54,55 +49,87 @@ export interface CoreFixture {
 /** The production defaults (15 min, 24 h). */
 export const TEST_COOLDOWNS: CooldownSettings = { denyMs: 15 * 60_000, reportMs: 24 * 3_600_000 };
 
-export function coreFixture(
-  opts: {
-    daemon?: Partial<DaemonOtpSettings>;
-    limits?: Partial<RateLimitSettings>;
-    bindTo?: BindTo;
-    store?: Store;
-    notifiers?: Notifier[];
-    users?: Partial<UserNameRules>;
-    cooldowns?: Partial<CooldownSettings>;
-    held?: number;
-    trustedNetworks?: string[];
-  } = {},
-): CoreFixture {
-  const store = opts.store ?? new SqliteStore({ path: ':memory:' });
-  const clock = new FakeClock(Date.now());
-  const logger = silentLogger();
-  const notifier = new RecordingNotifier();
-  const devices = new DeviceService(store, clock, logger);
-  const approvals = new ApprovalService(store, clock, logger, {
-    ttlMs: 24 * 3_600_000,
-    bindTo: opts.bindTo ?? 'client-ip',
-    trustedNetworks: new TrustedNetworks(opts.trustedNetworks ?? []),
-  });
-  const cooldowns = new Cooldowns(store, clock, { ...TEST_COOLDOWNS, ...opts.cooldowns });
-  const names = new UserNames({ caseSensitive: false, stripDomain: false, ...opts.users });
-  const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 }, cooldowns);
-  const limiter = new RateLimiter(store, clock, approvals, {
-    failedLoginsPerUser: 5,
-    failedLoginsPerIp: 20,
-    failedLoginWindowMs: 900_000,
-    pushesPerUserPerHour: 10,
-    ...opts.limits,
-  });
-  const authorizer = new LoginAuthorizer(store, approvals, requests, limiter, logger, {
-    enabled: true,
-    enforce: 'optional',
-    holdTimeMs: 300,
-    ...opts.daemon,
-  }, names, cooldowns, new HeldLogins(opts.held ?? Infinity));
+export interface CoreFixtureOptions {
+  daemon?: Partial<DaemonOtpSettings>;
+  limits?: Partial<RateLimitSettings>;
+  bindTo?: BindTo;
+  store?: Store;
+  notifiers?: Notifier[];
+  users?: Partial<UserNameRules>;
+  cooldowns?: Partial<CooldownSettings>;
+  /** Logins of one user held at once (limits.maxHeldLoginsPerUser); unlimited unless given. */
+  held?: number;
+  trustedNetworks?: string[];
+  /** A clock to share (with another fixture, or one set to a given time); a new one at now unless given. */
+  clock?: FakeClock;
+  /** Where the core logs; silent unless given. */
+  logger?: Logger;
+  /** The request service's recheck and sweep intervals (recheck 50 ms unless given). */
+  requestTimings?: CoreDeps['requestTimings'];
+}
+
+/**
+ * The config the fixture's core is built from: the schema's defaults for a minimal valid file, then
+ * the fixture's settings in the config's own terms. Values below the schema's minimums (a 50 ms hold)
+ * are set after parsing, on purpose: the core takes whatever numbers it is given.
+ */
+export function coreConfig(opts: CoreFixtureOptions = {}): Config {
+  const base = parseConfig(
+    {
+      listeners: [{ protocol: 'imap', port: 0, tls: 'none', allowInsecure: true }],
+      upstream: { imap: { host: '127.0.0.1', port: 143, tls: 'none' } },
+      store: { path: ':memory:' },
+      portal: { tls: false },
+    },
+    '/',
+  );
+  const d = opts.daemon ?? {};
+  const l = opts.limits ?? {};
   return {
+    ...base,
+    daemonOtp: {
+      ...base.daemonOtp,
+      enabled: d.enabled ?? true,
+      enforce: d.enforce ?? 'optional',
+      holdTime: d.holdTimeMs ?? 300,
+      holdTimes: d.holdTimesMs,
+      bindTo: opts.bindTo ?? 'client-ip',
+      requestTtl: 300_000,
+      denyCooldown: opts.cooldowns?.denyMs ?? TEST_COOLDOWNS.denyMs,
+      reportCooldown: opts.cooldowns?.reportMs ?? TEST_COOLDOWNS.reportMs,
+      trustedNetworks: opts.trustedNetworks ?? [],
+    },
+    limits: {
+      ...base.limits,
+      failedLoginsPerUser: l.failedLoginsPerUser ?? 5,
+      failedLoginsPerIp: l.failedLoginsPerIp ?? 20,
+      failedLoginWindow: l.failedLoginWindowMs ?? 900_000,
+      pushesPerUserPerHour: l.pushesPerUserPerHour ?? 10,
+      maxHeldLoginsPerUser: opts.held ?? Infinity,
+    },
+    users: { ...base.users, caseSensitive: false, stripDomain: false, ...opts.users },
+  };
+}
+
+/** The core as production builds it (buildCore), over an in-memory SQLite store and a fake clock. */
+export function coreFixture(opts: CoreFixtureOptions = {}): CoreFixture {
+  const store = opts.store ?? new SqliteStore({ path: ':memory:' });
+  const clock = opts.clock ?? new FakeClock(Date.now());
+  const notifier = new RecordingNotifier();
+  const config = coreConfig(opts);
+  const core = buildCore(config, {
     store,
     clock,
-    devices,
-    approvals,
-    requests,
-    authorizer,
-    cooldowns,
-    names,
+    logger: opts.logger ?? silentLogger(),
+    notifiers: [notifier, ...(opts.notifiers ?? [])],
+    secretKey: randomBytes(32),
+    requestTimings: { recheckMs: 50, ...opts.requestTimings },
+  });
+  return {
+    ...core,
+    clock,
     notifier,
+    config,
     attempt(user, password, clientIp = '127.0.0.2', extra = {}) {
       const session = new TestSession();
       let calls = 0;

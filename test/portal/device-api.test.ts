@@ -8,16 +8,13 @@ import tls from 'node:tls';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { DeviceService } from '../../src/core/device-service.js';
-import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { TlsContextProvider } from '../../src/net/tls-context.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import { selfSignedCert } from '../helpers/certs.js';
 import { bind, call, fixture, flakyStore, iso, open, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
+import { coreFixture } from '../core/core-fixture.js';
 
 const run = promisify(execFile);
 
@@ -388,8 +385,8 @@ describe('device API failure handling', () => {
       },
     });
     const logger = createLogger({ level: 'debug', destination, pretty: false });
-    const devices = new DeviceService(store, f.clock, logger);
-    const requests = new RequestService(store, f.clock, f.approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS }, new Cooldowns(store, f.clock, TEST_COOLDOWNS));
+    // Devices and requests over the failing store; the approvals stay on the good one.
+    const { devices, requests } = coreFixture({ store, clock: f.clock, logger });
     portal = new PortalServer({
       settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
       tls: null,

@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
-import { DeviceService } from '../../src/core/device-service.js';
-import { ApprovalService } from '../../src/core/approval-service.js';
-import { RequestService } from '../../src/core/request-service.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
-import { call, REQUEST_TTL_MS, type Target } from './portal-kit.js';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
+import { call, type Target } from './portal-kit.js';
+import { coreFixture } from '../core/core-fixture.js';
 
 /** Two instances' portals on one Redis: the bad-token brake is one count for both. */
 describe('device API bad-token brake across instances', () => {
@@ -28,9 +24,7 @@ describe('device API bad-token brake across instances', () => {
       const store = new RedisStore({ url: redis.url, keyPrefix: 'mailotp-brake:' });
       stores.push(store);
       const logger = silentLogger();
-      const approvals = new ApprovalService(store, clock, logger, { ttlMs: 86_400_000, bindTo: 'client-ip' });
-      const devices = new DeviceService(store, clock, logger);
-      const requests = new RequestService(store, clock, approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS }, new Cooldowns(store, clock, TEST_COOLDOWNS));
+      const { approvals, devices, requests } = coreFixture({ store, clock });
       const portal = new PortalServer({ settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true }, tls: null, devices, requests, approvals, store, logger, clock });
       portals.push(portal);
       targets.push({ port: (await portal.listen()).port });

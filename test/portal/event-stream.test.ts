@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { RequestService } from '../../src/core/request-service.js';
 import type { RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer } from '../../src/portal/portal-server.js';
 import { bind, call, fixture, open, plainPortal, REQUEST_TTL_MS, SseClient, waitFor, type Fixture, type Target } from './portal-kit.js';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
+import { coreFixture } from '../core/core-fixture.js';
 
 /** The event stream's ids, Last-Event-ID resumption, resets and expiry, on a plain-HTTP portal. */
 describe('device event stream', () => {
@@ -134,7 +132,7 @@ describe('device event stream', () => {
         return (value as (...a: unknown[]) => unknown).bind(target);
       },
     });
-    const requests = new RequestService(racing, f.clock, f.approvals, [], silentLogger(), { requestTtlMs: REQUEST_TTL_MS }, new Cooldowns(racing, f.clock, TEST_COOLDOWNS));
+    const { requests } = coreFixture({ store: racing, clock: f.clock });
     const portal = new PortalServer({
       settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true },
       tls: null,

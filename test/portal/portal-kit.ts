@@ -2,18 +2,14 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
-import { ApprovalService } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
-import { DeviceService } from '../../src/core/device-service.js';
 import { MailotpError } from '../../src/core/errors.js';
-import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PortalServer, type PortalServerDeps } from '../../src/portal/portal-server.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import type { Store } from '../../src/core/ports/store.js';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
+import { coreFixture, type CoreFixture } from '../core/core-fixture.js';
 
 export const REQUEST_TTL_MS = 300_000;
 
@@ -166,16 +162,13 @@ export function flakyStore(store: Store, failing: Set<string>): Store {
   });
 }
 
-export interface Fixture {
+export interface Fixture extends CoreFixture {
   store: SqliteStore;
-  clock: FakeClock;
-  devices: DeviceService;
-  approvals: ApprovalService;
-  requests: RequestService;
   /** Handlers subscribed to the store right now. */
   subscriptions(): number;
 }
 
+/** The core as production builds it, with a store that counts its subscribers and a fast expiry sweep. */
 export function fixture(): Fixture {
   const store = new SqliteStore({ path: ':memory:' });
   let active = 0;
@@ -190,12 +183,8 @@ export function fixture(): Fixture {
       unsubscribe();
     };
   };
-  const clock = new FakeClock(Date.UTC(2026, 0, 1, 12));
-  const logger = silentLogger();
-  const devices = new DeviceService(store, clock, logger);
-  const approvals = new ApprovalService(store, clock, logger, { ttlMs: 24 * 3_600_000, bindTo: 'client-ip' });
-  const requests = new RequestService(store, clock, approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS, recheckMs: 50, sweepIntervalMs: 50 }, new Cooldowns(store, clock, TEST_COOLDOWNS));
-  return { store, clock, devices, approvals, requests, subscriptions: () => active };
+  const core = coreFixture({ store, clock: new FakeClock(Date.UTC(2026, 0, 1, 12)), requestTimings: { recheckMs: 50, sweepIntervalMs: 50 } });
+  return { ...core, store, subscriptions: () => active };
 }
 
 export async function bind(f: Fixture, user: string): Promise<{ device: DeviceRecord; token: string }> {

@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { ApprovalService } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { isMailotpError } from '../../src/core/errors.js';
 import { RequestService } from '../../src/core/request-service.js';
@@ -17,8 +16,7 @@ import { PushTokenRejectedError } from '../../src/core/ports/notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { caSignedCert, serviceAccountKeyPem } from '../helpers/certs.js';
 import { LocalFcmAgent } from '../helpers/fcm-stand-in.js';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
+import { coreFixture } from '../core/core-fixture.js';
 
 const PROJECT = 'mailotp-test';
 const SEND_PATH = `/v1/projects/${PROJECT}/messages:send`;
@@ -291,8 +289,7 @@ describe('FcmNotifier through firebase-admin to a local fcm.googleapis.com', () 
     beforeEach(async () => {
       store = new SqliteStore({ path: ':memory:' });
       fcm = notifier();
-      const approvals = new ApprovalService(store, clock, logger, { ttlMs: 3_600_000, bindTo: 'client-ip' });
-      requests = new RequestService(store, clock, approvals, [fcm], logger, { requestTtlMs: 300_000 }, new Cooldowns(store, clock, TEST_COOLDOWNS));
+      ({ requests } = coreFixture({ store, clock, logger, notifiers: [fcm] }));
       await store.putDevice(device, false);
     });
     afterEach(async () => {

@@ -4,14 +4,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
-import { ApprovalService } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { RequestService } from '../../src/core/request-service.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
 import { signWebhook, WebhookNotifier } from '../../src/push/webhook-notifier.js';
+import { coreFixture } from '../core/core-fixture.js';
 
 const SECRET = 'a-webhook-secret-of-some-length';
 const HOOK_PATH = '/hooks/s3cr3t-path';
@@ -155,9 +152,7 @@ describe('WebhookNotifier', () => {
     const store = new SqliteStore({ path: ':memory:' });
     const clock = new FakeClock(request.createdAt);
     try {
-      const approvals = new ApprovalService(store, clock, silentLogger(), { ttlMs: 3_600_000, bindTo: 'client-ip' });
-      const hook = notifier();
-      const requests = new RequestService(store, clock, approvals, [hook], silentLogger(), { requestTtlMs: 300_000 }, new Cooldowns(store, clock, TEST_COOLDOWNS));
+      const { requests } = coreFixture({ store, clock, notifiers: [notifier()] });
       await store.putDevice(device, false);
       const { request: opened } = await requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '198.51.100.8', clientName: '\u202eThunder\u0008bird\u2069' });
       await waitUntil(() => received.length === 1);

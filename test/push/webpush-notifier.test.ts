@@ -6,11 +6,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { checkConfigFiles } from '../../src/cli/check-config-files.js';
 import { parseConfig } from '../../src/config/load-config.js';
-import { ApprovalService } from '../../src/core/approval-service.js';
-import { systemClock } from '../../src/core/clock.js';
-import { DeviceService } from '../../src/core/device-service.js';
 import { isMailotpError } from '../../src/core/errors.js';
-import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PushSubscriptionGoneError } from '../../src/core/ports/notifier.js';
@@ -18,8 +14,7 @@ import { loadOrCreateVapidKeys, type VapidKeys } from '../../src/push/vapid-keys
 import { WebPushNotifier, type WebPushPayload } from '../../src/push/webpush-notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { decryptAes128gcm, PushServiceStandIn, verifyVapid, type BrowserSubscription } from '../helpers/push-service-stand-in.js';
-import { Cooldowns } from '../../src/core/cooldowns.js';
-import { TEST_COOLDOWNS } from '../core/core-fixture.js';
+import { coreFixture } from '../core/core-fixture.js';
 
 const SUBJECT = 'mailto:admin@example.com';
 
@@ -195,10 +190,7 @@ describe('WebPushNotifier against a local push service', () => {
 
   it('a 410 makes the core drop that subscription from the device, and nothing else of it', async () => {
     const store = new SqliteStore({ path: ':memory:' });
-    const logger = silentLogger();
-    const devices = new DeviceService(store, systemClock, logger);
-    const approvals = new ApprovalService(store, systemClock, logger, { ttlMs: 3_600_000, bindTo: 'client-ip' });
-    const requests = new RequestService(store, systemClock, approvals, [notifier], logger, { requestTtlMs: 300_000 }, new Cooldowns(store, systemClock, TEST_COOLDOWNS));
+    const { devices, requests } = coreFixture({ store, notifiers: [notifier] });
     try {
       const bound = await devices.bind('alice', 'Pixel (web app)', false);
       assert.equal(bound.status, 'bound');
