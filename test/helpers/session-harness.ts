@@ -180,15 +180,37 @@ export async function withSessionServer<C extends ClientInfo>(
     }
     return c;
   };
+  const failure = await body({ h, port, sessions, connect }).then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
+  for (const c of clients) c.destroy();
+  // A session that outlives its client is a leak: fail in seconds instead of hanging the run.
+  const ended = await settlesWithin(Promise.all(sessions), SESSION_END_MS);
+  for (const s of sockets) s.destroy();
+  await new Promise((resolve) => server.close(resolve));
+  if (failure) throw failure.err;
+  if (!ended) throw new Error(`a session did not end within ${SESSION_END_MS} ms of its client going away`);
+}
+
+const SESSION_END_MS = 5000;
+
+/** Whether `p` settles within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   try {
-    await body({ h, port, sessions, connect });
+    return await Promise.race([p.then(() => true), late]);
   } finally {
-    for (const c of clients) c.destroy();
-    await Promise.all(sessions);
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => server.close(resolve));
+    clearTimeout(timer);
   }
 }
+
+/**
+ * For the session suites: a hang (a reply that never comes, a session that never ends) fails the
+ * suite within a minute instead of at the runner's 240 s. Every test in them takes well under a second.
+ */
+export const SESSION_SUITE = { timeout: 60_000 };
 
 export function b64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64');

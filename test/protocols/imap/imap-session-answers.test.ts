@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { b64, sleep, type Behaviour, type Refusal } from '../../helpers/session-harness.js';
+import { b64, sleep, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { expectLoggedIn as loggedIn, withServer } from './imap-test-kit.js';
 const AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
 
-describe('imap session: the core answers', () => {
+describe('imap session: the core answers', SESSION_SUITE, () => {
   const cases: [Refusal, string][] = [
     [{ kind: 'pending-timeout', requestId: 'r1' }, 'NO [UNAVAILABLE] Approve this connection on your phone, then retry.'],
     [{ kind: 'denied', requestId: 'r1' }, AUTH_FAILED],
@@ -98,7 +98,7 @@ describe('imap session: the core answers', () => {
   });
 });
 
-describe('imap session: logging', () => {
+describe('imap session: logging', SESSION_SUITE, () => {
   it('never logs the password, even at trace', async () => {
     const out: string[] = [];
     const stream = new Writable({

@@ -4,12 +4,13 @@ import { describe, it } from 'node:test';
 import { testCerts } from '../../helpers/certs.js';
 import { connectPlain } from '../../helpers/line-client.js';
 import { withServer as withServerIn } from './imap-test-kit.js';
+import { SESSION_SUITE } from '../../helpers/session-harness.js';
 
 /** These tests speak clear text unless they say otherwise. */
 const withServer = (opts: Parameters<typeof withServerIn>[0], body: Parameters<typeof withServerIn>[1]) =>
   withServerIn({ mode: 'none', ...opts }, body);
 
-describe('imap session: limits', () => {
+describe('imap session: limits', SESSION_SUITE, () => {
   it('closes after maxCommandsBeforeLogin commands', async () => {
     await withServer({ limits: { maxCommandsBeforeLogin: 3 } }, async ({ connect, sessions }) => {
       const c = await connect();
@@ -112,7 +113,7 @@ describe('imap session: limits', () => {
   });
 });
 
-describe('imap session: a client we did not write', () => {
+describe('imap session: a client we did not write', SESSION_SUITE, () => {
   it("Python's imaplib logs in over implicit TLS", async () => {
     await withServer({ mode: 'implicit' }, async ({ port, h }) => {
       const script = [

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connectPlain, upgradeClient } from '../../helpers/line-client.js';
-import { b64, sleep, type Behaviour } from '../../helpers/session-harness.js';
+import { b64, sleep, type Behaviour, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { expectLoggedIn, LOGIN_TEXT, withServer } from './imap-test-kit.js';
 
 const AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
@@ -9,7 +9,7 @@ const IMPLICIT_CAPS = 'IMAP4rev1 ENABLE IDLE ID LITERAL+ SASL-IR AUTH=PLAIN AUTH
 
 const loggedIn = expectLoggedIn;
 
-describe('imap session: greeting and capabilities', () => {
+describe('imap session: greeting and capabilities', SESSION_SUITE, () => {
   it('greets with the filtered capability list on an implicit TLS port (session does the handshake)', async () => {
     await withServer({}, async ({ connect }) => {
       const c = await connect();
@@ -64,7 +64,7 @@ describe('imap session: greeting and capabilities', () => {
   });
 });
 
-describe('imap session: STARTTLS', () => {
+describe('imap session: STARTTLS', SESSION_SUITE, () => {
   it('refuses login in clear, advertises LOGINDISABLED, then allows it after TLS', async () => {
     await withServer({ mode: 'starttls' }, async ({ connect, h }) => {
       let c = await connect();
@@ -131,7 +131,7 @@ describe('imap session: STARTTLS', () => {
   });
 });
 
-describe('imap session: LOGIN and AUTHENTICATE', () => {
+describe('imap session: LOGIN and AUTHENTICATE', SESSION_SUITE, () => {
   it('LOGIN with quoted strings and escapes', async () => {
     await withServer({}, async ({ connect, h }) => {
       const c = await connect();

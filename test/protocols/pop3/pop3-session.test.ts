@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { upgradeClient, type LineClient } from '../../helpers/line-client.js';
-import { b64, sleep, type Behaviour, type Refusal } from '../../helpers/session-harness.js';
+import { b64, sleep, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { logins, TLS_CAPS, withServer } from './pop3-test-kit.js';
 
 /** Sends lines and reads one answer line per command. */
 const ask = (c: LineClient, ...lines: string[]): Promise<string[]> => c.ask(...lines);
 
-describe('pop3 session: before login', () => {
+describe('pop3 session: before login', SESSION_SUITE, () => {
   it('answers CAPA with the filtered list and AUTH alone with the mechanisms', async () => {
     await withServer({}, async ({ connect }) => {
       const c = await connect();
@@ -103,7 +103,7 @@ describe('pop3 session: before login', () => {
   });
 });
 
-describe('pop3 session: STLS', () => {
+describe('pop3 session: STLS', SESSION_SUITE, () => {
   it('offers STLS and refuses credentials before TLS, discards injected plaintext, then logs in', async () => {
     await withServer({ mode: 'starttls' }, async ({ connect, h }) => {
       const c = await connect();
@@ -132,7 +132,7 @@ describe('pop3 session: STLS', () => {
   });
 });
 
-describe('pop3 session: login', () => {
+describe('pop3 session: login', SESSION_SUITE, () => {
   it('USER/PASS with spaces in the password, commands pipelined behind PASS go to the upstream', async () => {
     await withServer({}, async ({ connect, h }) => {
       const c = await connect();

@@ -5,11 +5,11 @@ import { describe, it } from 'node:test';
 import { createLogger } from '../../../src/log/logger.js';
 import { testCerts } from '../../helpers/certs.js';
 import { upgradeClient } from '../../helpers/line-client.js';
-import { b64, sleep, type Behaviour } from '../../helpers/session-harness.js';
+import { b64, sleep, type Behaviour, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { HOST, plain, reply, TLS_EHLO, withServer } from './smtp-test-kit.js';
 const AUTH_OK = '235 2.7.0 Authentication successful';
 
-describe('smtp session: before AUTH', () => {
+describe('smtp session: before AUTH', SESSION_SUITE, () => {
   it('greets, answers EHLO with the filtered list, and serves NOOP, RSET, HELP, QUIT', async () => {
     await withServer({}, async ({ connect }) => {
       const c = await connect();
@@ -91,7 +91,7 @@ describe('smtp session: before AUTH', () => {
   });
 });
 
-describe('smtp session: AUTH', () => {
+describe('smtp session: AUTH', SESSION_SUITE, () => {
   it('PLAIN with an initial response: 235, then the splice gets every byte pipelined behind AUTH', async () => {
     await withServer({}, async ({ connect, h }) => {
       const c = await connect();
@@ -236,7 +236,7 @@ describe('smtp session: AUTH', () => {
   });
 });
 
-describe('smtp session: limits', () => {
+describe('smtp session: limits', SESSION_SUITE, () => {
   it('closes with 421 4.7.0 after the last allowed failed AUTH', async () => {
     const behaviour: Behaviour = () => ({ kind: 'bad-password', reply: '535 5.7.8 Authentication failed' });
     await withServer({ behaviour }, async ({ connect, h }) => {
@@ -288,7 +288,7 @@ describe('smtp session: limits', () => {
   });
 });
 
-describe('smtp session: a client we did not write', () => {
+describe('smtp session: a client we did not write', SESSION_SUITE, () => {
   it("Python's smtplib logs in with STARTTLS and sends through the splice", async () => {
     await withServer({ mode: 'starttls' }, async ({ port, h }) => {
       const script = [

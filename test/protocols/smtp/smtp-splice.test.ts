@@ -10,7 +10,7 @@ import { handleSmtpConnection } from '../../../src/protocols/smtp/smtp-session.j
 import { SmtpUpstream } from '../../../src/upstream/smtp-upstream.js';
 import { splice } from '../../../src/upstream/splice.js';
 import { testCerts } from '../../helpers/certs.js';
-import { DEFAULT_LIMITS, recordingAuthorize, type Behaviour } from '../../helpers/session-harness.js';
+import { DEFAULT_LIMITS, recordingAuthorize, type Behaviour, SESSION_SUITE } from '../../helpers/session-harness.js';
 
 /**
  * The whole SMTP path in one process, with an upstream that offers what the test Dovecot does not
@@ -98,7 +98,7 @@ const transport = (pass = 'pässwörd'): nodemailer.Transporter<SMTPTransport.Se
     name: 'client.example',
   } as SMTPTransport.Options);
 
-describe('smtp: session, upstream and splice together', () => {
+describe('smtp: session, upstream and splice together', SESSION_SUITE, () => {
   it('mirrors the upstream extensions, forwards the client with XCLIENT and relays SMTPUTF8 and DSN', async () => {
     const t = transport();
     const mail: SMTPTransport.MailOptions = {
