@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { PasskeyService, type RelyingParty } from '../../src/core/passkey-service.js';
@@ -16,7 +17,13 @@ const sid = () => randomBytes(32).toString('base64url');
 /** The service with a log that the test reads back (the audit events). */
 function passkeys(store: Store) {
   const lines: Record<string, unknown>[] = [];
-  const destination = { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) } as unknown as NodeJS.WritableStream;
+  const destination = new Writable({
+    decodeStrings: false,
+    write(line: string | Buffer, _enc, done) {
+      lines.push(JSON.parse(line.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
   const clock = new FakeClock();
   return { svc: new PasskeyService(store, clock, createLogger({ level: 'info', pretty: false, destination }), 'mailotp'), clock, events: () => lines.map((l) => l.event) };
 }

@@ -40,14 +40,14 @@ export async function startPortalAppBed(users: readonly string[]): Promise<Porta
       if (r.status() >= 400) seen.push(`${r.status()} ${new URL(r.url()).pathname}`);
     });
     await page.addInitScript(() => {
-      const w = globalThis as unknown as PageGlobals;
+      const w = globalThis as typeof globalThis & PageGlobals;
       w.cspViolations = [];
       w.document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
     });
     return {
       page,
       async problems() {
-        const csp = await page.evaluate(() => (globalThis as unknown as PageGlobals).cspViolations).catch(() => [] as string[]);
+        const csp = await page.evaluate(() => (globalThis as typeof globalThis & PageGlobals).cspViolations).catch(() => [] as string[]);
         return [...seen, ...csp.map((v) => `csp: ${v}`)];
       },
     };
@@ -56,7 +56,7 @@ export async function startPortalAppBed(users: readonly string[]): Promise<Porta
   async function codeOnPhone(p: AppPhone): Promise<string> {
     await p.page.goto('/app/');
     const code = p.page.getByTestId('device-code');
-    await p.page.waitForFunction(() => /^\d{3} \d{3} \d{3}$/.test((globalThis as unknown as PageGlobals).document.querySelector('[data-testid="device-code"]')?.textContent ?? ''));
+    await p.page.waitForFunction(() => /^\d{3} \d{3} \d{3}$/.test((globalThis as typeof globalThis & PageGlobals).document.querySelector('[data-testid="device-code"]')?.textContent ?? ''));
     return (await code.textContent()) ?? '';
   }
 

@@ -50,7 +50,7 @@ describe('pairing the web authenticator app from the portal: QR link, code, clea
     ben = { app, desktop };
     await app.page.getByText('This phone is paired.').waitFor();
     // The service worker runs under the pages' CSP and helmet headers, scoped to the app.
-    const scope = await app.page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready.then((r) => r.scope));
+    const scope = await app.page.evaluate(() => (globalThis as typeof globalThis & PageGlobals).navigator.serviceWorker.ready.then((r) => r.scope));
     assert.match(scope, /\/app\/$/);
     await desktop.getByTestId('device-name').waitFor();
     assert.match(String(await desktop.getByTestId('device-name').textContent()), /web app/);

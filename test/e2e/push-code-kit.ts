@@ -37,7 +37,7 @@ export async function appOnPhone(fx: PortalFixture, user: string): Promise<{ pag
   const page = await ctx.newPage();
   await page.goto('/app/');
   await page.waitForFunction(() => 'mailotpDeviceStore' in globalThis);
-  await page.evaluate((creds) => (globalThis as unknown as { mailotpDeviceStore: { save(c: unknown): void } }).mailotpDeviceStore.save(creds), { token, deviceId, user });
+  await page.evaluate((creds) => (globalThis as typeof globalThis & { mailotpDeviceStore: { save(c: unknown): void } }).mailotpDeviceStore.save(creds), { token, deviceId, user });
   await page.reload();
   return { page, token };
 }

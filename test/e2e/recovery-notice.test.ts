@@ -111,12 +111,12 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
       const phone = await phoneCtx.newPage();
       await phone.goto('/app/');
       await phone.waitForFunction(() => 'mailotpDeviceStore' in globalThis);
-      await phone.evaluate((creds) => (globalThis as unknown as SwGlobals).mailotpDeviceStore.save(creds), { token, deviceId: device.deviceId, user: 'nora' });
+      await phone.evaluate((creds) => (globalThis as typeof globalThis & SwGlobals).mailotpDeviceStore.save(creds), { token, deviceId: device.deviceId, user: 'nora' });
       await phone.reload();
       await phone.locator('#live', { hasText: /Live/ }).waitFor();
       // An active worker is enough: it posts the notice to every app window, controlled or not (a page
       // loaded while the worker was still installing stays uncontrolled until its next load).
-      await phone.evaluate(async () => (globalThis as unknown as SwGlobals).navigator.serviceWorker.ready);
+      await phone.evaluate(async () => (globalThis as typeof globalThis & SwGlobals).navigator.serviceWorker.ready);
       const cdp = await phoneCtx.newCDPSession(phone);
       const registrations = new Map<string, string>();
       cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: { registrationId: string; scopeURL: string }[] }) => {
@@ -132,7 +132,7 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
       const text = 'A recovery code was used to sign in as nora; 9 left. If this was not you, change your password now.';
       await phone.getByTestId('device-notice').filter({ hasText: text }).waitFor();
       const shown = await phone.evaluate(async () => {
-        const reg = await (globalThis as unknown as SwGlobals).navigator.serviceWorker.ready;
+        const reg = await (globalThis as typeof globalThis & SwGlobals).navigator.serviceWorker.ready;
         return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body }));
       });
       assert.deepEqual(shown, [{ title: 'Recovery code used', body: text }]);

@@ -57,6 +57,7 @@ export interface PageGlobals {
     querySelector(selector: string): Elem | null;
     createElement(tag: string): Elem;
     body: { append(node: Elem): void };
+    documentElement: { scrollWidth: number; clientWidth: number };
     addEventListener(type: string, listener: (e: { violatedDirective: string; blockedURI: string }) => void): void;
   };
   navigator: { serviceWorker: { ready: Promise<{ scope: string; getNotifications(): Promise<ShownNotification[]> }> } };
@@ -141,7 +142,7 @@ export async function startWebAppBed(): Promise<WebAppBed> {
     });
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
     await page.addInitScript(() => {
-      const w = globalThis as unknown as PageGlobals;
+      const w = globalThis as typeof globalThis & PageGlobals;
       w.cspViolations = [];
       w.document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
     });
@@ -158,7 +159,7 @@ export async function startWebAppBed(): Promise<WebAppBed> {
     await p.page.goto(`${portal.origin}/app/`);
     await p.page.waitForFunction(() => 'mailotpDeviceStore' in globalThis);
     await p.page.evaluate(
-      (creds) => (globalThis as unknown as PageGlobals).mailotpDeviceStore.save(creds),
+      (creds) => (globalThis as typeof globalThis & PageGlobals).mailotpDeviceStore.save(creds),
       { token: bound.token, deviceId: bound.device.deviceId, user },
     );
     await p.page.reload();

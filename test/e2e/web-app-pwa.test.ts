@@ -36,7 +36,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
     await page.getByRole('heading', { name: 'This phone is no longer bound' }).waitFor();
     await page.reload();
     await page.getByTestId('device-code').waitFor();
-    await page.waitForFunction(() => /\d{3} \d{3} \d{3}/.test((globalThis as unknown as PageGlobals).document.querySelector('[data-testid="device-code"]')?.textContent ?? ''));
+    await page.waitForFunction(() => /\d{3} \d{3} \d{3}/.test((globalThis as typeof globalThis & PageGlobals).document.querySelector('[data-testid="device-code"]')?.textContent ?? ''));
   });
 
   it('speaks Traditional Chinese to a zh-TW phone, and ?lang=en overrides it', async () => {
@@ -50,7 +50,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
     // Readable on a 360 px screen: nothing wider than the viewport, so no sideways scrolling.
     await page.setViewportSize({ width: 360, height: 740 });
     const widths = await page.evaluate(() => {
-      const d = (globalThis as unknown as PageGlobals).document as unknown as { documentElement: { scrollWidth: number; clientWidth: number } };
+      const d = (globalThis as typeof globalThis & PageGlobals).document;
       return [d.documentElement.scrollWidth, d.documentElement.clientWidth];
     });
     assert.deepEqual(widths, [360, 360]);
@@ -65,33 +65,33 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
     assert.match(csp, /script-src 'self'/);
     assert.equal(csp.includes('unsafe-inline'), false);
     await page.locator('#live', { hasText: 'Live' }).waitFor();
-    const scope = await page.evaluate(async () => (await (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready).scope);
+    const scope = await page.evaluate(async () => (await (globalThis as typeof globalThis & PageGlobals).navigator.serviceWorker.ready).scope);
     assert.equal(scope, `${bed.portal.origin}/app/`);
     const manifest = await page.evaluate(async () => {
-      const href = (globalThis as unknown as PageGlobals).document.querySelector('link[rel="manifest"]')?.getAttribute('href') ?? '';
+      const href = (globalThis as typeof globalThis & PageGlobals).document.querySelector('link[rel="manifest"]')?.getAttribute('href') ?? '';
       const res = await fetch(href);
       return { type: res.headers.get('content-type'), body: (await res.json()) as { start_url: string; scope: string; icons: unknown[] } };
     });
     assert.match(manifest.type ?? '', /manifest\+json/);
     assert.equal(manifest.body.start_url, '/app/');
     assert.equal(manifest.body.icons.length, 4);
-    assert.deepEqual(await page.evaluate(() => (globalThis as unknown as PageGlobals).cspViolations), []);
+    assert.deepEqual(await page.evaluate(() => (globalThis as typeof globalThis & PageGlobals).cspViolations), []);
     assert.deepEqual(problems, []);
     // The policy is really in force: an inline script is refused (and reported).
     await page.evaluate(() => {
-      const d = (globalThis as unknown as PageGlobals).document;
+      const d = (globalThis as typeof globalThis & PageGlobals).document;
       const s = d.createElement('script');
       s.textContent = 'globalThis.inlineRan = true';
       d.body.append(s);
     });
     assert.equal(await page.evaluate(() => 'inlineRan' in globalThis), false);
-    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).cspViolations.length > 0);
+    await page.waitForFunction(() => (globalThis as typeof globalThis & PageGlobals).cspViolations.length > 0);
   });
 
   it('service worker: a pushed request shows a notification with Approve and Deny that answer it; "close" closes it', async () => {
     const { ctx, page, device } = await bed.pairedPhone('dave');
     await ctx.grantPermissions(['notifications'], { origin: bed.portal.origin });
-    await page.evaluate(async () => (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready);
+    await page.evaluate(async () => (globalThis as typeof globalThis & PageGlobals).navigator.serviceWorker.ready);
     const worker = ctx.serviceWorkers().find((w) => w.url().endsWith('/app/sw.js')) ?? (await ctx.waitForEvent('serviceworker'));
     const cdp = await ctx.newCDPSession(page);
     const registrations = new Map<string, string>();
@@ -109,7 +109,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
     const deliver = (payload: unknown) => cdp.send('ServiceWorker.deliverPushMessage', { origin: bed.portal.origin, registrationId, data: JSON.stringify(payload) });
     const shown = () =>
       page.evaluate(async () => {
-        const reg = await (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready;
+        const reg = await (globalThis as typeof globalThis & PageGlobals).navigator.serviceWorker.ready;
         const list = await reg.getNotifications();
         return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, actions: n.actions.map((a) => a.action) }));
       });
@@ -130,7 +130,7 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
 
     // Tapping "Approve" on the notification: the worker answers with the token from IndexedDB.
     await worker.evaluate(async (tag) => {
-      const sw = globalThis as unknown as WorkerGlobals;
+      const sw = globalThis as typeof globalThis & WorkerGlobals;
       const [note] = await sw.registration.getNotifications({ tag });
       sw.dispatchEvent(new sw.NotificationEvent('notificationclick', { notification: note, action: 'approve' }));
     }, `request-${request.id}`);

@@ -19,7 +19,7 @@ describe('web authenticator app in headless Chromium: pairing, IMAP logins held 
     await page.goto(`${bed.portal.origin}/app/`);
     const code = page.getByTestId('device-code');
     await code.waitFor();
-    await page.waitForFunction(() => /^\d{3} \d{3} \d{3}$/.test((globalThis as unknown as PageGlobals).document.querySelector('[data-testid="device-code"]')?.textContent ?? ''));
+    await page.waitForFunction(() => /^\d{3} \d{3} \d{3}$/.test((globalThis as typeof globalThis & PageGlobals).document.querySelector('[data-testid="device-code"]')?.textContent ?? ''));
     const shown = (await code.textContent()) ?? '';
     await page.screenshot({ path: join(bed.screenshots, 'app-unpaired-code.png') });
     assert.equal(await bed.portal.enterCode(shown, 'alice'), 'bound');
