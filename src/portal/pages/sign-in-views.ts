@@ -78,7 +78,6 @@ ${rememberBox(ctx, opts.remember)}
 
 /** "Use another method": one button per other method the user has set up. */
 export function choosePage(ctx: PageContext, methods: readonly MethodId[], error?: TextKey): SafeHtml {
-  const { t } = ctx;
   return titledPage(
     ctx,
     'chooseTitle',
