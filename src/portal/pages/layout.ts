@@ -41,6 +41,12 @@ export function introPage(ctx: PageContext, title: TextKey, intro: string, body:
 ${body}`);
 }
 
+/** A page with a form: heading, intro, the form's refusal when there is one, then `body`. */
+export function formPage(ctx: PageContext, title: TextKey, intro: string, error: TextKey | undefined, body: HtmlValue): SafeHtml {
+  return introPage(ctx, title, intro, html`${errorNotice(ctx, error)}
+${body}`);
+}
+
 /** A form page's refusal, above the form; nothing without one. */
 export function errorNotice(ctx: PageContext, error: TextKey | undefined): SafeHtml | '' {
   return error ? html`<p class="notice error" role="alert">${ctx.t(error)}</p>` : '';

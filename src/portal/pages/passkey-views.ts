@@ -1,6 +1,6 @@
 import type { Passkey } from '../../core/passkey-service.js';
 import { html, type SafeHtml } from './html.js';
-import { card, errorNotice, formatTime, introPage, postButton, stackTable, type PageContext } from './layout.js';
+import { card, formatTime, formPage, postButton, stackTable, type PageContext } from './layout.js';
 import { rememberBox } from './remembered-browser-views.js';
 import { anotherMethod } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
@@ -60,12 +60,12 @@ ${canChange ? add : html`<p class="hint">${t('stepUp')}</p>`}`,
 /** remember: the box's state, or undefined when remembered browsers are off (no box). */
 export function passkeyStepPage(ctx: PageContext, opts: { others: boolean; remember?: boolean | undefined; error?: TextKey }): SafeHtml {
   const { t } = ctx;
-  return introPage(
+  return formPage(
     ctx,
     'passkeyTitle',
     t('passkeyIntro'),
-    html`${errorNotice(ctx, opts.error)}
-<div class="card" data-passkey-ceremony="sign-in" data-options="/signin/passkey/options" data-verify="/signin/passkey/verify">
+    opts.error,
+    html`<div class="card" data-passkey-ceremony="sign-in" data-options="/signin/passkey/options" data-verify="/signin/passkey/verify">
 ${rememberBox(ctx, opts.remember)}
 <button type="button" class="primary" data-testid="passkey-sign-in" data-passkey-start>${t('passkeyContinue')}</button>
 ${statusLine(ctx)}

@@ -1,5 +1,5 @@
 import { html, type SafeHtml } from './html.js';
-import { csrfField, errorNotice, introPage, postButton, titledPage, type PageContext } from './layout.js';
+import { csrfField, errorNotice, formPage, introPage, postButton, titledPage, type PageContext } from './layout.js';
 import type { MethodId } from '../../core/second-factor.js';
 import { rememberBox, rememberForm } from './remembered-browser-views.js';
 import type { TextKey } from './texts.js';
@@ -15,12 +15,12 @@ export function anotherMethod(ctx: PageContext, show: boolean): SafeHtml | '' {
 /** The first step: user name and password. */
 export function signInPage(ctx: PageContext, opts: { error?: TextKey; user?: string } = {}): SafeHtml {
   const { t } = ctx;
-  return introPage(
+  return formPage(
     ctx,
     'signInTitle',
     t('signInIntro'),
-    html`${errorNotice(ctx, opts.error)}
-<form method="post" action="/signin" class="card">
+    opts.error,
+    html`<form method="post" action="/signin" class="card">
 ${csrfField(ctx)}
 <label for="user">${t('userName')}</label>
 <input id="user" name="user" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="255" value="${opts.user ?? ''}">
@@ -56,12 +56,12 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 export function codePage(ctx: PageContext, opts: { method: 'totp' | 'recovery'; others: boolean; error?: TextKey; remember?: boolean }): SafeHtml {
   const { t } = ctx;
   const totp = opts.method === 'totp';
-  return introPage(
+  return formPage(
     ctx,
     totp ? 'totpTitle' : 'recoveryTitle',
     t(totp ? 'totpIntro' : 'recoveryIntro'),
-    html`${errorNotice(ctx, opts.error)}
-<form method="post" action="/signin/code" class="card">
+    opts.error,
+    html`<form method="post" action="/signin/code" class="card">
 ${csrfField(ctx)}
 <label for="code">${t('code')}</label>
 ${
@@ -91,12 +91,12 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 /** The push-code step: the six digits the phone shows, typed here; a Yes on the phone moves the page on too. */
 export function pushCodePage(ctx: PageContext, opts: { device: string; others?: boolean; error?: TextKey; remember?: boolean }): SafeHtml {
   const { t } = ctx;
-  return introPage(
+  return formPage(
     ctx,
     'pushCodeTitle',
     t('pushCodeIntro', { device: opts.device }),
-    html`${errorNotice(ctx, opts.error)}
-<form method="post" action="/signin/push-code/verify" class="card" data-while-waiting>
+    opts.error,
+    html`<form method="post" action="/signin/push-code/verify" class="card" data-while-waiting>
 ${csrfField(ctx)}
 <label for="code">${t('code')}</label>
 <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
