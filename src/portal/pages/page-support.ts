@@ -94,6 +94,14 @@ export async function sessionOf(deps: PagesDeps, request: FastifyRequest): Promi
   return sid && session ? { sid, session } : null;
 }
 
+/** The session when it is at `stage`; else null, after sending the browser back to the start. */
+export async function sessionAt(deps: PagesDeps, request: FastifyRequest, reply: FastifyReply, stage: WebSession['stage']): Promise<Signed | null> {
+  const s = await sessionOf(deps, request);
+  if (s?.session.stage === stage) return s;
+  void seeOther(reply, '/');
+  return null;
+}
+
 export function setSessionCookie(reply: FastifyReply, s: Signed, now: number): void {
   const { name, opts } = sessionCookie(reply.request);
   void reply.setCookie(name, s.sid, { ...opts, maxAge: Math.max(1, Math.floor((s.session.expiresAt - now) / 1000)) });
