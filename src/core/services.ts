@@ -22,6 +22,7 @@ import { TotpService } from './totp-service.js';
 import { TrustedNetworks } from './trusted-networks.js';
 import { RequestService } from './request-service.js';
 import { UserNames } from './user-names.js';
+import { UserService } from './user-service.js';
 import { WebSessionService } from './web-session-service.js';
 
 /** The core, built from its slices of the config; shared by the servers and the admin CLI. */
@@ -29,6 +30,8 @@ export interface CoreServices {
   store: Store;
   clock: Clock;
   devices: DeviceService;
+  /** The user's own settings (the daemon-OTP switch): every change an admin or the user makes, audited. */
+  users: UserService;
   approvals: ApprovalService;
   requests: RequestService;
   limiter: RateLimiter;
@@ -49,6 +52,9 @@ export interface CoreServices {
   rememberedBrowsers: RememberedBrowsers;
 }
 
+/** The core as the portal and the CLI use it: every service, never the store behind them. */
+export type CoreApi = Omit<CoreServices, 'store'>;
+
 /** How long the sign-in's second step may take. */
 const WEB_PENDING_TTL_MS = 10 * 60_000;
 
@@ -59,6 +65,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const devices = new DeviceService(store, clock, audit);
   const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo, trustedNetworks: new TrustedNetworks(d.trustedNetworks) });
   const names = new UserNames(config.users);
+  const users = new UserService(store, clock, audit, { enabled: d.enabled, enforce: d.enforce });
   const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
   const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns);
   const l = config.limits;
@@ -90,5 +97,5 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const secondFactors = new SecondFactorService([phone, totp, passkeys, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
   const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention });
   const rememberedBrowsers = new RememberedBrowsers(store, clock, audit, { ttlMs: p.rememberBrowser });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail, rememberedBrowsers };
+  return { store, clock, devices, users, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail, rememberedBrowsers };
 }

@@ -115,18 +115,24 @@ describe('RequestService expiry sweep', () => {
     assert.ok(Date.now() - started < 1_000);
   });
 
-  it('runs on an interval while started, shared by every caller', async () => {
+  it('runs on an interval while started, from one owner, and stops when told', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 50 } });
     const deviceId = await withDevice(fx);
     await fx.authorizer.authorize(fx.attempt('alice', 'right'));
-    const stopA = fx.requests.startExpirySweeper();
-    const stopB = fx.requests.startExpirySweeper();
-    stopA();
+    const stop = fx.requests.startExpirySweeper();
+    // One owner (main.ts) starts it: a second start is a wiring mistake, not a second sweep.
+    assert.throws(() => fx!.requests.startExpirySweeper(), /already running/);
     fx.clock.advance(300_000);
-    // The default interval is 1 s; the one left running does the work.
+    // The default interval is 1 s.
     await eventually(async () => fx!.notifier.settled.length === 1, 3_000);
-    stopB();
+    stop();
     assert.deepEqual(await fx.requests.listPending(deviceId), []);
+    // A stopped sweep can be started again (a second start after a stop is no mistake).
+    await fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.9'));
+    fx.clock.advance(300_000);
+    const again = fx.requests.startExpirySweeper();
+    await eventually(async () => fx!.notifier.settled.length === 2, 3_000);
+    again();
   });
 });
 

@@ -31,7 +31,7 @@ describe('device API bad-token brake across instances', () => {
       const approvals = new ApprovalService(store, clock, logger, { ttlMs: 86_400_000, bindTo: 'client-ip' });
       const devices = new DeviceService(store, clock, logger);
       const requests = new RequestService(store, clock, approvals, [], logger, { requestTtlMs: REQUEST_TTL_MS }, new Cooldowns(store, clock, TEST_COOLDOWNS));
-      const portal = new PortalServer({ settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true }, tls: null, devices, requests, approvals, store, logger, clock });
+      const portal = new PortalServer({ settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true }, tls: null, devices, requests, approvals, ping: () => store.ping(), logger, clock });
       portals.push(portal);
       targets.push({ port: (await portal.listen()).port });
       if (i === 0) {

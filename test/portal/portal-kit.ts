@@ -237,7 +237,7 @@ export function plainPortal(f: Fixture, extra: Partial<PortalServerDeps> = {}): 
     devices: f.devices,
     requests: f.requests,
     approvals: f.approvals,
-    store: f.store,
+    ping: () => f.store.ping(),
     logger: silentLogger(),
     ...extra,
   });

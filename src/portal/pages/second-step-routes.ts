@@ -13,7 +13,7 @@ export type PhoneStep = { ok: true; login: { requestId: string; matchNumber: num
  */
 export async function openPhoneStep(deps: PagesDeps, user: string, client: { clientIp: string; clientName?: string }, previousRequestId?: string): Promise<PhoneStep> {
   const { core } = deps;
-  const device = await core.store.getDeviceByUser(user);
+  const device = await core.devices.ofUser(user);
   if (!device) return { ok: false, error: 'unavailable', status: 409 };
   // The push cap of the mail logins: a new sign-in request counts, decided in the store's atomic create.
   const cap = core.limiter.pushCap(user);
