@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+import type { Timer } from '../../core/clock.js';
 import type { ClientInfo } from '../../core/login-types.js';
 import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
@@ -45,7 +46,7 @@ const GOODBYES: Record<Goodbye, string> = {
 class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapSessionDeps> {
   private clientName: string | undefined;
   private sasl: { tag: string; exchange: SaslExchange } | undefined;
-  private progressTimer: NodeJS.Timeout | undefined;
+  private progressTimer: Timer | undefined;
   /** The tag of the login in flight, answered if the server stops meanwhile. */
   private loginTag = '*';
 
@@ -88,7 +89,11 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
 
   protected override clearTimers(): void {
     super.clearTimers();
-    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.stopProgress();
+  }
+
+  private stopProgress(): void {
+    this.progressTimer?.clear();
     this.progressTimer = undefined;
   }
 
@@ -248,16 +253,13 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
         verify: () => this.deps.upstreamLogin(user, password, client, signal),
         onHold: () => {
           if (this.progressTimer || this.state !== 'login') return;
-          this.progressTimer = setInterval(() => {
+          this.progressTimer = this.scheduler.setInterval(() => {
             if (this.state === 'login') this.send(IMAP_PROGRESS_LINE);
           }, this.deps.progressIntervalMs);
         },
         signal,
       }),
-      () => {
-        if (this.progressTimer) clearInterval(this.progressTimer);
-        this.progressTimer = undefined;
-      },
+      () => this.stopProgress(),
     );
     if (!result) return;
     const reply = imapLoginReply(result);

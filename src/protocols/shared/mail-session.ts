@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import { systemScheduler, type Scheduler, type Timer } from '../../core/clock.js';
 import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
 import { ClientConnection } from './client-connection.js';
@@ -38,11 +39,12 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   protected secure: boolean;
   protected state: SessionState = 'greeting';
   protected reader: R;
+  protected readonly scheduler: Scheduler;
   /** The upstream's pre-login capability (IMAP, POP3) or extension (SMTP) lines, fetched before the greeting. */
   protected upstreamCaps: string[] = [];
   private commands = 0;
   private failures = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: Timer | undefined;
   private loginAbort: AbortController | undefined;
   private loginDone: Promise<void> = Promise.resolve();
   /** Requests whose hold timed out on this connection, so a retry here is not held again. */
@@ -60,13 +62,14 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
     protected readonly deps: D,
   ) {
     this.log = deps.logger;
+    this.scheduler = deps.scheduler ?? systemScheduler;
     this.secure = socket instanceof tls.TLSSocket;
     this.reader = this.newReader();
     this.conn = new ClientConnection(socket, this.log, {
       data: (chunk) => this.onData(chunk),
       end: () => this.close(),
       closed: () => this.onClosed(),
-    });
+    }, this.scheduler);
   }
 
   // ---- protocol hooks --------------------------------------------------------------------
@@ -152,7 +155,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
 
   protected touch(): void {
     this.clearIdleTimer();
-    this.idleTimer = setTimeout(() => {
+    this.idleTimer = this.scheduler.setTimeout(() => {
       this.idleTimer = undefined;
       this.log.debug({ state: this.state }, `${this.protocol} pre-login idle timeout`);
       if (this.state === 'tls') this.conn.destroy();
@@ -161,7 +164,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   }
 
   private clearIdleTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     this.idleTimer = undefined;
   }
 
