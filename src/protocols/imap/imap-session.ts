@@ -5,7 +5,7 @@ import type { ClientInfo } from '../../core/login-types.js';
 import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
-import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
+import { SaslExchange } from '../shared/sasl-exchange.js';
 import { astringBytes, clientNameFromId } from './imap-arguments.js';
 import { clientCapabilities } from './imap-capabilities.js';
 import { ImapCommandReader, loggableName, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
@@ -45,7 +45,8 @@ const GOODBYES: Record<Goodbye, string> = {
 
 class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapSessionDeps> {
   private clientName: string | undefined;
-  private sasl: { tag: string; exchange: SaslExchange } | undefined;
+  /** The tag of the AUTHENTICATE in progress. */
+  private saslTag = '*';
   private progressTimer: Timer | undefined;
   /** The tag of the login in flight, answered if the server stops meanwhile. */
   private loginTag = '*';
@@ -208,28 +209,17 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
     }
     const mechanism = saslMechanism(mechArg.value);
     if (!mechanism) return this.send(`${tag} NO Unsupported authentication mechanism`);
-    this.sasl = { tag, exchange: new SaslExchange(mechanism, IMAP_SASL) };
-    this.onSaslOutcome(this.sasl.exchange.start(initial?.value));
+    this.saslTag = tag;
+    this.beginSasl(new SaslExchange(mechanism, IMAP_SASL), initial?.value, `${tag} `);
   }
 
   private onSaslLine(raw: Buffer): void {
-    if (!this.sasl) return;
-    this.touch();
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog({ continuation: true, raw }) }, 'imap <');
-    this.onSaslOutcome(this.sasl.exchange.respond(raw.toString('latin1')));
+    this.answerSasl(raw.toString('latin1'));
   }
 
-  private onSaslOutcome(outcome: SaslOutcome): void {
-    const tag = this.sasl?.tag ?? '*';
-    if (outcome.type === 'challenge') {
-      this.state = 'sasl';
-      return this.send(outcome.line);
-    }
-    this.sasl = undefined;
-    this.state = 'ready';
-    if (outcome.type === 'bad') return this.send(`${tag} ${outcome.reply}`);
-    if (outcome.type === 'refused') return this.refuseLogin(`${tag} ${outcome.reply}`, outcome.why);
-    this.startLogin(tag, outcome.user, outcome.password);
+  protected override saslLogin(user: Buffer, password: Buffer): void {
+    this.startLogin(this.saslTag, user, password);
   }
 
   // ---- login -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import { systemScheduler, type Scheduler, type Timer } from '../../core/clock.js
 import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
 import { ClientConnection } from './client-connection.js';
+import type { SaslExchange, SaslOutcome } from './sasl-exchange.js';
 import { isFailedLogin } from './reply-text.js';
 import type { ShutdownTarget } from './live-sessions.js';
 import type { MailSessionDeps, SplicedUpstream } from './session-deps.js';
@@ -42,6 +43,8 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   protected readonly scheduler: Scheduler;
   /** The upstream's pre-login capability (IMAP, POP3) or extension (SMTP) lines, fetched before the greeting. */
   protected upstreamCaps: string[] = [];
+  /** The SASL exchange in progress, and what goes before its replies (IMAP's tag). */
+  private sasl: { exchange: SaslExchange; prefix: string } | undefined;
   private commands = 0;
   private failures = 0;
   private idleTimer: Timer | undefined;
@@ -86,6 +89,8 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   protected abstract maxPendingBytes(): number;
   /** The last line before hanging up; undefined: close without one. */
   protected abstract goodbye(why: Goodbye): string | undefined;
+  /** Checks and starts the login a finished SASL exchange gave the credentials of. */
+  protected abstract saslLogin(user: Buffer, password: Buffer): void;
   /** Forgets what was learnt in clear when a TLS handshake starts. */
   protected forgetBeforeTls(): void {}
   /** The answer to a login in flight when the server shuts down, before the goodbye; undefined: the goodbye answers it. */
@@ -231,6 +236,39 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   private countFailure(): void {
     this.failures++;
     if (this.failures >= this.deps.limits.maxFailedLoginsPerConnection) this.close(this.goodbye('too-many-failures'));
+  }
+
+  // ---- SASL ------------------------------------------------------------------------------
+
+  /** Starts an AUTH/AUTHENTICATE exchange; `prefix` goes before its final replies (IMAP's tag and a space). */
+  protected beginSasl(exchange: SaslExchange, initial: string | undefined, prefix = ''): void {
+    this.sasl = { exchange, prefix };
+    this.onSaslOutcome(exchange.start(initial));
+  }
+
+  /** The client's response line in the exchange (already logged, masked, by the protocol). */
+  protected answerSasl(line: string): void {
+    if (!this.sasl) return;
+    this.touch();
+    this.onSaslOutcome(this.sasl.exchange.respond(line));
+  }
+
+  /** Ends the exchange without a reply (the protocol answers itself), back to reading commands. */
+  protected cancelSasl(): void {
+    this.sasl = undefined;
+    this.state = 'ready';
+  }
+
+  private onSaslOutcome(outcome: SaslOutcome): void {
+    if (outcome.type === 'challenge') {
+      this.state = 'sasl';
+      return this.send(outcome.line);
+    }
+    const prefix = this.sasl?.prefix ?? '';
+    this.cancelSasl();
+    if (outcome.type === 'bad') return this.send(`${prefix}${outcome.reply}`);
+    if (outcome.type === 'refused') return this.refuseLogin(`${prefix}${outcome.reply}`, outcome.why);
+    this.saslLogin(outcome.user, outcome.password);
   }
 
   // ---- login -----------------------------------------------------------------------------
