@@ -1,8 +1,7 @@
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { Timer } from '../../core/clock.js';
 import type { ClientInfo } from '../../core/login-types.js';
-import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
+import { connectionHandler, MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
 import { SaslExchange } from '../shared/sasl-exchange.js';
@@ -19,21 +18,6 @@ export interface ImapSessionDeps extends MailSessionDeps<ImapUpstreamLike> {
   /** The upstream's pre-login capabilities (cached by the caller). */
   upstreamCapabilities(): Promise<string[]>;
   progressIntervalMs: number; // "* OK Waiting for approval on your phone" cadence (10 s default)
-}
-
-/**
- * Serves one client connection until it logs in (then hands it to deps.splice) or goes away.
- * Resolves when the connection is over, including any login still in flight and the splice.
- * With mode 'implicit' the socket may be a TLSSocket already secured by the listener, or a plain
- * socket this function performs the TLS handshake on.
- */
-export function handleImapConnection(
-  socket: net.Socket | tls.TLSSocket,
-  mode: 'implicit' | 'starttls' | 'none',
-  client: ClientInfo,
-  deps: ImapSessionDeps,
-): Promise<void> {
-  return new ImapSession(socket, mode, client, deps).run();
 }
 
 const GOODBYES: Record<Goodbye, string> = {
@@ -256,3 +240,6 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
     return this.finishLogin(result, reply === null ? null : `${tag} ${reply}`, `${tag} ${reply ?? 'OK'}`);
   }
 }
+
+/** Serves one IMAP client connection (see connectionHandler). */
+export const handleImapConnection = connectionHandler<ImapSessionDeps>(ImapSession);

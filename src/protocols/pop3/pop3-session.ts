@@ -1,7 +1,6 @@
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
-import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
+import { connectionHandler, MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
 import { SaslExchange } from '../shared/sasl-exchange.js';
@@ -16,21 +15,6 @@ export interface Pop3UpstreamLike extends SplicedUpstream {
 export interface Pop3SessionDeps extends MailSessionDeps<Pop3UpstreamLike> {
   /** The upstream's pre-login CAPA lines (cached by the caller). */
   upstreamCapabilities(): Promise<string[]>;
-}
-
-/**
- * Serves one POP3 client connection until it logs in (then hands it to deps.splice) or goes away.
- * Resolves when the connection is over, including any login still in flight and the splice.
- * With mode 'implicit' the socket may be a TLSSocket already secured by the listener, or a plain
- * socket this function performs the TLS handshake on.
- */
-export function handlePop3Connection(
-  socket: net.Socket | tls.TLSSocket,
-  mode: 'implicit' | 'starttls' | 'none',
-  client: ClientInfo,
-  deps: Pop3SessionDeps,
-): Promise<void> {
-  return new Pop3Session(socket, mode, client, deps).run();
 }
 
 /** Valid only after login: answered as such rather than as unknown, so the client knows why. */
@@ -195,3 +179,6 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
     return this.finishLogin(result, reply, reply ?? '+OK');
   }
 }
+
+/** Serves one POP3 client connection (see connectionHandler). */
+export const handlePop3Connection = connectionHandler<Pop3SessionDeps>(Pop3Session);

@@ -18,6 +18,20 @@ const MAX_REMEMBERED_HOLDS = 8;
 /** Why the session hangs up on its own. */
 export type Goodbye = 'idle' | 'too-many-commands' | 'too-many-failures' | 'shutdown';
 
+/** A protocol's session class, as its connection handler builds one per connection. */
+type SessionClass<D> = new (socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: D) => { run(): Promise<void> };
+
+/**
+ * The connection handler of a protocol's session class: serves one client connection until it
+ * logs in (then hands it to deps.splice) or goes away, and resolves when the connection is over,
+ * including any login still in flight and the splice. With mode 'implicit' the socket may be a
+ * TLSSocket already secured by the listener, or a plain socket the session performs the TLS
+ * handshake on.
+ */
+export function connectionHandler<D>(Session: SessionClass<D>): (socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: D) => Promise<void> {
+  return (socket, mode, client, deps) => new Session(socket, mode, client, deps).run();
+}
+
 /** What the session needs of a protocol's command reader. */
 export interface SessionReader {
   readonly buffered: number;

@@ -1,9 +1,8 @@
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
 import { SaslExchange } from '../shared/sasl-exchange.js';
-import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
+import { connectionHandler, MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { loggableVerb, maskForLog, parseCommand, SmtpCommandReader, type SmtpCommand } from './smtp-command-reader.js';
 import { clientExtensions, ehloReply } from './smtp-extensions.js';
@@ -21,21 +20,6 @@ export interface SmtpSessionDeps extends MailSessionDeps<SmtpUpstreamLike, SmtpC
   upstreamExtensions(): Promise<string[]>;
   /** The name in the greeting and the EHLO reply. */
   hostname: string;
-}
-
-/**
- * Serves one SMTP client connection until AUTH succeeds (then hands it to deps.splice) or it goes
- * away. Resolves when the connection is over, including any login in flight and the splice.
- * With mode 'implicit' the socket may be a TLSSocket already secured by the listener, or a plain
- * socket this function performs the TLS handshake on.
- */
-export function handleSmtpConnection(
-  socket: net.Socket | tls.TLSSocket,
-  mode: 'implicit' | 'starttls' | 'none',
-  client: ClientInfo,
-  deps: SmtpSessionDeps,
-): Promise<void> {
-  return new SmtpSession(socket, mode, client, deps).run();
 }
 
 /** Commands that belong to a mail transaction: the upstream's business, after AUTH. */
@@ -236,3 +220,6 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
     return this.finishLogin(result, reply, reply ?? '235 2.7.0 Authentication successful');
   }
 }
+
+/** Serves one SMTP client connection (see connectionHandler). */
+export const handleSmtpConnection = connectionHandler<SmtpSessionDeps>(SmtpSession);
