@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js';
 import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from './ports/notifier.js';
 import type { EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
-import type { Clock } from './clock.js';
+import { systemScheduler, type Clock, type Scheduler, type Timer } from './clock.js';
 import { cleanClientName } from './client-name.js';
 import type { Cooldowns } from './cooldowns.js';
 import type { DeviceRecord, Protocol, RequestRecord, StoreEvent } from './types.js';
@@ -81,7 +81,7 @@ export interface OpenedRequest {
 
 /** Pending requests: opening or joining one, answering it, and waiting for the answer. */
 export class RequestService {
-  private sweeper: { timer: NodeJS.Timeout; running: boolean } | null = null;
+  private sweeper: { timer: Timer | null; running: boolean } | null = null;
 
   constructor(
     private readonly store: Store,
@@ -91,6 +91,8 @@ export class RequestService {
     private readonly logger: Logger,
     private readonly settings: RequestSettings,
     private readonly cooldowns: Cooldowns,
+    /** The hold's timers and the sweep's interval; a test drives them with a FakeClock. */
+    private readonly scheduler: Scheduler = systemScheduler,
   ) {}
 
   /** How long the device event logs keep an event: a reconnecting stream replays this far back. */
@@ -383,12 +385,12 @@ export class RequestService {
    */
   startExpirySweeper(): () => void {
     if (this.sweeper) throw new Error('the expiry sweep is already running: one owner starts and stops it');
-    const sweeper = { timer: setInterval(() => this.sweepTick(sweeper), this.settings.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS), running: false };
+    const sweeper: { timer: Timer | null; running: boolean } = { timer: null, running: false };
     // A sweep never keeps the process alive on its own.
-    sweeper.timer.unref();
+    sweeper.timer = this.scheduler.setInterval(() => this.sweepTick(sweeper), this.settings.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS, { background: true });
     this.sweeper = sweeper;
     return () => {
-      clearInterval(sweeper.timer);
+      sweeper.timer?.clear();
       if (this.sweeper === sweeper) this.sweeper = null;
     };
   }
@@ -409,15 +411,17 @@ export class RequestService {
    * events and re-reads the request now and then, in case an event was lost in a reconnect.
    */
   waitForDecision(requestId: string, holdMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    if (signal?.aborted) return Promise.resolve('aborted');
+    // The hold and the client's leaving end the wait alike; which one did decides the answer.
+    const ended = signal ? AbortSignal.any([signal, this.scheduler.timeout(holdMs)]) : this.scheduler.timeout(holdMs);
     return new Promise<WaitOutcome>((resolve) => {
       let done = false;
       const finish = (outcome: WaitOutcome) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
-        clearInterval(recheck);
+        recheck.clear();
         unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
+        ended.removeEventListener('abort', onEnded);
         resolve(outcome);
       };
       const fromStatus = (status: RequestRecord['status']) => {
@@ -443,11 +447,9 @@ export class RequestService {
           () => undefined, // the store is down: the timeout answers, and that is a refusal
         );
       };
-      const onAbort = () => finish('aborted');
-      const timer = setTimeout(() => finish('timeout'), holdMs);
-      const recheck = setInterval(check, this.settings.recheckMs ?? 2000);
-      signal?.addEventListener('abort', onAbort);
-      if (signal?.aborted) finish('aborted');
+      const onEnded = () => finish(signal?.aborted ? 'aborted' : 'timeout');
+      const recheck = this.scheduler.setInterval(check, this.settings.recheckMs ?? 2000);
+      ended.addEventListener('abort', onEnded, { once: true });
       check();
     });
   }

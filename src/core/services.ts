@@ -4,7 +4,7 @@ import type { Notifier } from './ports/notifier.js';
 import type { Store } from './ports/store.js';
 import { ApprovalService } from './approval-service.js';
 import { AuditTrail } from './audit-trail.js';
-import type { Clock } from './clock.js';
+import { systemScheduler, type Clock, type Scheduler } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
 import { recoveryNotice } from './device-notices.js';
 import { DeviceService } from './device-service.js';
@@ -58,7 +58,11 @@ export type CoreApi = Omit<CoreServices, 'store'>;
 /** How long the sign-in's second step may take. */
 const WEB_PENDING_TTL_MS = 10 * 60_000;
 
-export function buildCore(config: Config, deps: { store: Store; clock: Clock; logger: Logger; notifiers: readonly Notifier[]; secretKey: Buffer }): CoreServices {
+export function buildCore(
+  config: Config,
+  /** scheduler: the hold's and the sweep's timers (the system's unless a test drives them). */
+  deps: { store: Store; clock: Clock; scheduler?: Scheduler; logger: Logger; notifiers: readonly Notifier[]; secretKey: Buffer },
+): CoreServices {
   const { store, clock, logger } = deps;
   const d = config.daemonOtp;
   const audit = logger.child({ component: 'core' });
@@ -67,7 +71,7 @@ export function buildCore(config: Config, deps: { store: Store; clock: Clock; lo
   const names = new UserNames(config.users);
   const users = new UserService(store, clock, audit, { enabled: d.enabled, enforce: d.enforce });
   const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
-  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns);
+  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl }, cooldowns, deps.scheduler ?? systemScheduler);
   const l = config.limits;
   const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: l.failedLoginsPerUser,

@@ -1,3 +1,4 @@
+import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
 import { ApprovalService, type BindTo } from '../../src/core/approval-service.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { Cooldowns, type CooldownSettings } from '../../src/core/cooldowns.js';
@@ -46,6 +47,8 @@ export interface CoreFixture {
   cooldowns: Cooldowns;
   names: UserNames;
   notifier: RecordingNotifier;
+  /** Runs the fake clock's timers until p settles: a hold nobody answers ends after holdTime of fake time, without waiting. */
+  timeOut<T>(p: Promise<T>): Promise<T>;
   /** A login attempt whose upstream says `password === 'right'`. */
   attempt(user: string, password: string, clientIp?: string, extra?: Partial<LoginAttempt<TestSession>>): LoginAttempt<TestSession> & { session: TestSession; verifyCalls: () => number };
   close(): Promise<void>;
@@ -79,7 +82,7 @@ export function coreFixture(
   });
   const cooldowns = new Cooldowns(store, clock, { ...TEST_COOLDOWNS, ...opts.cooldowns });
   const names = new UserNames({ caseSensitive: false, stripDomain: false, ...opts.users });
-  const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 }, cooldowns);
+  const requests = new RequestService(store, clock, approvals, [notifier, ...(opts.notifiers ?? [])], logger, { requestTtlMs: 300_000, recheckMs: 50 }, cooldowns, clock);
   const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: 5,
     failedLoginsPerIp: 20,
@@ -103,6 +106,7 @@ export function coreFixture(
     cooldowns,
     names,
     notifier,
+    timeOut: (p) => runTimersUntil(clock, p),
     attempt(user, password, clientIp = '127.0.0.2', extra = {}) {
       const session = new TestSession();
       let calls = 0;
@@ -124,14 +128,37 @@ export function coreFixture(
   };
 }
 
-/** Waits until fn returns a truthy value (polling), or fails after timeoutMs. */
+/** Lets the work already started run: the in-memory SQLite store answers within a few turns of the event loop. */
+export async function turns(n = 10): Promise<void> {
+  for (let i = 0; i < n; i++) await turn();
+}
+
+/**
+ * Fires the clock's timers one by one, letting the store's work run in between, until p settles.
+ * Fails rather than hangs when p still waits with no timer left (a regression, not a slow test).
+ */
+export async function runTimersUntil<T>(clock: FakeClock, p: Promise<T>): Promise<T> {
+  let settled = false;
+  const watched = p.finally(() => (settled = true));
+  for (let idle = 0; !settled; ) {
+    // A few turns of the event loop: the SQLite store answers within them.
+    for (let i = 0; i < 5 && !settled; i++) await turn();
+    if (settled) break;
+    if (clock.runNext()) idle = 0;
+    else if (++idle > 200) throw new Error('still waiting, and no timer left to fire');
+    else await sleep(1);
+  }
+  return watched;
+}
+
+/** Waits until fn returns a truthy value (polling the store, whose work is real I/O), or fails after timeoutMs. */
 export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 3000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 

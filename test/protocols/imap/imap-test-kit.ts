@@ -7,6 +7,7 @@ import path from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { LimitsConfig } from '../../../src/config/schema.js';
+import type { Scheduler } from '../../../src/core/clock.js';
 import type { AuthorizeLogin, ClientInfo, LoginAttempt, LoginResult, VerifyResult } from '../../../src/core/login-types.js';
 import { silentLogger, type Logger } from '../../../src/log/logger.js';
 import { TlsContextProvider } from '../../../src/net/tls-context.js';
@@ -112,6 +113,8 @@ export interface HarnessOptions {
   limits?: Partial<LimitsConfig>;
   logger?: Logger;
   progressIntervalMs?: number;
+  /** The session's timers; a FakeClock lets a test move them instead of sleeping. */
+  scheduler?: Scheduler;
 }
 
 export function makeHarness(certs: CertFiles, opts: HarnessOptions = {}): Harness {
@@ -147,6 +150,7 @@ export function makeHarness(certs: CertFiles, opts: HarnessOptions = {}): Harnes
     },
     tls: new TlsContextProvider({ cert: certs.certFile, key: certs.keyFile }),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
     progressIntervalMs: opts.progressIntervalMs ?? 50,
     logger: opts.logger ?? silentLogger(),
   };

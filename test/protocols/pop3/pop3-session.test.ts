@@ -3,6 +3,7 @@ import net from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { LimitsConfig } from '../../../src/config/schema.js';
+import { FakeClock, type Scheduler } from '../../../src/core/clock.js';
 import type { AuthorizeLogin, LoginAttempt, LoginResult, VerifyResult } from '../../../src/core/login-types.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import { TlsContextProvider } from '../../../src/net/tls-context.js';
@@ -45,7 +46,7 @@ interface Ctx {
 }
 
 async function withServer(
-  opts: { mode?: 'implicit' | 'starttls' | 'none'; behaviour?: Behaviour; limits?: Partial<LimitsConfig> },
+  opts: { mode?: 'implicit' | 'starttls' | 'none'; behaviour?: Behaviour; limits?: Partial<LimitsConfig>; scheduler?: Scheduler },
   body: (ctx: Ctx) => Promise<void>,
 ): Promise<void> {
   const mode = opts.mode ?? 'implicit';
@@ -78,6 +79,7 @@ async function withServer(
     tls: new TlsContextProvider({ cert: certs.certFile, key: certs.keyFile }),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     logger: silentLogger(),
+    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
   };
   const sessions: Promise<void>[] = [];
   const sockets = new Set<net.Socket>();
@@ -188,10 +190,14 @@ describe('pop3 session: before login', () => {
     });
   });
 
-  it('closes an idle connection before login', async () => {
-    await withServer({ limits: { preLoginIdleTimeout: 150 } }, async ({ connect }) => {
+  it('closes an idle connection before login, after preLoginIdleTimeout since the last command', async () => {
+    const clock = new FakeClock();
+    await withServer({ scheduler: clock, limits: { preLoginIdleTimeout: 150 } }, async ({ connect }) => {
       const c = await connect();
-      assert.equal(await c.next(1000), '-ERR Disconnected for inactivity.');
+      clock.advance(149);
+      assert.deepEqual(await ask(c, 'NOOP'), ['-ERR Command not valid before login.'], 'still served 1 ms before the timeout');
+      clock.advance(150);
+      assert.equal(await c.next(), '-ERR Disconnected for inactivity.');
       await c.expectClosed();
     });
   });

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import type { LimitsConfig } from '../../../src/config/schema.js';
+import type { Scheduler } from '../../../src/core/clock.js';
 import type { AuthorizeLogin, LoginAttempt, LoginResult, VerifyResult } from '../../../src/core/login-types.js';
 import { silentLogger, type Logger } from '../../../src/log/logger.js';
 import { TlsContextProvider } from '../../../src/net/tls-context.js';
@@ -54,6 +55,8 @@ export interface HarnessOptions {
   logger?: Logger;
   /** Makes each new fake upstream session look dead already (the upstream dropped it during the hold). */
   deadUpstreams?: number;
+  /** The session's timers; a FakeClock lets a test move them instead of sleeping. */
+  scheduler?: Scheduler;
 }
 
 export function makeHarness(certs: CertFiles, opts: HarnessOptions = {}): Harness {
@@ -88,6 +91,7 @@ export function makeHarness(certs: CertFiles, opts: HarnessOptions = {}): Harnes
     },
     tls: new TlsContextProvider({ cert: certs.certFile, key: certs.keyFile }),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
     hostname: HOST,
     logger: opts.logger ?? silentLogger(),
   };
