@@ -18,7 +18,7 @@ import { ImapUpstream } from './upstream/imap-upstream.js';
 import { imapService } from './protocols/imap/imap-service.js';
 import { smtpService } from './protocols/smtp/smtp-service.js';
 import { pop3Service } from './protocols/pop3/pop3-service.js';
-import type { ProtocolService } from './protocols/protocol-service.js';
+import type { ProtocolContext, ProtocolService } from './protocols/protocol-service.js';
 import { LiveSessions } from './protocols/shared/live-sessions.js';
 import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './core/ports/notifier.js';
@@ -160,7 +160,16 @@ async function startParts(
   const sessions = new LiveSessions();
   const services: Partial<Record<Protocol, ProtocolService>> = {};
   if (tls) {
-    const ctx = { config, core, tls, logger, sessions, ...(metrics ? { metrics } : {}) };
+    const ctx: ProtocolContext = {
+      core: core.authorizer,
+      upstreams: config.upstream,
+      limits: config.limits,
+      progressIntervalMs: config.daemonOtp.progressInterval,
+      tls,
+      logger,
+      sessions,
+      ...(metrics ? { metrics } : {}),
+    };
     const built: [Protocol, ProtocolService | null][] = [
       ['imap', imapService(ctx)],
       ['pop3', pop3Service(ctx)],
@@ -209,14 +218,13 @@ async function startParts(
       requests: core.requests,
       approvals: core.approvals,
       ...(webPush ? { webPushPublicKey: webPush.keys.publicKey } : {}),
-      store,
+      ping: () => store.ping(),
       clock,
       logger: portalLog,
       web: {
         pages: {
           core,
           checkPassword: webPasswordCheck(config, core, logger),
-          daemonOtp: { enabled: config.daemonOtp.enabled, enforce: config.daemonOtp.enforce },
           ...(config.portal.publicUrl ? { publicUrl: config.portal.publicUrl } : {}),
           tls: config.portal.tls,
           logger: portalLog,
@@ -225,7 +233,7 @@ async function startParts(
             ...(config.portal.cookieDomain ? { cookieDomain: config.portal.cookieDomain } : {}),
           },
         },
-        pairing: { pairing: core.pairing, store, clock, logger: portalLog },
+        pairing: { pairing: core.pairing, logger: portalLog },
       },
     });
     portalPort = await server.listen();

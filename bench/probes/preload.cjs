@@ -4,6 +4,7 @@
 // statements (which run synchronously on the event loop), with the statements that took over 2 ms.
 'use strict';
 const fs = require('node:fs');
+const v8 = require('node:v8');
 const path = require('node:path');
 const { monitorEventLoopDelay, createHistogram } = require('node:perf_hooks');
 
@@ -43,6 +44,7 @@ process.on('SIGWINCH', () => {
     const out = {
       before,
       after: process.memoryUsage(),
+      spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size, physical: s.physical_space_size }])),
       loopP50Ms: loop.percentile(50) / 1e6,
       loopP99Ms: loop.percentile(99) / 1e6,
       loopMaxMs: loop.max / 1e6,

@@ -2,13 +2,13 @@ import { Command, Option } from 'commander';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { METHOD_IDS, type MethodId } from '../core/second-factor.js';
 import { canonicalIp } from '../core/trusted-networks.js';
-import type { CoreServices } from '../core/services.js';
+import type { CoreApi } from '../core/services.js';
 import { CliError, iso, print, withCore } from './context.js';
 
 export const USER_ARG = 'user name, canonicalised as the config\'s `users` section says (ALICE is alice by default)';
 
 /** The USER argument in its canonical form (config `users`): `device add ALICE` binds `alice`. */
-export function canonicalUser(core: CoreServices, typed: string): string {
+export function canonicalUser(core: Pick<CoreApi, 'names'>, typed: string): string {
   const c = core.names.canonical(typed);
   if (!c.ok) throw new CliError(`invalid user name ${JSON.stringify(typed)}: ${c.why}`);
   return c.name;
@@ -82,11 +82,9 @@ export function userCommand(): Command {
     .addOption(new Option('--daemon-otp <state>', 'two-factor required for send/receive').choices(['on', 'off']).makeOptionMandatory())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
-      await withCore(o.config, async (core, _config, log) => {
+      await withCore(o.config, async (core) => {
         const user = canonicalUser(core, typed);
-        const on = o.daemonOtp === 'on';
-        await core.store.setDaemonOtp(user, on, core.clock.now());
-        log.info({ event: 'user.daemon-otp', user, on }, `daemon OTP ${on ? 'on' : 'off'}`);
+        await core.users.setDaemonOtp(user, o.daemonOtp === 'on', 'cli');
         print(o.json, { user, daemonOtp: o.daemonOtp === 'on' }, `daemon OTP for ${user}: ${o.daemonOtp}`);
       });
     });
@@ -97,11 +95,10 @@ export function userCommand(): Command {
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
     .action(async (typed: string, o: { config?: string; json: boolean }) => {
-      await withCore(o.config, async (core, config) => {
+      await withCore(o.config, async (core) => {
         const user = canonicalUser(core, typed);
-        const [rec, device, approvals, methods, recoveryLeft, passkeys, browsers] = await Promise.all([
-          core.store.getUser(user),
-          core.store.getDeviceByUser(user),
+        const [device, approvals, methods, recoveryLeft, passkeys, browsers] = await Promise.all([
+          core.devices.ofUser(user),
           core.approvals.list(user),
           core.secondFactors.methodsOf(user),
           core.recoveryCodes.remaining(user),
@@ -110,10 +107,7 @@ export function userCommand(): Command {
         ]);
         const defaultMethod = await core.secondFactors.defaultMethod(user, methods);
         const missing = await core.secondFactors.missing(user, methods);
-        const daemonOtp = rec?.daemonOtp ?? false;
-        const required =
-          config.daemonOtp.enabled &&
-          (config.daemonOtp.enforce === 'all' || daemonOtp || (config.daemonOtp.enforce === 'bound' && device !== null));
+        const { own: daemonOtp, required } = await core.users.daemonOtp(user, device);
         const doc = {
           user,
           daemonOtp,

@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
+import { DeviceAuthLimiter, type DeviceAuthLimitSettings } from './device-auth-limiter.js';
 import type { DeviceRecord, WebPushSubscription } from './types.js';
 import { deviceIdOfToken, digestsEqual, hashToken, newDeviceToken } from './tokens.js';
 
@@ -33,6 +34,21 @@ export class DeviceService {
     const removed = await this.store.removeDevice(user);
     if (removed) this.logger.info({ event: 'device.removed', user, deviceId: removed.deviceId }, 'device removed');
     return removed;
+  }
+
+  /** The user's bound device, or null. */
+  ofUser(user: string): Promise<DeviceRecord | null> {
+    return this.store.getDeviceByUser(user);
+  }
+
+  /** The device with this id, or null once it was cleared or replaced. */
+  get(deviceId: string): Promise<DeviceRecord | null> {
+    return this.store.getDevice(deviceId);
+  }
+
+  /** The device API's brake on bad bearer tokens, counted in this service's store across instances. */
+  authFailureLimiter(settings: DeviceAuthLimitSettings, clock: Clock = this.clock): DeviceAuthLimiter {
+    return new DeviceAuthLimiter(this.store, clock, settings);
   }
 
   /** The device a bearer token belongs to, or null. Compares digests in constant time. */

@@ -72,6 +72,13 @@ export class LoginAuthorizer {
     return result;
   };
 
+  /** When the approval that now covers this login (as typed, from this address) was granted, or null:
+   * the metrics' approval age. Bound, as authorize is, so the authorizer is a MeteredCore. */
+  readonly approvedAt = async (user: string, clientIp: string): Promise<number | null> => {
+    const name = this.names.canonical(user);
+    return name.ok ? ((await this.approvals.find(name.name, clientIp))?.approvedAt ?? null) : null;
+  };
+
   /**
    * The password step alone, for the web sign-in: the failed-login limits and counters of the mail
    * logins, then the upstream's verdict. The upstream session is closed at once; the caller decides

@@ -12,6 +12,9 @@ export const PAIRING_TTL_MS = 10 * 60_000;
 /** Wrong device verification codes one user may type per PAIRING_TTL_MS. */
 const CODE_GUESSES = 10;
 const CODE_DIGITS = 9;
+/** New codes per client address per window: an unpaired phone needs one every few minutes at most. */
+const CODES_PER_IP = 30;
+const CODE_WINDOW_MS = 10 * 60_000;
 const DEFAULT_DEVICE_NAME = 'Phone';
 const MAX_NAME = 64;
 
@@ -58,6 +61,11 @@ export class PairingService {
     private readonly notifiers: readonly Notifier[],
     private readonly logger: Logger,
   ) {}
+
+  /** Counts one code request from clientIp (in the store, across instances); false once past the limit. */
+  async mayCreateCode(clientIp: string): Promise<boolean> {
+    return (await this.store.hit(`pair-code-ip:${clientIp}`, CODE_WINDOW_MS, this.clock.now())) <= CODES_PER_IP;
+  }
 
   /** The phone asks for a code to show. */
   async createCode(name?: string): Promise<{ code: string; claim: string; expiresAt: number }> {

@@ -1,12 +1,12 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from './ports/notifier.js';
-import type { EventLogRead, LoggedEvent, RequestCap, Store } from './ports/store.js';
+import type { EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
-import type { Clock } from './clock.js';
+import { systemScheduler, type Clock, type Scheduler, type Timer } from './clock.js';
 import { cleanClientName } from './client-name.js';
 import type { Cooldowns } from './cooldowns.js';
-import type { DeviceRecord, Protocol, RequestRecord } from './types.js';
+import type { DeviceRecord, Protocol, RequestRecord, StoreEvent } from './types.js';
 import { newRequestId } from './tokens.js';
 
 /** 'report': "this wasn't me": a deny that also starts the longer cool-down and is announced as such. */
@@ -81,7 +81,7 @@ export interface OpenedRequest {
 
 /** Pending requests: opening or joining one, answering it, and waiting for the answer. */
 export class RequestService {
-  private sweeper: { timer: NodeJS.Timeout; users: number; running: boolean } | null = null;
+  private sweeper: { timer: Timer | null; running: boolean } | null = null;
 
   constructor(
     private readonly store: Store,
@@ -91,6 +91,8 @@ export class RequestService {
     private readonly logger: Logger,
     private readonly settings: RequestSettings,
     private readonly cooldowns: Cooldowns,
+    /** The hold's timers and the sweep's interval; a test drives them with a FakeClock. */
+    private readonly scheduler: Scheduler = systemScheduler,
   ) {}
 
   /** How long the device event logs keep an event: a reconnecting stream replays this far back. */
@@ -345,6 +347,12 @@ export class RequestService {
     return this.store.readEvents(deviceId, afterId, this.clock.now(), this.eventRetentionMs);
   }
 
+  /** Calls handler for each request event published on any instance, until unsubscribed: a wake-up
+   * for readers of the event logs (the device event stream), which stay the source of truth. */
+  subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
+    return this.store.subscribe(handler);
+  }
+
   /** Where a reader of the current state (the pending list read after this) continues in the logs. */
   eventCursor(): Promise<number> {
     return this.store.lastEventId();
@@ -372,32 +380,24 @@ export class RequestService {
   }
 
   /**
-   * Runs sweepExpired on an interval until the returned function is called. Every instance runs it;
-   * the store makes each expiry count once. Shared: a second caller joins the running sweep.
+   * Runs sweepExpired on an interval until the returned function is called. Every instance runs it
+   * (main.ts starts and stops it, for the whole process); the store makes each expiry count once.
    */
   startExpirySweeper(): () => void {
-    if (!this.sweeper) {
-      const sweeper = { timer: setInterval(() => this.sweepTick(), this.settings.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS), users: 0, running: false };
-      // A sweep never keeps the process alive on its own.
-      sweeper.timer.unref();
-      this.sweeper = sweeper;
-    }
-    const sweeper = this.sweeper;
-    sweeper.users++;
-    let stopped = false;
+    if (this.sweeper) throw new Error('the expiry sweep is already running: one owner starts and stops it');
+    const sweeper: { timer: Timer | null; running: boolean } = { timer: null, running: false };
+    // A sweep never keeps the process alive on its own.
+    sweeper.timer = this.scheduler.setInterval(() => this.sweepTick(sweeper), this.settings.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS, { background: true });
+    this.sweeper = sweeper;
     return () => {
-      if (stopped) return;
-      stopped = true;
-      if (--sweeper.users > 0) return;
-      clearInterval(sweeper.timer);
+      sweeper.timer?.clear();
       if (this.sweeper === sweeper) this.sweeper = null;
     };
   }
 
-  private sweepTick(): void {
-    const sweeper = this.sweeper;
+  private sweepTick(sweeper: { running: boolean }): void {
     // A slow store must not pile sweeps up.
-    if (!sweeper || sweeper.running) return;
+    if (sweeper.running) return;
     sweeper.running = true;
     this.sweepExpired()
       .catch((err: unknown) => this.logger.warn({ event: 'request.sweep-failed', err: String(err) }, 'expiry sweep failed; retrying'))
@@ -411,15 +411,17 @@ export class RequestService {
    * events and re-reads the request now and then, in case an event was lost in a reconnect.
    */
   waitForDecision(requestId: string, holdMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    if (signal?.aborted) return Promise.resolve('aborted');
+    // The hold and the client's leaving end the wait alike; which one did decides the answer.
+    const ended = signal ? AbortSignal.any([signal, this.scheduler.timeout(holdMs)]) : this.scheduler.timeout(holdMs);
     return new Promise<WaitOutcome>((resolve) => {
       let done = false;
       const finish = (outcome: WaitOutcome) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
-        clearInterval(recheck);
+        recheck.clear();
         unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
+        ended.removeEventListener('abort', onEnded);
         resolve(outcome);
       };
       const fromStatus = (status: RequestRecord['status']) => {
@@ -445,11 +447,9 @@ export class RequestService {
           () => undefined, // the store is down: the timeout answers, and that is a refusal
         );
       };
-      const onAbort = () => finish('aborted');
-      const timer = setTimeout(() => finish('timeout'), holdMs);
-      const recheck = setInterval(check, this.settings.recheckMs ?? 2000);
-      signal?.addEventListener('abort', onAbort);
-      if (signal?.aborted) finish('aborted');
+      const onEnded = () => finish(signal?.aborted ? 'aborted' : 'timeout');
+      const recheck = this.scheduler.setInterval(check, this.settings.recheckMs ?? 2000);
+      ended.addEventListener('abort', onEnded, { once: true });
       check();
     });
   }

@@ -4,7 +4,7 @@ import type { Notifier } from './ports/notifier.js';
 import type { Store } from './ports/store.js';
 import { ApprovalService } from './approval-service.js';
 import { AuditTrail } from './audit-trail.js';
-import type { Clock } from './clock.js';
+import { systemScheduler, type Clock, type Scheduler } from './clock.js';
 import { Cooldowns } from './cooldowns.js';
 import { recoveryNotice } from './device-notices.js';
 import { DeviceService } from './device-service.js';
@@ -22,6 +22,7 @@ import { TotpService } from './totp-service.js';
 import { TrustedNetworks } from './trusted-networks.js';
 import { RequestService, type RequestSettings } from './request-service.js';
 import { UserNames } from './user-names.js';
+import { UserService } from './user-service.js';
 import { WebSessionService } from './web-session-service.js';
 
 /** The core, built from its slices of the config; shared by the servers and the admin CLI. */
@@ -29,6 +30,8 @@ export interface CoreServices {
   store: Store;
   clock: Clock;
   devices: DeviceService;
+  /** The user's own settings (the daemon-OTP switch): every change an admin or the user makes, audited. */
+  users: UserService;
   approvals: ApprovalService;
   requests: RequestService;
   limiter: RateLimiter;
@@ -49,12 +52,17 @@ export interface CoreServices {
   rememberedBrowsers: RememberedBrowsers;
 }
 
+/** The core as the portal and the CLI use it: every service, never the store behind them. */
+export type CoreApi = Omit<CoreServices, 'store'>;
+
 /** How long the sign-in's second step may take. */
 const WEB_PENDING_TTL_MS = 10 * 60_000;
 
 export interface CoreDeps {
   store: Store;
   clock: Clock;
+  /** The hold's and the sweep's timers (the system's unless a test drives them). */
+  scheduler?: Scheduler;
   logger: Logger;
   notifiers: readonly Notifier[];
   secretKey: Buffer;
@@ -69,8 +77,9 @@ export function buildCore(config: Config, deps: CoreDeps): CoreServices {
   const devices = new DeviceService(store, clock, audit);
   const approvals = new ApprovalService(store, clock, audit, { ttlMs: d.approvalTtl, bindTo: d.bindTo, trustedNetworks: new TrustedNetworks(d.trustedNetworks) });
   const names = new UserNames(config.users);
+  const users = new UserService(store, clock, audit, { enabled: d.enabled, enforce: d.enforce });
   const cooldowns = new Cooldowns(store, clock, { denyMs: d.denyCooldown, reportMs: d.reportCooldown });
-  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl, ...deps.requestTimings }, cooldowns);
+  const requests = new RequestService(store, clock, approvals, deps.notifiers, audit, { requestTtlMs: d.requestTtl, ...deps.requestTimings }, cooldowns, deps.scheduler ?? systemScheduler);
   const l = config.limits;
   const limiter = new RateLimiter(store, clock, approvals, {
     failedLoginsPerUser: l.failedLoginsPerUser,
@@ -100,5 +109,5 @@ export function buildCore(config: Config, deps: CoreDeps): CoreServices {
   const secondFactors = new SecondFactorService([phone, totp, passkeys, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
   const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention });
   const rememberedBrowsers = new RememberedBrowsers(store, clock, audit, { ttlMs: p.rememberBrowser });
-  return { store, clock, devices, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail, rememberedBrowsers };
+  return { store, clock, devices, users, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail, rememberedBrowsers };
 }

@@ -25,89 +25,19 @@ export class PrometheusMetrics implements Metrics {
   readonly registry = new Registry();
   private readonly counts = new Map<Protocol, ProtocolCounts>();
 
-  readonly connectionsAccepted = new Counter({
-    name: `${METRIC_PREFIX}connections_accepted_total`,
-    help: 'Client connections handed to a protocol session',
-    labelNames: ['protocol'] as const,
-    registers: [this.registry],
-  });
-  readonly connectionsRefused = new Counter({
-    name: `${METRIC_PREFIX}connections_refused_total`,
-    help: 'Client connections refused by limits.maxConnections or limits.maxConnectionsPerIp',
-    labelNames: ['protocol', 'cap'] as const,
-    registers: [this.registry],
-  });
-  readonly logins = new Counter({
-    name: `${METRIC_PREFIX}logins_total`,
-    help: 'Mail logins answered, by the core result (approved, pending-timeout, denied, bad-password, no-device, rate-limited, unavailable, aborted)',
-    labelNames: ['protocol', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly holds = new Counter({
-    name: `${METRIC_PREFIX}holds_total`,
-    help: 'Logins held for a tap, by how the hold ended (approved, denied, pending-timeout, aborted, unavailable)',
-    labelNames: ['protocol', 'outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly approvalToLogin = new Histogram({
-    name: `${METRIC_PREFIX}approval_to_login_seconds`,
-    help: 'From the tap (approval recorded) to the held login being answered OK',
-    labelNames: ['protocol'] as const,
-    buckets: FAST_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly requestsOpened = new Counter({
-    name: `${METRIC_PREFIX}requests_opened_total`,
-    help: 'Approval requests opened (connection: a mail login; login: a web sign-in)',
-    labelNames: ['type'] as const,
-    registers: [this.registry],
-  });
-  readonly requestOutcomes = new Counter({
-    name: `${METRIC_PREFIX}request_outcomes_total`,
-    help: 'Approval requests settled on this instance: approved, denied, reported ("this wasn\'t me") or expired unanswered',
-    labelNames: ['type', 'outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly requestToDecision = new Histogram({
-    name: `${METRIC_PREFIX}request_decision_seconds`,
-    help: 'From a request being opened to its answer on the device',
-    labelNames: ['type', 'outcome'] as const,
-    buckets: HUMAN_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly pushSends = new Counter({
-    name: `${METRIC_PREFIX}push_sends_total`,
-    help: 'Notifier calls by channel (log, webhook, fcm, webpush), event and result',
-    labelNames: ['channel', 'event', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly storeSeconds = new Histogram({
-    name: `${METRIC_PREFIX}store_operation_seconds`,
-    help: 'Store operations (SQLite or Redis) by method, failures included',
-    labelNames: ['op'] as const,
-    buckets: FAST_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly storeErrors = new Counter({
-    name: `${METRIC_PREFIX}store_errors_total`,
-    help: 'Store operations that failed, by method',
-    labelNames: ['op'] as const,
-    registers: [this.registry],
-  });
-  readonly upstreamConnect = new Histogram({
-    name: `${METRIC_PREFIX}upstream_connect_seconds`,
-    help: 'Connections to the upstream mail server (TCP, STARTTLS and TLS), by result (ok, failed)',
-    labelNames: ['protocol', 'result'] as const,
-    buckets: FAST_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly upstreamLogin = new Histogram({
-    name: `${METRIC_PREFIX}upstream_login_seconds`,
-    help: 'Password checks at the upstream, connection included, by verdict (ok, bad-password, unavailable)',
-    labelNames: ['protocol', 'result'] as const,
-    buckets: FAST_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly connectionsAccepted = this.counter('connections_accepted_total', 'Client connections handed to a protocol session', ['protocol']);
+  readonly connectionsRefused = this.counter('connections_refused_total', 'Client connections refused by limits.maxConnections or limits.maxConnectionsPerIp', ['protocol', 'cap']);
+  readonly logins = this.counter('logins_total', 'Mail logins answered, by the core result (approved, pending-timeout, denied, bad-password, no-device, rate-limited, unavailable, aborted)', ['protocol', 'result']);
+  readonly holds = this.counter('holds_total', 'Logins held for a tap, by how the hold ended (approved, denied, pending-timeout, aborted, unavailable)', ['protocol', 'outcome']);
+  readonly approvalToLogin = this.histogram('approval_to_login_seconds', 'From the tap (approval recorded) to the held login being answered OK', ['protocol'], FAST_BUCKETS);
+  readonly requestsOpened = this.counter('requests_opened_total', 'Approval requests opened (connection: a mail login; login: a web sign-in)', ['type']);
+  readonly requestOutcomes = this.counter('request_outcomes_total', 'Approval requests settled on this instance: approved, denied, reported ("this wasn\'t me") or expired unanswered', ['type', 'outcome']);
+  readonly requestToDecision = this.histogram('request_decision_seconds', 'From a request being opened to its answer on the device', ['type', 'outcome'], HUMAN_BUCKETS);
+  readonly pushSends = this.counter('push_sends_total', 'Notifier calls by channel (log, webhook, fcm, webpush), event and result', ['channel', 'event', 'result']);
+  readonly storeSeconds = this.histogram('store_operation_seconds', 'Store operations (SQLite or Redis) by method, failures included', ['op'], FAST_BUCKETS);
+  readonly storeErrors = this.counter('store_errors_total', 'Store operations that failed, by method', ['op']);
+  readonly upstreamConnect = this.histogram('upstream_connect_seconds', 'Connections to the upstream mail server (TCP, STARTTLS and TLS), by result (ok, failed)', ['protocol', 'result'], FAST_BUCKETS);
+  readonly upstreamLogin = this.histogram('upstream_login_seconds', 'Password checks at the upstream, connection included, by verdict (ok, bad-password, unavailable)', ['protocol', 'result'], FAST_BUCKETS);
 
   constructor(private readonly clock: Clock) {
     collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
@@ -161,6 +91,15 @@ export class PrometheusMetrics implements Metrics {
   storeOperation(op: string, seconds: number, ok: boolean): void {
     this.storeSeconds.observe({ op }, seconds);
     if (!ok) this.storeErrors.inc({ op });
+  }
+
+  /** A counter in this registry; its name gets the prefix. */
+  private counter<const L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name: `${METRIC_PREFIX}${name}`, help, labelNames, registers: [this.registry] });
+  }
+
+  private histogram<const L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
+    return new Histogram({ name: `${METRIC_PREFIX}${name}`, help, labelNames, buckets, registers: [this.registry] });
   }
 
   /** The exposition text and its content type, for GET /metrics. */

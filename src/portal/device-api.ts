@@ -1,13 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { systemClock, type Clock } from '../core/clock.js';
-import { DeviceAuthLimiter } from '../core/device-auth-limiter.js';
 import type { ApprovalService } from '../core/approval-service.js';
 import type { DeviceService } from '../core/device-service.js';
 import { isMailotpError } from '../core/errors.js';
 import type { Decision, RequestService } from '../core/request-service.js';
 import type { DeviceRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import type { Store } from '../core/ports/store.js';
 import { registerDeviceAppRoutes } from './device-app-routes.js';
 import { DeviceEventStream, parseLastEventId } from './event-stream.js';
 import { toApiRequest } from '../core/request-view.js';
@@ -28,7 +26,6 @@ export interface DeviceApiDeps {
   devices: DeviceService;
   approvals: ApprovalService;
   requests: RequestService;
-  store: Store;
   logger: Logger;
   /** Interval of the `: heartbeat` comments on the event stream, which also re-read the device's
    * event log in case a wake-up was lost [15000]. */
@@ -138,12 +135,12 @@ function bearerToken(header: string | undefined): string | null {
  * instance, in its own encapsulated context so that its auth hook and error handler stay there.
  */
 export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): DeviceApiHandle {
-  const { devices, requests, store, logger } = deps;
+  const { devices, requests, logger } = deps;
   const heartbeatMs = deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-  const failures = new DeviceAuthLimiter(store, deps.clock ?? systemClock, {
-    failuresPerWindow: deps.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURE_LIMIT,
-    windowMs: AUTH_FAILURE_WINDOW_MS,
-  });
+  const failures = devices.authFailureLimiter(
+    { failuresPerWindow: deps.authFailuresPerMinute ?? DEFAULT_AUTH_FAILURE_LIMIT, windowMs: AUTH_FAILURE_WINDOW_MS },
+    deps.clock ?? systemClock,
+  );
   // Which device a request authenticated as; a WeakMap keeps it off the shared FastifyRequest type.
   const authenticated = new WeakMap<FastifyRequest, DeviceRecord>();
   const streams = new Set<DeviceEventStream>();
@@ -258,7 +255,7 @@ export function registerDeviceApi(app: FastifyInstance, deps: DeviceApiDeps): De
         const device = deviceOf(request);
         const res = reply.raw;
         reply.hijack();
-        const stream = new DeviceEventStream(device.deviceId, res, { requests, store, logger, heartbeatMs });
+        const stream = new DeviceEventStream(device.deviceId, res, { requests, devices, logger, heartbeatMs });
         const log = { deviceId: device.deviceId, clientIp: request.ip };
         const cleanup = (): void => {
           stream.close();

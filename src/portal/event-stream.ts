@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
+import type { DeviceService } from '../core/device-service.js';
 import type { RequestService } from '../core/request-service.js';
 import type { RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
-import type { LoggedEvent, Store } from '../core/ports/store.js';
+import type { LoggedEvent } from '../core/ports/store.js';
 import { toApiRequest } from '../core/request-view.js';
 
 /** What EventSource clients wait before reconnecting. */
@@ -81,7 +82,7 @@ export class SseStream {
 
 export interface DeviceEventsDeps {
   requests: RequestService;
-  store: Store;
+  devices: DeviceService;
   logger: Logger;
   heartbeatMs: number;
 }
@@ -117,7 +118,7 @@ export class DeviceEventStream {
   ) {
     this.sse = new SseStream(res);
     // Subscribed before anything is read, so that nothing appended meanwhile goes unnoticed.
-    this.unsubscribe = deps.store.subscribe((event) => {
+    this.unsubscribe = deps.requests.subscribe((event) => {
       if (event.request.deviceId !== deviceId) return;
       if (event.eventId !== undefined && event.eventId <= this.cursor) return;
       this.wake();
@@ -193,7 +194,7 @@ export class DeviceEventStream {
    */
   private async endIfRemoved(): Promise<void> {
     try {
-      if ((await this.deps.store.getDevice(this.deviceId)) === null && !this.closed) this.sse.end();
+      if ((await this.deps.devices.get(this.deviceId)) === null && !this.closed) this.sse.end();
     } catch {
       // The store is down: the next heartbeat asks again; the stream is not the place to decide.
     }

@@ -1,7 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { PairingService } from '../core/pairing-service.js';
-import type { Store } from '../core/ports/store.js';
-import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log/logger.js';
 import { DEVICE_API_BODY_LIMIT, jsonErrorHandler } from './device-api.js';
 
@@ -9,9 +7,6 @@ export const PAIRING_API_PREFIX = '/api/v1/pairing';
 
 /** Claims and link secrets are 32 random bytes, base64url. */
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
-/** New codes per client address per window: an unpaired phone needs one every few minutes at most. */
-const CODES_PER_IP = 30;
-const CODE_WINDOW_MS = 10 * 60_000;
 
 const nameProp = { type: 'string', maxLength: 64 } as const;
 const answerBody = {
@@ -23,8 +18,6 @@ const answerBody = {
 
 export interface PairingApiDeps {
   pairing: PairingService;
-  store: Store;
-  clock: Clock;
   logger: Logger;
 }
 
@@ -58,8 +51,7 @@ export function registerPairingApi(app: FastifyInstance, deps: PairingApiDeps): 
       api.post<{ Body: unknown }>('/code', { bodyLimit: DEVICE_API_BODY_LIMIT }, async (request, reply) => {
         const name = deviceName(request.body);
         if (name === null) return reply.code(400).send({ error: 'bad-request', message: 'body must be {"name"?: string of up to 64 characters}' });
-        const n = await deps.store.hit(`pair-code-ip:${request.ip}`, CODE_WINDOW_MS, deps.clock.now());
-        if (n > CODES_PER_IP) return reply.code(429).send({ error: 'too-many-requests' });
+        if (!(await pairing.mayCreateCode(request.ip))) return reply.code(429).send({ error: 'too-many-requests' });
         const created = await pairing.createCode(name);
         return reply.code(201).send({ code: created.code, claim: created.claim, expiresAt: iso(created.expiresAt) });
       });

@@ -9,7 +9,6 @@ import { MailotpError } from '../core/errors.js';
 import type { RequestService } from '../core/request-service.js';
 import type { Logger } from '../log/logger.js';
 import { MIN_TLS_VERSION, type TlsContextProvider } from '../net/tls-context.js';
-import type { Store } from '../core/ports/store.js';
 import { registerAuthenticatorApp } from './app/register-app.js';
 import { DEVICE_API_BODY_LIMIT, errorName, jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from './device-api.js';
 import { registerPairingApi, type PairingApiDeps } from './pairing-api.js';
@@ -24,7 +23,8 @@ export interface PortalServerDeps {
   approvals: ApprovalService;
   /** The VAPID public key when Web Push is configured; the app asks for it at /api/v1/webpush/key. */
   webPushPublicKey?: string;
-  store: Store;
+  /** /healthz: resolves while the state behind the portal answers (main passes the store's ping). */
+  ping(): Promise<void>;
   logger: Logger;
   /** Event-stream heartbeat interval (tests) [15000]. */
   heartbeatMs?: number;
@@ -37,13 +37,15 @@ export interface PortalServerDeps {
 /** A slow or silent TLS client must not hold a socket for long. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** The portal's HTTP(S) listener: web pages, pairing and device APIs, /healthz; while it listens, the expiry sweep runs. */
+/**
+ * The portal's HTTP(S) listener: web pages, pairing and device APIs, /healthz. The expiry sweep that
+ * settles unanswered requests on the event streams is not its own: main.ts runs it for the process.
+ */
 export class PortalServer {
   private readonly app: FastifyInstance;
   private readonly api: DeviceApiHandle;
   private readonly httpsServer: https.Server | null;
   private closing: Promise<void> | null = null;
-  private stopSweeper: (() => void) | null = null;
 
   constructor(private readonly deps: PortalServerDeps) {
     const { settings, tls: tlsProvider, logger } = deps;
@@ -105,7 +107,7 @@ export class PortalServer {
 
     this.app.get('/healthz', async (_request, reply) => {
       try {
-        await deps.store.ping();
+        await deps.ping();
         return { status: 'ok' };
       } catch {
         return reply.code(503).send({ status: 'unavailable' });
@@ -120,7 +122,6 @@ export class PortalServer {
       devices: deps.devices,
       requests: deps.requests,
       approvals: deps.approvals,
-      store: deps.store,
       logger,
       ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
       ...(deps.clock ? { clock: deps.clock } : {}),
@@ -132,9 +133,6 @@ export class PortalServer {
   async listen(): Promise<{ port: number }> {
     const { host, port } = this.deps.settings;
     await this.app.listen({ host, port });
-    // Expired requests are announced (event streams, push, webhook) by the instances that serve
-    // devices; the store makes each one count once however many instances sweep.
-    this.stopSweeper ??= this.deps.requests.startExpirySweeper();
     const addr = this.app.server.address();
     return { port: typeof addr === 'object' && addr ? addr.port : port };
   }
@@ -152,7 +150,6 @@ export class PortalServer {
     this.closing ??= (async () => {
       // Also done by the device API's preClose hook; done here first so that nothing waits on them.
       this.api.closeStreams();
-      this.stopSweeper?.();
       await this.app.close();
     })();
     return this.closing;

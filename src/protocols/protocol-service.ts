@@ -1,7 +1,6 @@
-import type { Config } from '../config/schema.js';
+import type { Config, LimitsConfig } from '../config/schema.js';
 import type { ClientInfo, VerifyResult } from '../core/login-types.js';
-import { noMetrics, type Metrics, type ProtocolMeter } from '../core/metrics.js';
-import type { CoreServices } from '../core/services.js';
+import { noMetrics, type MeteredCore, type Metrics } from '../core/metrics.js';
 import type { Protocol } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { ConnectionHandler } from '../net/mail-listener.js';
@@ -11,10 +10,16 @@ import { splice } from '../upstream/splice.js';
 import type { LiveSessions } from './shared/live-sessions.js';
 import type { MailSessionDeps, SplicedUpstream } from './shared/session-deps.js';
 
-/** What main.ts hands every protocol when it builds that protocol's service. */
+/** What main.ts hands every protocol when it builds that protocol's service: no more of the config or the core. */
 export interface ProtocolContext {
-  config: Config;
-  core: CoreServices;
+  /** The core's one question (authorize), and when an approval was granted (for the metrics). */
+  core: MeteredCore;
+  /** The upstream endpoints (config upstream): a protocol without one has no service. */
+  upstreams: Config['upstream'];
+  /** The limits every session applies (config limits). */
+  limits: LimitsConfig;
+  /** How often a held IMAP login hears that it is still waiting (daemonOtp.progressInterval). */
+  progressIntervalMs: number;
   tls: TlsContextProvider;
   logger: Logger;
   /** Every protocol's pre-login sessions, told of a shutdown. */
@@ -31,17 +36,6 @@ export interface ProtocolService {
   /** Reads what it needs from the upstream at start-up (never throws when the upstream is down). */
   start(): Promise<void>;
   stop(): void;
-}
-
-/** The protocol's meter over the core's question (see Metrics); a no-op one without metrics. */
-export function protocolMeter(protocol: Protocol, { core, metrics = noMetrics }: ProtocolContext): ProtocolMeter {
-  return metrics.protocol(protocol, {
-    authorize: core.authorizer.authorize,
-    approvedAt: async (user, clientIp) => {
-      const name = core.names.canonical(user);
-      return name.ok ? ((await core.approvals.find(name.name, clientIp))?.approvedAt ?? null) : null;
-    },
-  });
 }
 
 /** What a service needs of its protocol's upstream: a lifecycle and the password check. */
@@ -70,7 +64,8 @@ export interface ProtocolSpec<Up extends ServiceUpstream> {
 /** A protocol's service: its upstream and listeners' handler, metered, with the shared session deps. */
 export function protocolService<Up extends ServiceUpstream>(ctx: ProtocolContext, spec: ProtocolSpec<Up>): ProtocolService {
   const { protocol } = spec;
-  const meter = protocolMeter(protocol, ctx);
+  // The protocol's meter over the core's question (see Metrics); a no-op one without metrics.
+  const meter = (ctx.metrics ?? noMetrics).protocol(protocol, ctx.core);
   const upstream = spec.upstream(ctx.logger.child({ component: 'upstream', protocol }), { onConnect: meter.upstreamConnected });
   return {
     start: () => upstream.start(),
@@ -87,7 +82,7 @@ export function protocolService<Up extends ServiceUpstream>(ctx: ProtocolContext
             upstreamLogin: (user, password, c, signal) => meter.upstreamLogin(upstream.login(user, password, c, signal)),
             splice: (a, b, o) => meter.spliced(splice(a, b, { ...o, logger: log })),
             tls: ctx.tls,
-            limits: ctx.config.limits,
+            limits: ctx.limits,
             sessions: ctx.sessions,
             logger: log,
           },

@@ -29,6 +29,8 @@ export interface RetryOptions {
   signal: AbortSignal;
   /** The notifier's name in errors ("webhook", "webpush"). */
   name: string;
+  /** What failed, in the final error ("fcm request") [name]. */
+  label?: string;
   /** Told about each failed attempt that is followed by another (for a debug line). */
   onRetry(attempt: number, waitMs: number, err: string): void;
 }
@@ -55,5 +57,5 @@ export async function withRetries<T>(opts: RetryOptions, attempt: (n: number, la
       await abortableSleep(wait, opts.signal, closed);
     }
   }
-  throw new Error(`${opts.name} delivery failed after ${attempts} attempt(s): ${last}`);
+  throw new Error(`${opts.label ?? opts.name} delivery failed after ${attempts} attempt(s): ${last}`);
 }

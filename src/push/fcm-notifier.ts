@@ -2,16 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { cert, deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
 import { getMessaging, type Message, type Messaging } from 'firebase-admin/messaging';
-import { systemClock, type Clock } from '../core/clock.js';
 import { checkServiceAccount } from './fcm-service-account.js';
 import { MailotpError } from '../core/errors.js';
 import type { DeviceRecord, RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { clearMessage, noticeMessage, requestMessage } from './fcm-messages.js';
-import { abortableSleep } from './backoff.js';
+import { RetryableError, withRetries } from './backoff.js';
+import { DeliveryState, type RetrySettings } from './delivery-state.js';
 import { PushTokenRejectedError, type DeviceNotice, type Notifier, type NotifyOutcome } from '../core/ports/notifier.js';
 
-export interface FcmOptions {
+export interface FcmOptions extends RetrySettings {
   projectId: string;
   /** A service account's in production; any object with getAccessToken() in tests. */
   credential: Credential;
@@ -19,11 +19,6 @@ export interface FcmOptions {
   httpAgent?: Agent;
   /** The portal's public URL, passed on as `portalUrl`. */
   publicUrl?: string;
-  /** Further attempts after a failure that may pass [3]. */
-  retries?: number;
-  /** Wait before the first retry; doubles for each further one [1000]. */
-  backoffMs?: number;
-  clock?: Clock;
 }
 
 /** What FCM says about a token that will never work again (v1's UNREGISTERED maps to the first). */
@@ -57,12 +52,7 @@ export class FcmNotifier implements Notifier {
   readonly name = 'fcm';
   private readonly app: App;
   private readonly messaging: Messaging;
-  private readonly clock: Clock;
-  private readonly retries: number;
-  private readonly backoffMs: number;
-  /** Requests cleared here (id → expiresAt), so a retried request message does not follow its clear. */
-  private readonly cleared = new Map<string, number>();
-  private readonly closed = new AbortController();
+  private readonly state: DeliveryState;
 
   /** The production constructor: a service account JSON file downloaded from the Firebase console. */
   static fromServiceAccountFile(file: string, logger: Logger, opts: Omit<FcmOptions, 'projectId' | 'credential'> = {}): FcmNotifier {
@@ -81,9 +71,7 @@ export class FcmNotifier implements Notifier {
     private readonly opts: FcmOptions,
     private readonly logger: Logger,
   ) {
-    this.clock = opts.clock ?? systemClock;
-    this.retries = Math.max(0, opts.retries ?? 3);
-    this.backoffMs = Math.max(0, opts.backoffMs ?? 1000);
+    this.state = new DeliveryState(this.name, opts);
     // A name of its own: several notifiers (tests, reloads) must not share firebase-admin's default app.
     this.app = initializeApp(
       { credential: opts.credential, projectId: opts.projectId, ...(opts.httpAgent ? { httpAgent: opts.httpAgent } : {}) },
@@ -98,14 +86,14 @@ export class FcmNotifier implements Notifier {
       this.logger.debug({ requestId: request.id, deviceId: device.deviceId }, 'no push token registered; nothing sent to FCM');
       return 'skipped';
     }
-    await this.deliver(request, token, () => requestMessage(request, token, this.clock.now(), this.opts.publicUrl), 'request');
+    await this.deliver(request, token, () => requestMessage(request, token, this.state.clock.now(), this.opts.publicUrl), 'request');
   }
 
   async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome> {
-    this.remember(request);
+    this.state.settle(request);
     const token = device?.pushToken;
     if (!token) return 'skipped';
-    await this.deliver(request, token, () => clearMessage(request, token, this.clock.now()), 'clear');
+    await this.deliver(request, token, () => clearMessage(request, token, this.state.clock.now()), 'clear');
   }
 
   /** A notification with the notice as data (`action: "notice"`), so the app can show it in its own words. */
@@ -116,48 +104,30 @@ export class FcmNotifier implements Notifier {
   }
 
   async close(): Promise<void> {
-    this.closed.abort();
+    this.state.close();
     await deleteApp(this.app).catch(() => undefined);
-  }
-
-  private remember(request: RequestRecord): void {
-    const now = this.clock.now();
-    for (const [id, until] of this.cleared) if (until < now) this.cleared.delete(id);
-    this.cleared.set(request.id, request.expiresAt);
   }
 
   /** Sends with bounded exponential backoff; the message is rebuilt per attempt so its TTL stays true. */
   private async deliver(request: RequestRecord | null, token: string, build: () => Message, kind: 'request' | 'clear' | 'notice'): Promise<void> {
-    const attempts = this.retries + 1;
-    let last = '';
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (this.closed.signal.aborted) throw new Error('fcm notifier closed');
+    const onRetry = (attempt: number, waitMs: number, err: string): void =>
+      this.logger.debug({ ...(request ? { requestId: request.id } : {}), kind, attempt, waitMs, err }, 'fcm send failed, retrying');
+    await withRetries(this.state.retryOptions(onRetry, `fcm ${kind}`), async (attempt, last) => {
       // Too late to be of use: the request can no longer be answered, or it was already cleared.
-      if (request && kind === 'request' && attempt > 1 && (this.clock.now() >= request.expiresAt || this.cleared.has(request.id))) {
+      if (request && kind === 'request' && attempt > 1 && (this.state.clock.now() >= request.expiresAt || this.state.isSettled(request.id))) {
         throw new Error(`fcm: gave up on ${kind} after ${attempt - 1} attempt(s), it is no longer pending: ${last}`);
       }
       try {
         await this.messaging.send(build());
-        return;
       } catch (err) {
         const code = errorCode(err);
         if (TOKEN_GONE.has(code)) throw new PushTokenRejectedError(token, code);
-        last = `${code}: ${scrub(err, token)}`;
-        if (PERMANENT.has(code)) throw new Error(`fcm refused the ${kind} message: ${last}`);
+        const failure = `${code}: ${scrub(err, token)}`;
+        if (PERMANENT.has(code)) throw new Error(`fcm refused the ${kind} message: ${failure}`);
+        throw new RetryableError(failure);
       }
-      if (attempt < attempts) {
-        const wait = this.backoffMs * 2 ** (attempt - 1);
-        this.logger.debug({ ...(request ? { requestId: request.id } : {}), kind, attempt, waitMs: wait, err: last }, 'fcm send failed, retrying');
-        await this.sleep(wait);
-      }
-    }
-    throw new Error(`fcm ${kind} delivery failed after ${attempts} attempt(s): ${last}`);
+    });
   }
-
-  private sleep(ms: number): Promise<void> {
-    return abortableSleep(ms, this.closed.signal, 'fcm notifier closed');
-  }
-
 }
 
 /** The error's message with the token cut out, should a server ever echo it. */

@@ -3,6 +3,7 @@ import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.j
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../core/request-view.js';
 import { RetryableError, withRetries } from './backoff.js';
+import { DeliveryState } from './delivery-state.js';
 import type { DeviceNotice, Notifier } from '../core/ports/notifier.js';
 
 export interface WebhookSettings {
@@ -62,18 +63,14 @@ export function signWebhook(secret: string, timestamp: number | string, body: st
  */
 export class WebhookNotifier implements Notifier {
   readonly name = 'webhook';
-  private readonly retries: number;
-  private readonly backoffMs: number;
-  /** Aborted by close(): ends attempts in flight and backoff waits. */
-  private readonly closed = new AbortController();
+  private readonly state: DeliveryState;
 
   constructor(
     private readonly settings: WebhookSettings,
     private readonly logger: Logger,
     private readonly opts: WebhookOptions = {},
   ) {
-    this.retries = Math.max(0, opts.retries ?? 3);
-    this.backoffMs = Math.max(0, opts.backoffMs ?? 500);
+    this.state = new DeliveryState(this.name, opts, 500);
   }
 
   async requestOpened(request: RequestRecord, device: DeviceRecord): Promise<void> {
@@ -105,7 +102,7 @@ export class WebhookNotifier implements Notifier {
   }
 
   async close(): Promise<void> {
-    this.closed.abort();
+    this.state.close();
   }
 
   private payload(event: WebhookEvent, request: RequestRecord, device: WebhookPayload['device']): WebhookPayload {
@@ -122,15 +119,10 @@ export class WebhookNotifier implements Notifier {
     const body = JSON.stringify(payload);
     const deliveryId = randomUUID();
     await withRetries(
-      {
-        retries: this.retries,
-        backoffMs: this.backoffMs,
-        signal: this.closed.signal,
-        name: 'webhook',
-        // The URL may carry a secret path (many hook services do), so only the event is logged.
-        onRetry: (attempt, waitMs, err) =>
-          this.logger.debug({ event: payload.event, ...('request' in payload ? { requestId: payload.request.id } : {}), deliveryId, attempt, waitMs, err }, 'webhook attempt failed, retrying'),
-      },
+      // The URL may carry a secret path (many hook services do), so only the event is logged.
+      this.state.retryOptions((attempt, waitMs, err) =>
+        this.logger.debug({ event: payload.event, ...('request' in payload ? { requestId: payload.request.id } : {}), deliveryId, attempt, waitMs, err }, 'webhook attempt failed, retrying'),
+      ),
       () => this.attempt(body, deliveryId),
     );
   }
@@ -152,10 +144,10 @@ export class WebhookNotifier implements Notifier {
         body,
         // A redirect would send the signed body somewhere nobody configured.
         redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.closed.signal]),
+        signal: AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.state.signal]),
       });
     } catch (err) {
-      if (this.closed.signal.aborted) throw new Error('webhook notifier closed');
+      if (this.state.signal.aborted) throw new Error('webhook notifier closed');
       const name = err instanceof Error ? err.name : '';
       const message = name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs}ms` : describeFetchError(err);
       throw new RetryableError(message);

@@ -1,14 +1,14 @@
 import type { Agent } from 'node:https';
 import webpush, { WebPushError } from 'web-push';
-import { systemClock, type Clock } from '../core/clock.js';
 import type { DeviceRecord, RequestRecord, WebPushSubscription } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../core/request-view.js';
 import { RetryableError, withRetries, type RetryOptions } from './backoff.js';
+import { DeliveryState, type RetrySettings } from './delivery-state.js';
 import { PushSubscriptionGoneError, type DeviceNotice, type Notifier, type NotifyOutcome } from '../core/ports/notifier.js';
 import type { VapidKeys } from './vapid-keys.js';
 
-export interface WebPushOptions {
+export interface WebPushOptions extends RetrySettings {
   keys: VapidKeys;
   /** RFC 8292 "sub": mailto: or https: contact for the push service. */
   subject: string;
@@ -16,11 +16,6 @@ export interface WebPushOptions {
   timeoutMs?: number;
   /** Carries every request to the push service (tests trust a local stand-in with it). */
   agent?: Agent;
-  /** Further attempts after a failure that may pass [3]. */
-  retries?: number;
-  /** Wait before the first retry; doubles for each further one [1000]. */
-  backoffMs?: number;
-  clock?: Clock;
 }
 
 /** What the service worker receives (decrypted by the browser). */
@@ -51,20 +46,13 @@ export function describeRequest(r: Pick<RequestRecord, 'type' | 'protocol' | 'cl
  */
 export class WebPushNotifier implements Notifier {
   readonly name = 'webpush';
-  private readonly clock: Clock;
-  private readonly retries: number;
-  private readonly backoffMs: number;
-  /** Requests settled here (id → expiresAt), so a retried request message does not follow its close. */
-  private readonly cleared = new Map<string, number>();
-  private readonly closed = new AbortController();
+  private readonly state: DeliveryState;
 
   constructor(
     private readonly opts: WebPushOptions,
     private readonly logger: Logger,
   ) {
-    this.clock = opts.clock ?? systemClock;
-    this.retries = Math.max(0, opts.retries ?? 3);
-    this.backoffMs = Math.max(0, opts.backoffMs ?? 1000);
+    this.state = new DeliveryState(this.name, opts);
   }
 
   async requestOpened(request: RequestRecord, device: DeviceRecord): Promise<NotifyOutcome> {
@@ -96,20 +84,14 @@ export class WebPushNotifier implements Notifier {
   }
 
   async requestSettled(request: RequestRecord, device: DeviceRecord | null): Promise<NotifyOutcome> {
-    this.remember(request);
+    this.state.settle(request);
     const sub = device?.webPush;
     if (!sub) return 'skipped';
     await this.deliver(request, sub, { kind: 'close', id: request.id, status: request.status }, 'close');
   }
 
   async close(): Promise<void> {
-    this.closed.abort();
-  }
-
-  private remember(request: RequestRecord): void {
-    const now = this.clock.now();
-    for (const [id, until] of this.cleared) if (until < now) this.cleared.delete(id);
-    this.cleared.set(request.id, request.expiresAt);
+    this.state.close();
   }
 
   private async deliver(request: RequestRecord, sub: WebPushSubscription, payload: WebPushPayload, kind: 'request' | 'close'): Promise<NotifyOutcome> {
@@ -118,8 +100,8 @@ export class WebPushNotifier implements Notifier {
       this.retryOptions({ requestId: request.id, kind }),
       async (attempt, last): Promise<NotifyOutcome> => {
         // The TTL is worked out per attempt, so that it still ends when the request does.
-        const ttl = kind === 'request' ? Math.floor((request.expiresAt - this.clock.now()) / 1000) : CLOSE_TTL_S;
-        if (kind === 'request' && (ttl <= 0 || this.cleared.has(request.id))) {
+        const ttl = kind === 'request' ? Math.floor((request.expiresAt - this.state.clock.now()) / 1000) : CLOSE_TTL_S;
+        if (kind === 'request' && (ttl <= 0 || this.state.isSettled(request.id))) {
           if (attempt === 1) return 'skipped';
           throw new Error(`webpush: gave up on ${kind} after ${attempt - 1} attempt(s), it is no longer pending: ${last}`);
         }
@@ -129,13 +111,7 @@ export class WebPushNotifier implements Notifier {
   }
 
   private retryOptions(log: Record<string, string>): RetryOptions {
-    return {
-      retries: this.retries,
-      backoffMs: this.backoffMs,
-      signal: this.closed.signal,
-      name: 'webpush',
-      onRetry: (attempt, waitMs, err) => this.logger.debug({ ...log, attempt, waitMs, err }, 'web push failed, retrying'),
-    };
+    return this.state.retryOptions((attempt, waitMs, err) => this.logger.debug({ ...log, attempt, waitMs, err }, 'web push failed, retrying'));
   }
 
   private async attempt(sub: WebPushSubscription, body: string, ttl: number, urgency: 'high' | 'normal', topic: string | undefined): Promise<void> {

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../log/logger.js';
 
 export interface CapabilityCacheOptions<T> {
@@ -12,6 +13,8 @@ export interface CapabilityCacheOptions<T> {
   readLog: (list: readonly T[]) => [fields: Record<string, unknown>, message: string];
   /** The warning after a failed read. */
   failedMessage: string;
+  /** What ttlMs and retryMs are measured on [the system's]. */
+  clock?: Clock;
 }
 
 /**
@@ -23,11 +26,14 @@ export class CapabilityCache<T> {
   private cache: { list: T[]; expiresAt: number } | null = null;
   private refreshing: Promise<void> | null = null;
   private stopped = false;
+  private readonly clock: Clock;
 
   constructor(
     private readonly read: () => Promise<T[]>,
     private readonly opts: CapabilityCacheOptions<T>,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
 
   /** Reads the list once; an unreachable upstream only logs a warning. */
   async start(): Promise<void> {
@@ -43,14 +49,14 @@ export class CapabilityCache<T> {
   async get(): Promise<T[]> {
     if (!this.stopped) {
       if (!this.cache) await this.refresh();
-      else if (Date.now() >= this.cache.expiresAt) void this.refresh();
+      else if (this.clock.now() >= this.cache.expiresAt) void this.refresh();
     }
     return [...(this.cache?.list ?? this.opts.fallback)];
   }
 
   /** Takes a list read elsewhere (e.g. on a login connection) as fresh. */
   set(list: T[]): void {
-    this.cache = { list, expiresAt: Date.now() + this.opts.ttlMs };
+    this.cache = { list, expiresAt: this.clock.now() + this.opts.ttlMs };
   }
 
   private refresh(): Promise<void> {
@@ -64,7 +70,7 @@ export class CapabilityCache<T> {
         this.opts.logger.warn({ err: (err as Error).message }, this.opts.failedMessage);
         this.cache = {
           list: this.cache?.list ?? [...this.opts.fallback],
-          expiresAt: Date.now() + Math.min(this.opts.ttlMs, this.opts.retryMs),
+          expiresAt: this.clock.now() + Math.min(this.opts.ttlMs, this.opts.retryMs),
         };
       })
       .finally(() => {

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -72,74 +73,49 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
     };
   };
 
-  // Every socket made along the way, so the deadline and the abort signal can tear down all of them.
+  // One signal for the deadline and the caller's abort; when it fires, every socket made along the
+  // way is destroyed, which also ends a STARTTLS dialogue waiting for an answer.
+  const deadline = AbortSignal.timeout(endpoint.connectTimeout);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
   const sockets: net.Socket[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  let rejectStop: ((err: Error) => void) | undefined;
-  const stopped = new Promise<never>((_, reject) => (rejectStop = reject));
-  // Keeps an early stop from surfacing as an unhandled rejection while nothing awaits it yet.
-  stopped.catch(() => undefined);
-  const stop = (err: MailotpError) => {
+  const destroyAll = () => {
     for (const s of sockets) s.destroy();
-    rejectStop?.(err);
   };
-  timer = setTimeout(() => stop(fail(`no connection within ${endpoint.connectTimeout} ms`)), endpoint.connectTimeout);
-  if (opts.signal) {
-    onAbort = () => stop(fail('aborted'));
-    opts.signal.addEventListener('abort', onAbort, { once: true });
-  }
-
-  const settle = <T extends net.Socket>(socket: T, readyEvent: 'connect' | 'secureConnect'): Promise<T> =>
-    Promise.race([
-      stopped,
-      new Promise<T>((resolve, reject) => {
-        const onReady = () => {
-          socket.removeListener('error', onError);
-          resolve(socket);
-        };
-        const onError = (err: Error) => {
-          socket.removeListener(readyEvent, onReady);
-          reject(err);
-        };
-        socket.once(readyEvent, onReady);
-        socket.once('error', onError);
-      }),
-    ]);
+  signal.addEventListener('abort', destroyAll, { once: true });
 
   try {
     if (endpoint.tls === 'implicit') {
       const socket = tls.connect({ ...tlsOptions(), port: endpoint.port });
       sockets.push(socket);
-      await settle(socket, 'secureConnect');
+      await once(socket, 'secureConnect', { signal });
       return finish(socket);
     }
     const plain = net.connect({ host: endpoint.host, port: endpoint.port });
     sockets.push(plain);
-    await settle(plain, 'connect');
+    await once(plain, 'connect', { signal });
     if (endpoint.tls === 'none') return finish(plain);
 
     // The dialogue reads with its own listeners; an error event on the socket must not go unheard.
     const swallow = () => undefined;
     plain.on('error', swallow);
     try {
-      await Promise.race([stopped, opts.starttls!(plain)]);
+      await opts.starttls!(plain);
     } finally {
       plain.removeListener('error', swallow);
     }
     if (plain.destroyed) throw fail('connection closed during STARTTLS');
     const secure = tls.connect({ ...tlsOptions(), socket: plain });
     sockets.push(secure);
-    await settle(secure, 'secureConnect');
+    await once(secure, 'secureConnect', { signal });
     return finish(secure);
   } catch (err) {
-    for (const s of sockets) s.destroy();
+    destroyAll();
+    if (opts.signal?.aborted) throw fail('aborted');
+    if (deadline.aborted) throw fail(`no connection within ${endpoint.connectTimeout} ms`);
     if (isMailotpError(err, 'MAILOTP_ERR_UPSTREAM_UNAVAILABLE') && err.message.startsWith(`upstream ${where}:`)) throw err;
     throw fail(describe(err), err);
   } finally {
-    clearTimeout(timer);
-    timer = undefined;
-    if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', destroyAll);
   }
 }
 

@@ -1,13 +1,14 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { UpstreamEndpoint } from '../config/schema.js';
-import { MailotpError, isMailotpError } from '../core/errors.js';
+import { isMailotpError } from '../core/errors.js';
 import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
-import { connectUpstream, type ConnectObserver, type UpstreamObservers } from './connect-upstream.js';
-import { CapabilityCache } from './capability-cache.js';
-import { ResponseReader } from './response-reader.js';
-import { endPolitely, UpstreamSession } from './upstream-session.js';
+import { plainIp } from './client-address.js';
+import type { ResponseReader } from './response-reader.js';
+import { UpstreamClient, type UpstreamClientOptions, type UpstreamDialect } from './upstream-client.js';
+import { clip, protocolError as protocol, unavailable } from './upstream-errors.js';
+import { UpstreamSession } from './upstream-session.js';
 
 /** What capabilities() answers while the upstream has never been reachable. */
 export const DEFAULT_IMAP_CAPABILITIES: readonly string[] = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE'];
@@ -21,16 +22,9 @@ const TEMPORARY_CODES = new Set(['UNAVAILABLE', 'SERVERBUG', 'LIMIT', 'INUSE', '
 /** Capabilities that describe mailotp's own link to the upstream, never what a client is offered. */
 const LINK_ONLY_CAPABILITIES = new Set(['STARTTLS', 'LOGINDISABLED']);
 
-const DEFAULT_CAPABILITY_TTL_MS = 5 * 60_000;
-const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
-/** After a failed refresh, how soon capabilities() tries the upstream again. */
-const CAPABILITY_RETRY_MS = 30_000;
-
-export interface ImapUpstreamOptions extends UpstreamObservers {
+export interface ImapUpstreamOptions extends UpstreamClientOptions {
   /** How long a capability list read from the upstream is served before a background refresh. */
   capabilityTtlMs?: number;
-  /** Wait for the answer to the login itself; password backends can be slower than the handshake. */
-  loginTimeoutMs?: number;
   /** 'login' skips AUTHENTICATE PLAIN, for upstreams whose SASL is broken (and for tests). */
   auth?: 'auto' | 'login';
 }
@@ -67,7 +61,7 @@ class ImapExchange {
     readonly socket: net.Socket,
     readonly reader: ResponseReader,
     /** Shared across the STARTTLS boundary so no tag is used twice on one connection. */
-    private readonly tags: { n: number } = { n: 0 },
+    readonly tags: { n: number } = { n: 0 },
   ) {}
 
   nextTag(): string {
@@ -124,19 +118,6 @@ function commandName(part: string | Buffer | undefined): string {
   return toBuffer(part ?? '').toString('latin1').split(' ', 1)[0] ?? '';
 }
 
-function clip(line: string): string {
-  const printable = line.replace(/[^\x20-\x7e]/g, '?');
-  return printable.length > 200 ? `${printable.slice(0, 200)}...` : printable;
-}
-
-function unavailable(message: string, cause?: unknown): MailotpError {
-  return new MailotpError('MAILOTP_ERR_UPSTREAM_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
-}
-
-function protocol(message: string): MailotpError {
-  return new MailotpError('MAILOTP_ERR_UPSTREAM_PROTOCOL', message);
-}
-
 /** The capability list inside "[CAPABILITY ...]" of a response text, or null. */
 export function capabilitiesFromCode(text: string): string[] | null {
   const m = /^\[CAPABILITY ([^\]]*)\]/i.exec(text);
@@ -173,12 +154,6 @@ function idString(value: string, max = 128): string {
   return `"${clean.replace(/[\\"]/g, '\\$&')}"`;
 }
 
-/** "::ffff:192.0.2.1" (a v4 client on a dual-stack listener) as the plain v4 address Dovecot logs. */
-function plainIp(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
-}
-
 /**
  * LOGIN's two arguments as command parts: quoted strings when printable ASCII, literals otherwise
  * (non-synchronizing with LITERAL+, else each waits for "+").
@@ -207,115 +182,58 @@ function loginParts(user: string, password: string, literalPlus: boolean): Buffe
 }
 
 /** The IMAP side of mailotp's upstream: checks passwords by logging in, and reports capabilities. */
-export class ImapUpstream {
-  private readonly loginTimeoutMs: number;
+/** IMAP's words for the shared upstream client: tagged commands, "* OK" greeting, STARTTLS, LOGOUT. */
+const IMAP_DIALECT: UpstreamDialect<ImapExchange, string[] | null> = {
+  component: 'imap-upstream',
+  imapLiterals: true,
+  starttlsVerb: 'STARTTLS',
+  // Neither LOGIN nor SASL PLAIN can carry a NUL.
+  unsendable: /\0/,
+  // Tags count on across STARTTLS so none is used twice on one connection.
+  link: (socket, reader, plain) => new ImapExchange(socket, reader, plain?.tags),
+  greet: async (exchange, timeoutMs) => capabilitiesFromCode(checkGreeting(await exchange.reader.readLine(timeoutMs))),
+  starttls: async (exchange, timeoutMs) => {
+    const answer = await exchange.command(['STARTTLS'], timeoutMs);
+    if (answer.status !== 'OK') throw unavailable(`upstream refused STARTTLS: ${answer.status} ${clip(answer.text)}`);
+  },
+  // The greeting's capabilities were those of the plain link; TLS may change them.
+  resume: () => Promise.resolve(null),
+  capabilityList: {
+    fallback: DEFAULT_IMAP_CAPABILITIES,
+    readLog: (caps) => [{ capabilities: caps.join(' ') }, 'upstream capabilities read'],
+    failedMessage: 'cannot read the upstream IMAP capabilities; keeping the previous list',
+  },
+  goodbye: (exchange) => `${exchange.nextTag()} LOGOUT`,
+};
+
+/** The IMAP side of mailotp's upstream: checks passwords by logging in, and reports capabilities. */
+export class ImapUpstream extends UpstreamClient<ImapExchange, string[] | null> {
   private readonly authMode: 'auto' | 'login';
-  private readonly log: Logger;
-  private readonly onConnect: ConnectObserver | undefined;
-  private readonly capabilityCache: CapabilityCache<string>;
 
-  constructor(
-    private readonly endpoint: UpstreamEndpoint,
-    logger: Logger,
-    opts: ImapUpstreamOptions = {},
-  ) {
-    this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
+  constructor(endpoint: UpstreamEndpoint, logger: Logger, opts: ImapUpstreamOptions = {}) {
+    super(endpoint, logger, IMAP_DIALECT, opts, opts.capabilityTtlMs);
     this.authMode = opts.auth ?? 'auto';
-    this.onConnect = opts.onConnect;
-    this.log = logger.child({ component: 'imap-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
-    this.capabilityCache = new CapabilityCache(() => this.fetchCapabilities(), {
-      ttlMs: opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS,
-      retryMs: CAPABILITY_RETRY_MS,
-      fallback: DEFAULT_IMAP_CAPABILITIES,
-      logger: this.log,
-      readLog: (caps) => [{ capabilities: caps.join(' ') }, 'upstream capabilities read'],
-      failedMessage: 'cannot read the upstream IMAP capabilities; keeping the previous list',
-    });
   }
 
-  /** Reads the capability list once; an unreachable upstream only logs a warning. */
-  start(): Promise<void> {
-    return this.capabilityCache.start();
-  }
-
-  /** No more background refreshes (shutdown). Sessions already handed out are not touched. */
-  stop(): void {
-    this.capabilityCache.stop();
-  }
-
-  /** The upstream's pre-login capabilities as a TLS client sees them (STARTTLS, LOGINDISABLED removed). */
-  capabilities(): Promise<string[]> {
-    return this.capabilityCache.get();
-  }
-
-  private async fetchCapabilities(): Promise<string[]> {
-    const { exchange, greetingCaps } = await this.open();
+  protected async readCapabilities(): Promise<string[]> {
+    const { link: exchange, greeting: greetingCaps } = await this.open();
     try {
       let caps = greetingCaps;
       if (!caps) {
-        const r = await exchange.command(['CAPABILITY'], this.endpoint.connectTimeout);
+        const r = await exchange.command(['CAPABILITY'], this.timeoutMs);
         caps = r.status === 'OK' ? (capabilitiesFromUntagged(r.untagged) ?? capabilitiesFromCode(r.text)) : null;
         if (!caps) throw protocol(`CAPABILITY answered ${r.status} ${clip(r.text)}`);
       }
       return caps.filter((c) => !LINK_ONLY_CAPABILITIES.has(c.toUpperCase()));
     } finally {
-      quit(exchange);
+      this.quit(exchange);
     }
   }
 
-  /**
-   * Connects, reads the greeting (doing STARTTLS first when configured) and returns the exchange.
-   * `greetingCaps` is null when the greeting carried none or TLS started after it.
-   */
-  private async open(signal?: AbortSignal, onSocket?: (socket: net.Socket) => void): Promise<{ exchange: ImapExchange; greetingCaps: string[] | null }> {
-    const timeout = this.endpoint.connectTimeout;
-    let greetingCaps: string[] | null = null;
-    const tags = { n: 0 };
-    const starttls = async (plain: net.Socket) => {
-      const reader = new ResponseReader(plain);
-      let answer: TaggedResponse;
-      try {
-        checkGreeting(await reader.readLine(timeout));
-        answer = await new ImapExchange(plain, reader, tags).command(['STARTTLS'], timeout);
-      } finally {
-        reader.detach();
-      }
-      if (answer.status !== 'OK') throw unavailable(`upstream refused STARTTLS: ${answer.status} ${clip(answer.text)}`);
-      // Anything after the OK was sent in clear and is no part of the TLS session (CVE-2011-0411).
-      if (reader.takeBuffered().length > 0) throw protocol('upstream sent data after its STARTTLS answer');
-    };
-    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined, onConnect: this.onConnect });
-    onSocket?.(socket);
-    const reader = new ResponseReader(socket);
-    const exchange = new ImapExchange(socket, reader, tags);
-    try {
-      if (this.endpoint.tls !== 'starttls') greetingCaps = capabilitiesFromCode(checkGreeting(await reader.readLine(timeout)));
-      return { exchange, greetingCaps };
-    } catch (err) {
-      socket.destroy();
-      throw err;
-    }
-  }
-
-  async login(user: string, password: string, client: ImapClientInfo, signal?: AbortSignal): Promise<VerifyResult<ImapUpstreamSession>> {
-    // What the client typed, as sent upstream; `user` in audit lines is the canonical name (core).
-    const log = this.log.child({ typedUser: user, clientIp: client.ip });
-    if (password.includes('\0') || user.includes('\0')) {
-      // Neither LOGIN nor SASL PLAIN can carry a NUL, so no upstream account can have it.
-      return { kind: 'bad-password' };
-    }
-    let exchange: ImapExchange | undefined;
-    let socket: net.Socket | undefined;
-    // connectUpstream handles an abort until it returns; from then on the reads fail on destroy.
-    const onAbort = () => socket?.destroy();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const opened = await this.open(signal, (s) => (socket = s));
-      exchange = opened.exchange;
-      if (signal?.aborted) throw unavailable('aborted');
-      const timeout = this.endpoint.connectTimeout;
-
-      let caps = opened.greetingCaps;
+  login(user: string, password: string, client: ImapClientInfo, signal?: AbortSignal): Promise<VerifyResult<ImapUpstreamSession>> {
+    return this.loginFrame(user, password, client, signal, async ({ link: exchange, greeting: greetingCaps }, log) => {
+      const timeout = this.timeoutMs;
+      let caps = greetingCaps;
       if (!caps) {
         const r = await exchange.command(['CAPABILITY'], timeout);
         caps = capabilitiesFromUntagged(r.untagged) ?? capabilitiesFromCode(r.text) ?? [];
@@ -343,14 +261,14 @@ export class ImapUpstream {
         if (postCaps && hasCap(postCaps, 'UNAUTHENTICATE')) {
           // RFC 8437 would let the spliced client drop this login and log in as someone else
           // without a tap; mailotp cannot see inside the splice, so it refuses to splice at all.
-          quit(exchange);
+          this.quit(exchange);
           log.error('the upstream offers UNAUTHENTICATE after login; refusing (disable it on the upstream)');
           return { kind: 'unavailable', reason: 'upstream offers UNAUTHENTICATE' };
         }
         log.debug('upstream login ok');
         return { kind: 'ok', session: new ImapUpstreamSession(exchange.socket, r.text, postCaps, buffered, exchange.nextTag()) };
       }
-      quit(exchange);
+      this.quit(exchange);
       if (r.status === 'NO') {
         const code = responseCode(r.text);
         if (code !== null && TEMPORARY_CODES.has(code)) {
@@ -362,14 +280,7 @@ export class ImapUpstream {
       }
       log.warn({ text: clip(r.text) }, 'upstream answered the login with BAD');
       return { kind: 'unavailable', reason: `upstream: BAD ${clip(r.text)}` };
-    } catch (err) {
-      socket?.destroy();
-      const reason = signal?.aborted ? 'aborted' : (err as Error).message;
-      if (!signal?.aborted) log.warn({ err: reason }, 'upstream login failed');
-      return { kind: 'unavailable', reason };
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    });
   }
 
   private authParts(user: string, password: string, caps: readonly string[]): (string | Buffer)[] {
@@ -380,12 +291,6 @@ export class ImapUpstream {
     if (hasCap(caps, 'LOGINDISABLED')) throw unavailable('upstream offers neither AUTH=PLAIN nor LOGIN on this connection');
     return loginParts(user, password, hasCap(caps, 'LITERAL+'));
   }
-}
-
-/** Ends a connection that will not be used: politely, without waiting for the answer. */
-function quit(exchange: ImapExchange): void {
-  exchange.reader.detach();
-  endPolitely(exchange.socket, `${exchange.nextTag()} LOGOUT`);
 }
 
 /** Accepts "* OK"; PREAUTH (nothing to verify), BYE and anything else make the upstream unusable. */

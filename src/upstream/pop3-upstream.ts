@@ -1,13 +1,13 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { UpstreamEndpoint } from '../config/schema.js';
-import { MailotpError } from '../core/errors.js';
 import type { ClientInfo, VerifyResult } from '../core/login-types.js';
 import type { Logger } from '../log/logger.js';
-import { connectUpstream, type ConnectObserver, type UpstreamObservers } from './connect-upstream.js';
-import { CapabilityCache } from './capability-cache.js';
-import { ResponseReader } from './response-reader.js';
-import { endPolitely, UpstreamSession } from './upstream-session.js';
+import { plainIp } from './client-address.js';
+import type { ResponseReader } from './response-reader.js';
+import { UpstreamClient, type UpstreamClientOptions, type UpstreamDialect } from './upstream-client.js';
+import { clip, protocolError as protocol, unavailable } from './upstream-errors.js';
+import { UpstreamSession } from './upstream-session.js';
 
 /** What capabilities() answers while the upstream has never been reachable. */
 export const DEFAULT_POP3_CAPABILITIES: readonly string[] = ['TOP', 'UIDL'];
@@ -18,16 +18,12 @@ export const DEFAULT_POP3_CAPABILITIES: readonly string[] = ['TOP', 'UIDL'];
  */
 const TEMPORARY_CODES = new Set(['IN-USE', 'SYS/TEMP', 'LOGIN-DELAY', 'SYS/PERM']);
 
-const DEFAULT_CAPABILITY_TTL_MS = 5 * 60_000;
-const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
-const CAPABILITY_RETRY_MS = 30_000;
 /** A CAPA answer longer than this is not a capability list. */
 const MAX_CAPA_LINES = 100;
 
-export interface Pop3UpstreamOptions extends UpstreamObservers {
+export interface Pop3UpstreamOptions extends UpstreamClientOptions {
+  /** How long a CAPA list read from the upstream is served before a background refresh. */
   capabilityTtlMs?: number;
-  /** Wait for the answer to PASS/AUTH; password backends can be slower than the handshake. */
-  loginTimeoutMs?: number;
   /** 'user' skips AUTH PLAIN, for upstreams whose SASL is broken (and for tests). */
   auth?: 'auto' | 'user';
 }
@@ -85,19 +81,6 @@ class Pop3Exchange {
   }
 }
 
-function clip(line: string): string {
-  const printable = line.replace(/[^\x20-\x7e]/g, '?');
-  return printable.length > 200 ? `${printable.slice(0, 200)}...` : printable;
-}
-
-function unavailable(message: string): MailotpError {
-  return new MailotpError('MAILOTP_ERR_UPSTREAM_UNAVAILABLE', message);
-}
-
-function protocol(message: string): MailotpError {
-  return new MailotpError('MAILOTP_ERR_UPSTREAM_PROTOCOL', message);
-}
-
 function capaTag(line: string): string {
   return (line.split(' ', 1)[0] ?? '').toUpperCase();
 }
@@ -108,12 +91,6 @@ function saslMechanisms(caps: readonly string[]): string[] {
   return line ? line.split(' ').slice(1).map((m) => m.toUpperCase()) : [];
 }
 
-/** "::ffff:192.0.2.1" (a v4 client on a dual-stack listener) as the plain v4 address. */
-function plainIp(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
-}
-
 /** An -ERR to the login: the upstream's words, as a temporary refusal or a wrong password. */
 function refusal(text: string): VerifyResult<Pop3UpstreamSession> {
   const code = /^\[([^\]\s]+)\]/.exec(text)?.[1]?.toUpperCase();
@@ -121,115 +98,63 @@ function refusal(text: string): VerifyResult<Pop3UpstreamSession> {
   return { kind: 'bad-password', reply: text };
 }
 
+/** POP3's words for the shared upstream client: "+OK" greeting, STLS, QUIT. The greeting's text is kept. */
+const POP3_DIALECT: UpstreamDialect<Pop3Exchange, string> = {
+  component: 'pop3-upstream',
+  imapLiterals: false,
+  starttlsVerb: 'STLS',
+  // No POP3 command or SASL PLAIN message can carry these.
+  unsendable: /[\0\r\n]/,
+  link: (socket, reader) => new Pop3Exchange(socket, reader),
+  greet: async (exchange, timeoutMs) => checkGreeting(await exchange.status(timeoutMs, 'the connection')),
+  starttls: async (exchange, timeoutMs) => {
+    const answer = await exchange.command('STLS', timeoutMs);
+    if (!answer.ok) throw unavailable(`upstream refused STLS: ${clip(answer.text)}`);
+  },
+  capabilityList: {
+    fallback: DEFAULT_POP3_CAPABILITIES,
+    readLog: (caps) => [{ capabilities: caps.join(', ') }, 'upstream CAPA read'],
+    failedMessage: 'cannot read the upstream POP3 CAPA; keeping the previous list',
+  },
+  goodbye: () => 'QUIT',
+};
+
 /** The POP3 side of mailotp's upstream: checks passwords by logging in, and reports CAPA. */
-export class Pop3Upstream {
-  private readonly loginTimeoutMs: number;
+export class Pop3Upstream extends UpstreamClient<Pop3Exchange, string> {
   private readonly authMode: 'auto' | 'user';
-  private readonly log: Logger;
-  private readonly onConnect: ConnectObserver | undefined;
-  private readonly capabilityCache: CapabilityCache<string>;
 
-  constructor(
-    private readonly endpoint: UpstreamEndpoint,
-    logger: Logger,
-    opts: Pop3UpstreamOptions = {},
-  ) {
-    this.loginTimeoutMs = Math.max(opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS, endpoint.connectTimeout);
+  constructor(endpoint: UpstreamEndpoint, logger: Logger, opts: Pop3UpstreamOptions = {}) {
+    super(endpoint, logger, POP3_DIALECT, opts, opts.capabilityTtlMs);
     this.authMode = opts.auth ?? 'auto';
-    this.onConnect = opts.onConnect;
-    this.log = logger.child({ component: 'pop3-upstream', upstream: `${endpoint.host}:${endpoint.port}` });
-    this.capabilityCache = new CapabilityCache(() => this.fetchCapabilities(), {
-      ttlMs: opts.capabilityTtlMs ?? DEFAULT_CAPABILITY_TTL_MS,
-      retryMs: CAPABILITY_RETRY_MS,
-      fallback: DEFAULT_POP3_CAPABILITIES,
-      logger: this.log,
-      readLog: (caps) => [{ capabilities: caps.join(', ') }, 'upstream CAPA read'],
-      failedMessage: 'cannot read the upstream POP3 CAPA; keeping the previous list',
-    });
   }
 
-  /** Reads CAPA once; an unreachable upstream only logs a warning. */
-  start(): Promise<void> {
-    return this.capabilityCache.start();
-  }
-
-  stop(): void {
-    this.capabilityCache.stop();
-  }
-
-  /** The upstream's pre-login CAPA lines as a TLS client sees them (STLS removed). */
-  capabilities(): Promise<string[]> {
-    return this.capabilityCache.get();
-  }
-
-  private async fetchCapabilities(): Promise<string[]> {
-    const { exchange } = await this.open();
+  protected async readCapabilities(): Promise<string[]> {
+    const { link: exchange } = await this.open();
     try {
       const caps = await this.capa(exchange);
       if (!caps) throw protocol('upstream refused CAPA');
       return caps.filter((c) => capaTag(c) !== 'STLS');
     } finally {
-      quit(exchange);
+      this.quit(exchange);
     }
   }
 
   /** CAPA's lines, or null when the upstream does not know CAPA (RFC 1939 servers). */
   private async capa(exchange: Pop3Exchange): Promise<string[] | null> {
-    const timeout = this.endpoint.connectTimeout;
+    const timeout = this.timeoutMs;
     const r = await exchange.command('CAPA', timeout);
     return r.ok ? exchange.multiline(timeout) : null;
   }
 
-  /** Connects (STLS first when configured) and reads the greeting; returns its text. */
-  private async open(signal?: AbortSignal, onSocket?: (socket: net.Socket) => void): Promise<{ exchange: Pop3Exchange; greeting: string }> {
-    const timeout = this.endpoint.connectTimeout;
-    let greeting = '';
-    const starttls = async (plain: net.Socket) => {
-      const reader = new ResponseReader(plain, { imapLiterals: false });
-      let answer: Pop3Reply;
-      try {
-        const exchange = new Pop3Exchange(plain, reader);
-        greeting = checkGreeting(await exchange.status(timeout, 'the connection'));
-        answer = await exchange.command('STLS', timeout);
-      } finally {
-        reader.detach();
-      }
-      if (!answer.ok) throw unavailable(`upstream refused STLS: ${clip(answer.text)}`);
-      // Anything after the +OK was sent in clear and is no part of the TLS session (CVE-2011-0411).
-      if (reader.takeBuffered().length > 0) throw protocol('upstream sent data after its STLS answer');
-    };
-    const socket = await connectUpstream(this.endpoint, { signal, starttls: this.endpoint.tls === 'starttls' ? starttls : undefined, onConnect: this.onConnect });
-    onSocket?.(socket);
-    const exchange = new Pop3Exchange(socket, new ResponseReader(socket, { imapLiterals: false }));
-    try {
-      if (this.endpoint.tls !== 'starttls') greeting = checkGreeting(await exchange.status(timeout, 'the connection'));
-      return { exchange, greeting };
-    } catch (err) {
-      socket.destroy();
-      throw err;
-    }
-  }
-
-  async login(user: string, password: string, client: ClientInfo, signal?: AbortSignal): Promise<VerifyResult<Pop3UpstreamSession>> {
-    // What the client typed, as sent upstream; `user` in audit lines is the canonical name (core).
-    const log = this.log.child({ typedUser: user, clientIp: client.ip });
-    // No POP3 command or SASL PLAIN message can carry these, so no upstream account has them.
-    if (/[\0\r\n]/.test(user) || /[\0\r\n]/.test(password)) return { kind: 'bad-password' };
-    let exchange: Pop3Exchange | undefined;
-    let socket: net.Socket | undefined;
-    const onAbort = () => socket?.destroy();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const opened = await this.open(signal, (s) => (socket = s));
-      exchange = opened.exchange;
-      if (signal?.aborted) throw unavailable('aborted');
-      const timeout = this.endpoint.connectTimeout;
+  login(user: string, password: string, client: ClientInfo, signal?: AbortSignal): Promise<VerifyResult<Pop3UpstreamSession>> {
+    return this.loginFrame(user, password, client, signal, async ({ link: exchange, greeting }, log) => {
+      const timeout = this.timeoutMs;
       const caps = await this.capa(exchange);
 
       // Dovecot (2.3) offers XCLIENT only to login_trusted_networks, and only as "[XCLIENT]" in the
       // greeting, not in CAPA. Sent only when offered: other servers count it as a bad command.
       const ip = plainIp(client.ip);
-      const offered = /^\[XCLIENT\]/i.test(opened.greeting) || (caps ?? []).some((c) => capaTag(c) === 'XCLIENT');
+      const offered = /^\[XCLIENT\]/i.test(greeting) || (caps ?? []).some((c) => capaTag(c) === 'XCLIENT');
       if (offered && net.isIP(ip) !== 0) {
         const r = await exchange.command(`XCLIENT ADDR=${ip} PORT=${client.port}`, timeout);
         if (!r.ok) log.debug({ text: clip(r.text) }, 'upstream did not take XCLIENT');
@@ -251,26 +176,13 @@ export class Pop3Upstream {
         log.debug('upstream login ok');
         return { kind: 'ok', session: new Pop3UpstreamSession(exchange.socket, r.text, exchange.reader.takeBuffered()) };
       }
-      quit(exchange);
+      this.quit(exchange);
       const result = refusal(r.text);
       if (result.kind === 'unavailable') log.warn({ text: clip(r.text) }, 'upstream refused the login temporarily');
       else log.debug({ text: clip(r.text) }, 'upstream refused the password');
       return result;
-    } catch (err) {
-      socket?.destroy();
-      const reason = signal?.aborted ? 'aborted' : (err as Error).message;
-      if (!signal?.aborted) log.warn({ err: reason }, 'upstream login failed');
-      return { kind: 'unavailable', reason };
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    });
   }
-}
-
-/** Ends a connection that will not be used: QUIT, without waiting for the answer. */
-function quit(exchange: Pop3Exchange): void {
-  exchange.reader.detach();
-  endPolitely(exchange.socket, 'QUIT');
 }
 
 /** Accepts "+OK"; an -ERR greeting (server full, shutting down) makes the upstream unusable now. */

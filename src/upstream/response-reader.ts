@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { MailotpError } from '../core/errors.js';
+import { protocolError, unavailable } from './upstream-errors.js';
 
 export interface ResponseReaderOptions {
   /** Longest logical line (IMAP literals included) before the upstream is called broken. */
@@ -181,10 +182,6 @@ export class ResponseReader {
   }
 }
 
-function unavailable(message: string, cause?: unknown): MailotpError {
-  return new MailotpError('MAILOTP_ERR_UPSTREAM_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
-}
-
 function tooLong(max: number): MailotpError {
-  return new MailotpError('MAILOTP_ERR_UPSTREAM_PROTOCOL', `upstream sent a line longer than ${max} bytes`);
+  return protocolError(`upstream sent a line longer than ${max} bytes`);
 }

@@ -21,7 +21,7 @@ describe('LoginAuthorizer: one canonical identity', () => {
     await fx.requests.decide(deviceId, req.id, 'approve');
     assert.equal((await pending).kind, 'approved');
     for (const spelling of ['alice', 'Alice', ' aLiCe ', 'ＡＬＩＣＥ']) {
-      const r: LoginResult<TestSession> = await fx.authorizer.authorize(fx.attempt(spelling, 'right'));
+      const r: LoginResult<TestSession> = await fx.timeOut(fx.authorizer.authorize(fx.attempt(spelling, 'right')));
       assert.equal(r.kind === 'approved' && r.reason, 'approval', spelling);
     }
     assert.equal(fx.notifier.opened.length, 1);
@@ -31,7 +31,7 @@ describe('LoginAuthorizer: one canonical identity', () => {
     fx = coreFixture();
     for (const typed of ['   ', 'ali\u200bce', 'a'.repeat(300), 'al\u202eice']) {
       const a = fx.attempt(typed, 'right');
-      const r: LoginResult<TestSession> = await fx.authorizer.authorize(a);
+      const r: LoginResult<TestSession> = await fx.timeOut(fx.authorizer.authorize(a));
       assert.equal(r.kind, 'bad-password', JSON.stringify(typed));
       assert.equal(a.verifyCalls(), 0);
     }
@@ -39,9 +39,9 @@ describe('LoginAuthorizer: one canonical identity', () => {
 
   it('counts failed logins of every spelling against one user', async () => {
     fx = coreFixture({ limits: { failedLoginsPerUser: 3 } });
-    for (const typed of ['ALICE', 'Alice', 'alice']) await fx.authorizer.authorize(fx.attempt(typed, 'wrong'));
+    for (const typed of ['ALICE', 'Alice', 'alice']) await fx.timeOut(fx.authorizer.authorize(fx.attempt(typed, 'wrong')));
     const a = fx.attempt('aLICE', 'right');
-    const r = await fx.authorizer.authorize(a);
+    const r = await fx.timeOut(fx.authorizer.authorize(a));
     assert.deepEqual(r, { kind: 'rate-limited', limit: 'user' });
     assert.equal(a.verifyCalls(), 0);
   });
@@ -49,7 +49,7 @@ describe('LoginAuthorizer: one canonical identity', () => {
   it('with stripDomain, alice@anything is alice', async () => {
     fx = coreFixture({ users: { stripDomain: true }, daemon: { holdTimeMs: 100 } });
     const deviceId = await withDevice(fx);
-    const r = await fx.authorizer.authorize(fx.attempt('Alice@anything.example', 'right'));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('Alice@anything.example', 'right')));
     assert.equal(r.kind, 'pending-timeout');
     assert.equal((await fx.requests.listPending(deviceId))[0]?.user, 'alice');
   });

@@ -31,14 +31,14 @@ describe('push fatigue: cool-down after a deny', () => {
     // Retry, under another spelling too: refused at once, no request, no push.
     for (const spelling of ['alice', 'ALICE']) {
       const a = fx.attempt(spelling, 'right', '10.0.0.1');
-      const r: LoginResult<TestSession> = await fx.authorizer.authorize(a);
+      const r: LoginResult<TestSession> = await fx.timeOut(fx.authorizer.authorize(a));
       assert.equal(r.kind, 'denied');
       assert.equal(r.kind === 'denied' && r.cooldown, 'deny');
       assert.equal(a.session.closed, 1, 'the upstream session is closed');
     }
     assert.equal(fx.notifier.opened.length, 1);
     // A wrong password stays a wrong password.
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'wrong', '10.0.0.1'))).kind, 'bad-password');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'wrong', '10.0.0.1')))).kind, 'bad-password');
 
     // Another address is not affected.
     const other = fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.2'));
@@ -75,7 +75,7 @@ describe('push fatigue: cool-down after a deny', () => {
     assert.equal(events.events[1]?.request.status, 'denied');
 
     fx.clock.advance(16 * MINUTE);
-    const r: LoginResult<TestSession> = await fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.1'));
+    const r: LoginResult<TestSession> = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.1')));
     assert.equal(r.kind === 'denied' && r.cooldown, 'report');
     fx.clock.advance(24 * 60 * MINUTE);
     assert.equal(await fx.cooldowns.active('alice', '10.0.0.1'), null);
@@ -102,13 +102,13 @@ describe('client names shown to the phone', () => {
     fx = coreFixture({ daemon: { holdTimeMs: 50 } });
     const deviceId = await withDevice(fx);
     const hostile = 'Thunder\u0007bird\u202e\u2066 moc.evil\u200b\u00ad' + 'x'.repeat(200);
-    await fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.1', { clientName: hostile }));
+    await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.1', { clientName: hostile })));
     const [req] = await fx.requests.listPending(deviceId);
     const name = req?.clientName ?? '';
     assert.equal(name, ('Thunderbird moc.evil' + 'x'.repeat(200)).slice(0, 64));
     assert.equal(fx.notifier.opened[0]?.clientName, name);
     // A name that is nothing but hidden characters is no name.
-    await fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.2', { clientName: '\u202e\u200b\u0000' }));
+    await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.2', { clientName: '\u202e\u200b\u0000' })));
     const second = (await fx.requests.listPending(deviceId)).find((r) => r.clientIp === '10.0.0.2');
     assert.equal(second?.clientName, undefined);
   });

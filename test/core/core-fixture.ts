@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/schema.js';
 import type { BindTo } from '../../src/core/approval-service.js';
@@ -41,6 +42,8 @@ export interface CoreFixture extends CoreServices {
   notifier: RecordingNotifier;
   /** The config the core was built from (the schema's defaults, with the fixture's settings). */
   config: Config;
+  /** Runs the fake clock's timers until p settles: a hold nobody answers ends after holdTime of fake time, without waiting. */
+  timeOut<T>(p: Promise<T>): Promise<T>;
   /** A login attempt whose upstream says `password === 'right'`. */
   attempt(user: string, password: string, clientIp?: string, extra?: Partial<LoginAttempt<TestSession>>): LoginAttempt<TestSession> & { session: TestSession; verifyCalls: () => number };
   close(): Promise<void>;
@@ -111,7 +114,7 @@ export function coreConfig(opts: CoreFixtureOptions = {}): Config {
   };
 }
 
-/** The core as production builds it (buildCore), over an in-memory SQLite store and a fake clock. */
+/** The core as production builds it (buildCore), over an in-memory SQLite store and a fake clock that also drives its timers (fx.timeOut). */
 export function coreFixture(opts: CoreFixtureOptions = {}): CoreFixture {
   const store = opts.store ?? new SqliteStore({ path: ':memory:' });
   const clock = opts.clock ?? new FakeClock(Date.now());
@@ -120,6 +123,7 @@ export function coreFixture(opts: CoreFixtureOptions = {}): CoreFixture {
   const core = buildCore(config, {
     store,
     clock,
+    scheduler: clock,
     logger: opts.logger ?? silentLogger(),
     notifiers: [notifier, ...(opts.notifiers ?? [])],
     secretKey: randomBytes(32),
@@ -130,6 +134,7 @@ export function coreFixture(opts: CoreFixtureOptions = {}): CoreFixture {
     clock,
     notifier,
     config,
+    timeOut: (p) => runTimersUntil(clock, p),
     attempt(user, password, clientIp = '127.0.0.2', extra = {}) {
       const session = new TestSession();
       let calls = 0;
@@ -151,14 +156,37 @@ export function coreFixture(opts: CoreFixtureOptions = {}): CoreFixture {
   };
 }
 
-/** Waits until fn returns a truthy value (polling), or fails after timeoutMs. */
+/** Lets the work already started run: the in-memory SQLite store answers within a few turns of the event loop. */
+export async function turns(n = 10): Promise<void> {
+  for (let i = 0; i < n; i++) await turn();
+}
+
+/**
+ * Fires the clock's timers one by one, letting the store's work run in between, until p settles.
+ * Fails rather than hangs when p still waits with no timer left (a regression, not a slow test).
+ */
+export async function runTimersUntil<T>(clock: FakeClock, p: Promise<T>): Promise<T> {
+  let settled = false;
+  const watched = p.finally(() => (settled = true));
+  for (let idle = 0; !settled; ) {
+    // A few turns of the event loop: the SQLite store answers within them.
+    for (let i = 0; i < 5 && !settled; i++) await turn();
+    if (settled) break;
+    if (clock.runNext()) idle = 0;
+    else if (++idle > 200) throw new Error('still waiting, and no timer left to fire');
+    else await sleep(1);
+  }
+  return watched;
+}
+
+/** Waits until fn returns a truthy value (polling the store, whose work is real I/O), or fails after timeoutMs. */
 export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 3000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 

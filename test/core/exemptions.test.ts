@@ -59,13 +59,13 @@ describe('LoginAuthorizer exemptions', () => {
     fx = coreFixture({ trustedNetworks: ['192.0.2.0/24'], daemon: { holdTimeMs: 50 } });
     const deviceId = await withDevice(fx);
     const a = fx.attempt('ALICE', 'right', '192.0.2.55');
-    const r = await fx.authorizer.authorize(a);
+    const r = await fx.timeOut(fx.authorizer.authorize(a));
     assert.equal(r.kind === 'approved' && r.reason, 'trusted-network');
     assert.equal(a.session.closed, 0);
     assert.equal(fx.notifier.opened.length, 0);
     assert.deepEqual(await fx.approvals.list('alice'), [], 'a trusted login opens no approval');
 
-    const outside = await fx.authorizer.authorize(fx.attempt('alice', 'right', '198.51.100.9'));
+    const outside = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '198.51.100.9')));
     assert.equal(outside.kind, 'pending-timeout');
     assert.equal(fx.notifier.opened.length, 1);
     assert.equal((await fx.requests.listPending(deviceId))[0]?.clientIp, '198.51.100.9');
@@ -74,7 +74,7 @@ describe('LoginAuthorizer exemptions', () => {
   it('refuses a wrong password from a trusted network, with no push', async () => {
     fx = coreFixture({ trustedNetworks: ['192.0.2.0/24'] });
     await withDevice(fx);
-    const r = await fx.authorizer.authorize(fx.attempt('alice', 'wrong', '192.0.2.55'));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'wrong', '192.0.2.55')));
     assert.equal(r.kind, 'bad-password');
     assert.equal(fx.notifier.opened.length, 0);
   });
@@ -82,28 +82,28 @@ describe('LoginAuthorizer exemptions', () => {
   it('lets a standing approval in for its address only, even with bindTo: user and no device', async () => {
     fx = coreFixture({ bindTo: 'user', daemon: { enforce: 'all', holdTimeMs: 50 } });
     await fx.approvals.grantStanding('scanner', '203.0.113.20', 365 * DAY);
-    const r = await fx.authorizer.authorize(fx.attempt('Scanner', 'right', '203.0.113.20'));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('Scanner', 'right', '203.0.113.20')));
     assert.equal(r.kind === 'approved' && r.reason, 'standing-approval');
     // Another address of the same user is no scanner: no device, so refused as usual.
-    assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.21'))).kind, 'no-device');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.21')))).kind, 'no-device');
     const [listed] = await fx.approvals.list('scanner');
     assert.equal(listed?.standing, true);
     assert.equal(listed?.expiresAt, fx.clock.now() + 365 * DAY);
 
     // It ends at its ttl, or when revoked.
     fx.clock.advance(365 * DAY);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20'))).kind, 'no-device');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20')))).kind, 'no-device');
     await fx.approvals.grantStanding('scanner', '203.0.113.20', DAY);
     assert.equal(await fx.approvals.revoke('scanner', '203.0.113.20'), 1);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20'))).kind, 'no-device');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20')))).kind, 'no-device');
   });
 
   it('spares a standing approval\'s address from the per-user failed-login cap that others ran into', async () => {
     fx = coreFixture({ limits: { failedLoginsPerUser: 3 } });
     await fx.approvals.grantStanding('scanner', '203.0.113.20', DAY);
-    for (let i = 0; i < 3; i++) assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'wrong', `198.51.100.${i + 1}`))).kind, 'bad-password');
-    assert.equal((await fx.authorizer.authorize(fx.attempt('scanner', 'right', '198.51.100.50'))).kind, 'rate-limited');
-    const r = await fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20'));
+    for (let i = 0; i < 3; i++) assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('scanner', 'wrong', `198.51.100.${i + 1}`)))).kind, 'bad-password');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('scanner', 'right', '198.51.100.50')))).kind, 'rate-limited');
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('scanner', 'right', '203.0.113.20')));
     assert.equal(r.kind === 'approved' && r.reason, 'not-required');
   });
 
@@ -113,7 +113,7 @@ describe('LoginAuthorizer exemptions', () => {
     await fx.approvals.grantStanding('alice', '203.0.113.20', 30 * DAY);
     await fx.approvals.grant({ id: 'r1', type: 'connection', user: 'alice', deviceId: 'd', protocol: 'imap', clientIp: '203.0.113.20', createdAt: fx.clock.now(), expiresAt: fx.clock.now() + 1000, status: 'approved' });
     fx.clock.advance(2 * DAY);
-    const r = await fx.authorizer.authorize(fx.attempt('alice', 'right', '203.0.113.20'));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '203.0.113.20')));
     assert.equal(r.kind === 'approved' && r.reason, 'standing-approval');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { coreFixture, eventually, withDevice, type CoreFixture } from './core-fixture.js';
+import { coreFixture, eventually, turns, withDevice, type CoreFixture } from './core-fixture.js';
 import type { Store } from '../../src/core/ports/store.js';
 import { MailotpError } from '../../src/core/errors.js';
 
@@ -20,7 +20,7 @@ describe('LoginAuthorizer', () => {
   it('lets a user with the switch off in after the upstream accepted the password', async () => {
     fx = coreFixture();
     const a = fx.attempt('alice', 'right');
-    const r = await fx.authorizer.authorize(a);
+    const r = await fx.timeOut(fx.authorizer.authorize(a));
     assert.equal(r.kind, 'approved');
     assert.equal(r.kind === 'approved' && r.reason, 'not-required');
     assert.equal(a.session.closed, 0);
@@ -29,7 +29,7 @@ describe('LoginAuthorizer', () => {
   it('answers a wrong password with the upstream refusal and opens no request', async () => {
     fx = coreFixture();
     const deviceId = await withDevice(fx);
-    const r = await fx.authorizer.authorize(fx.attempt('alice', 'wrong'));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'wrong')));
     assert.deepEqual(r, { kind: 'bad-password', reply: '[AUTHENTICATIONFAILED] Authentication failed.' });
     assert.deepEqual(await fx.requests.listPending(deviceId), []);
     assert.equal(fx.notifier.opened.length, 0);
@@ -54,7 +54,7 @@ describe('LoginAuthorizer', () => {
     assert.equal(r.kind === 'approved' && r.reason, 'tap');
     assert.equal(a.session.closed, 0);
 
-    const again = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2'));
+    const again = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2')));
     assert.equal(again.kind === 'approved' && again.reason, 'approval');
     const [approval] = await fx.approvals.list('alice');
     assert.equal(approval?.expiresAt, fx.clock.now() + 24 * HOUR);
@@ -73,7 +73,7 @@ describe('LoginAuthorizer', () => {
     const p = fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2'));
     await fx.requests.decide(deviceId, (await pendingFor(fx, deviceId)).id, 'approve');
     assert.equal((await p).kind, 'approved');
-    const other = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.3'));
+    const other = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.3')));
     assert.equal(other.kind, 'pending-timeout');
     await fx.close();
 
@@ -82,7 +82,7 @@ describe('LoginAuthorizer', () => {
     const p2 = fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2'));
     await fx.requests.decide(id2, (await pendingFor(fx, id2)).id, 'approve');
     assert.equal((await p2).kind, 'approved');
-    const other2 = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.3'));
+    const other2 = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.3')));
     assert.equal(other2.kind === 'approved' && other2.reason, 'approval');
   });
 
@@ -90,26 +90,26 @@ describe('LoginAuthorizer', () => {
     fx = coreFixture({ daemon: { holdTimeMs: 150 } });
     const deviceId = await withDevice(fx);
     const a = fx.attempt('alice', 'right');
-    const r = await fx.authorizer.authorize(a);
+    const r = await fx.timeOut(fx.authorizer.authorize(a));
     assert.equal(r.kind, 'pending-timeout');
     assert.equal(a.session.closed, 1, 'the held upstream session is closed');
     fx.clock.advance(4 * 60_000); // within the 5 minutes
     const [req] = await fx.requests.listPending(deviceId);
     assert.ok(req);
     assert.equal((await fx.requests.decide(deviceId, req.id, 'approve')).status, 'approved');
-    const retry = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    const retry = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')));
     assert.equal(retry.kind === 'approved' && retry.reason, 'approval');
   });
 
   it('expires a request after 5 minutes: a tap then is refused and the next login asks again', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 50 } });
     const deviceId = await withDevice(fx);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right'))).kind, 'pending-timeout');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')))).kind, 'pending-timeout');
     const [req] = await fx.requests.listPending(deviceId);
     assert.ok(req);
     fx.clock.advance(5 * 60_000 + 1);
     assert.equal((await fx.requests.decide(deviceId, req.id, 'approve')).status, 'not-found');
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right'))).kind, 'pending-timeout');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')))).kind, 'pending-timeout');
     assert.equal(fx.notifier.opened.length, 2);
   });
 
@@ -119,7 +119,7 @@ describe('LoginAuthorizer', () => {
     const logins = Array.from({ length: 5 }, () => fx!.authorizer.authorize(fx!.attempt('alice', 'right', '127.0.0.4')));
     const req = await pendingFor(fx, deviceId);
     await eventually(async () => fx!.notifier.opened.length === 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await turns();
     assert.equal((await fx.requests.listPending(deviceId)).length, 1);
     await fx.requests.decide(deviceId, req.id, 'approve');
     const results = await Promise.all(logins);
@@ -154,59 +154,59 @@ describe('LoginAuthorizer', () => {
     fx = coreFixture();
     await fx.store.setDaemonOtp('alice', true, fx.clock.now());
     const a = fx.attempt('alice', 'right');
-    assert.equal((await fx.authorizer.authorize(a)).kind, 'no-device');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(a))).kind, 'no-device');
     assert.equal(a.session.closed, 1);
   });
 
   it('applies enforce: bound and all, and enabled: false', async () => {
     fx = coreFixture({ daemon: { enforce: 'bound', holdTimeMs: 50 } });
     await fx.devices.bind('alice', 'Phone', false);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right'))).kind, 'pending-timeout', 'bound device, switch off');
-    assert.equal((await fx.authorizer.authorize(fx.attempt('bob', 'right'))).kind, 'approved', 'no device, switch off');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')))).kind, 'pending-timeout', 'bound device, switch off');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('bob', 'right')))).kind, 'approved', 'no device, switch off');
     await fx.close();
 
     fx = coreFixture({ daemon: { enforce: 'all', holdTimeMs: 50 } });
-    assert.equal((await fx.authorizer.authorize(fx.attempt('bob', 'right'))).kind, 'no-device');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('bob', 'right')))).kind, 'no-device');
     await fx.close();
 
     fx = coreFixture({ daemon: { enabled: false } });
     await withDevice(fx);
-    const r = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')));
     assert.equal(r.kind === 'approved' && r.reason, 'disabled');
   });
 
   it('counts failed logins per user (unknown users too) and per IP; a success takes only its own place back', async () => {
     fx = coreFixture({ limits: { failedLoginsPerUser: 3, failedLoginsPerIp: 5 } });
-    for (let i = 0; i < 3; i++) assert.equal((await fx.authorizer.authorize(fx.attempt('nobody', 'wrong', '127.0.0.9'))).kind, 'bad-password');
+    for (let i = 0; i < 3; i++) assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('nobody', 'wrong', '127.0.0.9')))).kind, 'bad-password');
     const blocked = fx.attempt('nobody', 'right', '127.0.0.10');
-    assert.deepEqual(await fx.authorizer.authorize(blocked), { kind: 'rate-limited', limit: 'user' });
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(blocked)), { kind: 'rate-limited', limit: 'user' });
     assert.equal(blocked.verifyCalls(), 0, 'a blocked login never reaches the upstream');
 
-    for (let i = 0; i < 2; i++) await fx.authorizer.authorize(fx.attempt(`u${i}`, 'wrong', '127.0.0.9'));
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('carol', 'right', '127.0.0.9')), { kind: 'rate-limited', limit: 'ip' });
+    for (let i = 0; i < 2; i++) await fx.timeOut(fx.authorizer.authorize(fx.attempt(`u${i}`, 'wrong', '127.0.0.9')));
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('carol', 'right', '127.0.0.9'))), { kind: 'rate-limited', limit: 'ip' });
 
-    for (let i = 0; i < 2; i++) await fx.authorizer.authorize(fx.attempt('dave', 'wrong', '127.0.0.20'));
-    for (let i = 0; i < 5; i++) assert.equal((await fx.authorizer.authorize(fx.attempt('dave', 'right', '127.0.0.21'))).kind, 'approved');
+    for (let i = 0; i < 2; i++) await fx.timeOut(fx.authorizer.authorize(fx.attempt('dave', 'wrong', '127.0.0.20')));
+    for (let i = 0; i < 5; i++) assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('dave', 'right', '127.0.0.21')))).kind, 'approved');
     // The successes did not clear dave's failures (that would hand a guesser fresh tries each time
     // the real user's client logs in): one more failure reaches the cap for unknown addresses.
-    await fx.authorizer.authorize(fx.attempt('dave', 'wrong', '127.0.0.22'));
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('dave', 'right', '127.0.0.23')), { kind: 'rate-limited', limit: 'user' });
-    assert.equal((await fx.authorizer.authorize(fx.attempt('dave', 'right', '127.0.0.21'))).kind, 'approved', 'the address that logged in is known');
+    await fx.timeOut(fx.authorizer.authorize(fx.attempt('dave', 'wrong', '127.0.0.22')));
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('dave', 'right', '127.0.0.23'))), { kind: 'rate-limited', limit: 'user' });
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('dave', 'right', '127.0.0.21')))).kind, 'approved', 'the address that logged in is known');
 
     fx.clock.advance(15 * 60_000);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('nobody', 'right', '127.0.0.10'))).kind, 'approved', 'the window ran out');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('nobody', 'right', '127.0.0.10')))).kind, 'approved', 'the window ran out');
   });
 
   it('caps pushes per user per hour', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 20 }, limits: { pushesPerUserPerHour: 2 } });
     await withDevice(fx);
-    for (let i = 0; i < 2; i++) assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', `127.0.1.${i}`))).kind, 'pending-timeout');
+    for (let i = 0; i < 2; i++) assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', `127.0.1.${i}`)))).kind, 'pending-timeout');
     const a = fx.attempt('alice', 'right', '127.0.1.9');
-    assert.deepEqual(await fx.authorizer.authorize(a), { kind: 'rate-limited', limit: 'push' });
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(a)), { kind: 'rate-limited', limit: 'push' });
     assert.equal(a.session.closed, 1);
     assert.equal(fx.notifier.opened.length, 2);
     fx.clock.advance(HOUR);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.1.9'))).kind, 'pending-timeout');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.1.9')))).kind, 'pending-timeout');
   });
 
   it('at the push cap, a retry from the same address joins the pending request and a tap lets it in', async () => {
@@ -214,7 +214,7 @@ describe('LoginAuthorizer', () => {
     // must wait on the same request (no push), not be refused as "too many attempts".
     fx = coreFixture({ daemon: { holdTimeMs: 400 }, limits: { pushesPerUserPerHour: 1 } });
     const deviceId = await withDevice(fx);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1'))).kind, 'pending-timeout');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1')))).kind, 'pending-timeout');
     const [first] = await fx.requests.listPending(deviceId);
     assert.ok(first);
     let held = false;
@@ -225,34 +225,34 @@ describe('LoginAuthorizer', () => {
     assert.equal(r.kind === 'approved' && r.reason, 'tap');
     assert.equal(fx.notifier.opened.length, 1, 'joining pushed nothing');
     // Getting in through the approval counted nothing either; another address is a new push, capped.
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1'))).kind, 'approved');
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.2')), { kind: 'rate-limited', limit: 'push' });
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.1')))).kind, 'approved');
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.2.2'))), { kind: 'rate-limited', limit: 'push' });
   });
 
   it('does not hold again on a connection where a hold timed out: answers at once, lets in after a tap, refuses after a deny', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 60_000, holdTimesMs: { imap: 150 } } });
     const deviceId = await withDevice(fx);
-    const first = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    const first = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')));
     assert.equal(first.kind, 'pending-timeout');
     const timedOut = first.kind === 'pending-timeout' ? [first.requestId] : [];
     // NeoMutt's next mechanism on the same connection: checked upstream, answered without a hold.
     let held = 0;
     const again = fx.attempt('alice', 'right', '127.0.0.2', { timedOut, onHold: () => held++ });
-    assert.deepEqual(await fx.authorizer.authorize(again), first);
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(again)), first);
     assert.equal(again.verifyCalls(), 1, 'the password is still checked');
     assert.equal(again.session.closed, 1);
     assert.equal(held, 0);
-    const wrong = await fx.authorizer.authorize(fx.attempt('alice', 'wrong', '127.0.0.2', { timedOut }));
+    const wrong = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'wrong', '127.0.0.2', { timedOut })));
     assert.equal(wrong.kind, 'bad-password');
     // Another user (or another connection) is held as usual.
     await withDevice(fx, 'bob');
-    assert.equal((await fx.authorizer.authorize(fx.attempt('bob', 'right', '127.0.0.2', { timedOut, onHold: () => held++ }))).kind, 'pending-timeout');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('bob', 'right', '127.0.0.2', { timedOut, onHold: () => held++ })))).kind, 'pending-timeout');
     assert.equal(held, 1);
     // Approved meanwhile: in.
     const [req] = (await fx.requests.listPending(deviceId)).filter((r) => r.user === 'alice');
     assert.ok(req);
     await fx.requests.decide(deviceId, req.id, 'approve');
-    const after = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { timedOut }));
+    const after = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { timedOut })));
     assert.equal(after.kind === 'approved' && after.reason, 'approval');
     assert.equal(fx.notifier.opened.length, 2, 'no push for the retries');
   });
@@ -261,13 +261,13 @@ describe('LoginAuthorizer', () => {
     // With the deny cool-down off, so that the connection's own memory of the hold is what answers.
     fx = coreFixture({ daemon: { holdTimeMs: 150 }, cooldowns: { denyMs: 0 } });
     const deviceId = await withDevice(fx);
-    const first = await fx.authorizer.authorize(fx.attempt('alice', 'right'));
+    const first = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')));
     assert.equal(first.kind, 'pending-timeout');
     const timedOut = first.kind === 'pending-timeout' ? [first.requestId] : [];
     const [req] = await fx.requests.listPending(deviceId);
     assert.ok(req);
     await fx.requests.decide(deviceId, req.id, 'deny');
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { timedOut })), { kind: 'denied', requestId: req.id });
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { timedOut }))), { kind: 'denied', requestId: req.id });
     assert.equal(fx.notifier.opened.length, 1, 'a deny is not answered with a new push');
   });
 
@@ -300,24 +300,24 @@ describe('LoginAuthorizer', () => {
     fx = coreFixture({ store: failing });
     broken = true;
     const a = fx.attempt('alice', 'right');
-    const r = await fx.authorizer.authorize(a);
+    const r = await fx.timeOut(fx.authorizer.authorize(a));
     assert.equal(r.kind, 'unavailable');
     broken = false;
     // Fails closed after the password was checked, too: the switch lookup fails.
     const original = real.store.getUser.bind(real.store);
     real.store.getUser = () => Promise.reject(new MailotpError('MAILOTP_ERR_STORE_UNAVAILABLE', 'down'));
     const b = fx.attempt('alice', 'right');
-    assert.equal((await fx.authorizer.authorize(b)).kind, 'unavailable');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(b))).kind, 'unavailable');
     assert.equal(b.session.closed, 1);
     real.store.getUser = original;
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right'))).kind, 'pending-timeout', 'recovers without restart');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')))).kind, 'pending-timeout', 'recovers without restart');
   });
 
   it('treats an upstream that cannot be reached as unavailable, and a throwing verify too', async () => {
     fx = coreFixture();
-    const r = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { verify: async () => ({ kind: 'unavailable', reason: 'ECONNREFUSED' }) }));
+    const r = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { verify: async () => ({ kind: 'unavailable', reason: 'ECONNREFUSED' }) })));
     assert.equal(r.kind, 'unavailable');
-    const t = await fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { verify: async () => { throw new Error('boom'); } }));
+    const t = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '127.0.0.2', { verify: async () => { throw new Error('boom'); } })));
     assert.equal(t.kind, 'unavailable');
   });
 });

@@ -84,7 +84,7 @@ describe('failed-login limits under concurrency', () => {
     // the per-user cap of logins at once.
     const { kinds } = await burst(fx, 4, () => ({ user: 'alice', password: 'right', ip: '198.51.100.1' }));
     assert.deepEqual(tally(kinds), { approved: 3, 'rate-limited:user': 1 });
-    for (let i = 0; i < 20; i++) assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '198.51.100.1'))).kind, 'approved');
+    for (let i = 0; i < 20; i++) assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '198.51.100.1')))).kind, 'approved');
   });
 
   it('an upstream that cannot answer gives the places back', async () => {
@@ -94,9 +94,9 @@ describe('failed-login limits under concurrency', () => {
       throw new Error('boom');
     };
     for (let i = 0; i < 5; i++) {
-      assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'wrong', '198.51.100.1', { verify: i % 2 ? down : throws }))).kind, 'unavailable');
+      assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'wrong', '198.51.100.1', { verify: i % 2 ? down : throws })))).kind, 'unavailable');
     }
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'wrong', '198.51.100.1'))).kind, 'bad-password');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'wrong', '198.51.100.1')))).kind, 'bad-password');
   });
 
   it('fails closed, without asking the upstream, when the counters cannot be reached', async () => {
@@ -110,57 +110,57 @@ describe('failed-login limits under concurrency', () => {
     }) as Store;
     fx = coreFixture({ store: failing });
     const a = fx.attempt('alice', 'right');
-    assert.equal((await fx.authorizer.authorize(a)).kind, 'unavailable');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(a))).kind, 'unavailable');
     assert.equal(a.verifyCalls(), 0);
   });
 });
 
 describe('addresses known for the user', () => {
   const lockOut = async (f: CoreFixture) => {
-    for (let i = 0; i < 10; i++) assert.equal((await f.authorizer.authorize(f.attempt('alice', 'wrong', `203.0.113.${i}`))).kind, 'bad-password');
+    for (let i = 0; i < 10; i++) assert.equal((await f.timeOut(f.authorizer.authorize(f.attempt('alice', 'wrong', `203.0.113.${i}`)))).kind, 'bad-password');
   };
 
   it('an address holding an approval, or that logged in within the window, is not locked out by other addresses', async () => {
     fx = coreFixture({ limits: { failedLoginsPerUser: 10, failedLoginsPerIp: 30 } });
     await approveAddress(fx, 'alice', '192.0.2.1');
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2'))).kind, 'approved');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2')))).kind, 'approved');
     await lockOut(fx);
 
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.1'))).kind, 'approved', 'approved address');
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2'))).kind, 'approved', 'previously successful address');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.1')))).kind, 'approved', 'approved address');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2')))).kind, 'approved', 'previously successful address');
     const unknown = fx.attempt('alice', 'right', '192.0.2.3');
-    assert.deepEqual(await fx.authorizer.authorize(unknown), { kind: 'rate-limited', limit: 'user' });
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(unknown)), { kind: 'rate-limited', limit: 'user' });
     assert.equal(unknown.verifyCalls(), 0);
     // Another user's approval, or alice's approval for another address, does not count.
     await approveAddress(fx, 'bob', '192.0.2.4');
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.4')), { kind: 'rate-limited', limit: 'user' });
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.4'))), { kind: 'rate-limited', limit: 'user' });
   });
 
   it('with bindTo: user, only the address the approval was given to is known', async () => {
     fx = coreFixture({ bindTo: 'user', limits: { failedLoginsPerUser: 10 } });
     await approveAddress(fx, 'alice', '192.0.2.1');
     await lockOut(fx);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.1'))).kind, 'approved');
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.9')), { kind: 'rate-limited', limit: 'user' });
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.1')))).kind, 'approved');
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.9'))), { kind: 'rate-limited', limit: 'user' });
   });
 
   it('a successful login is remembered for one window only; the per-IP cap still applies to known addresses', async () => {
     fx = coreFixture({ limits: { failedLoginsPerUser: 10, failedLoginsPerIp: 12 } });
     // At the start of a 15-minute counter window, so that the steps below fall in known windows.
     fx.clock.set(Math.ceil(fx.clock.now() / (15 * MIN)) * 15 * MIN);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2'))).kind, 'approved');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2')))).kind, 'approved');
     fx.clock.advance(14 * MIN);
     await lockOut(fx);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2'))).kind, 'approved', 'still inside the window');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2')))).kind, 'approved', 'still inside the window');
     // That login renewed the memory until minute 29; after it, in the next counter window, fail again:
     fx.clock.advance(15 * MIN + 1);
     await lockOut(fx);
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2')), { kind: 'rate-limited', limit: 'user' }, 'forgotten after the window');
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '192.0.2.2'))), { kind: 'rate-limited', limit: 'user' }, 'forgotten after the window');
 
     // Per IP: an approved address that sends wrong passwords is stopped like any other.
     await approveAddress(fx, 'carol', '192.0.2.7');
-    for (let i = 0; i < 12; i++) await fx.authorizer.authorize(fx.attempt(`x${i}`, 'wrong', '192.0.2.7'));
-    assert.deepEqual(await fx.authorizer.authorize(fx.attempt('carol', 'right', '192.0.2.7')), { kind: 'rate-limited', limit: 'ip' });
+    for (let i = 0; i < 12; i++) await fx.timeOut(fx.authorizer.authorize(fx.attempt(`x${i}`, 'wrong', '192.0.2.7')));
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(fx.attempt('carol', 'right', '192.0.2.7'))), { kind: 'rate-limited', limit: 'ip' });
   });
 });
 
@@ -175,11 +175,11 @@ describe('held logins per user', () => {
     const waiting = [1, 2].map((i) => fx!.authorizer.authorize(fx!.attempt('alice', 'right', `192.0.2.${i}`, { onHold: () => held++ })));
     await eventually(async () => held === 2);
     const third = fx.attempt('alice', 'right', '192.0.2.3', { onHold: () => held++ });
-    assert.deepEqual(await fx.authorizer.authorize(third), { kind: 'rate-limited', limit: 'held' });
+    assert.deepEqual(await fx.timeOut(fx.authorizer.authorize(third)), { kind: 'rate-limited', limit: 'held' });
     assert.equal(third.session.closed, 1);
     assert.equal(held, 2, 'the refused login was never announced as held');
     // Another user is not affected.
-    assert.equal((await fx.authorizer.authorize(fx.attempt('bob', 'right', '192.0.2.3'))).kind, 'approved');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('bob', 'right', '192.0.2.3')))).kind, 'approved');
 
     for (const r of await fx.requests.listPending(deviceId)) await fx.requests.decide(deviceId, r.id, 'approve');
     assert.deepEqual((await Promise.all(waiting)).map((r) => r.kind), ['approved', 'approved']);

@@ -5,7 +5,7 @@ import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { createLogger } from '../../src/log/logger.js';
 import { PushTokenRejectedError, type Notifier } from '../../src/core/ports/notifier.js';
-import { coreFixture, eventually, withDevice, type CoreFixture } from './core-fixture.js';
+import { coreFixture, eventually, turns, withDevice, type CoreFixture } from './core-fixture.js';
 
 let fx: CoreFixture | null = null;
 afterEach(async () => {
@@ -70,12 +70,17 @@ describe('RequestService and slow or failing notifiers', () => {
   it('a login nobody answers times out after holdTime, not later, and is not let in', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 200 }, notifiers: [new HangingNotifier(), new ThrowingNotifier()] });
     const deviceId = await withDevice(fx);
-    const started = Date.now();
-    const a = fx.attempt('alice', 'right');
-    const r = await fx.authorizer.authorize(a);
-    const took = Date.now() - started;
+    let held = false;
+    let answered = false;
+    const a = fx.attempt('alice', 'right', '127.0.0.2', { onHold: () => (held = true) });
+    const login = fx.authorizer.authorize(a).finally(() => (answered = true));
+    await eventually(async () => held);
+    fx.clock.advance(199);
+    await turns();
+    assert.equal(answered, false, 'still held 1 ms before holdTime');
+    fx.clock.advance(1);
+    const r = await login;
     assert.equal(r.kind, 'pending-timeout');
-    assert.ok(took >= 190 && took < 1_000, `held ${took} ms`);
     assert.equal(a.session.closed, 1);
     // And the request stays answerable through the device API's path.
     const [req] = await fx.requests.listPending(deviceId);
@@ -88,7 +93,7 @@ describe('RequestService expiry sweep', () => {
   it('settles a request that expired unanswered exactly once, to every notifier', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 50 } });
     const deviceId = await withDevice(fx);
-    assert.equal((await fx.authorizer.authorize(fx.attempt('alice', 'right'))).kind, 'pending-timeout');
+    assert.equal((await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')))).kind, 'pending-timeout');
     const [req] = await fx.requests.listPending(deviceId);
     assert.ok(req);
     assert.equal(await fx.requests.sweepExpired(), 0, 'not before it expires');
@@ -115,18 +120,34 @@ describe('RequestService expiry sweep', () => {
     assert.ok(Date.now() - started < 1_000);
   });
 
-  it('runs on an interval while started, shared by every caller', async () => {
+  it('runs on an interval while started, from one owner, and stops when told', async () => {
     fx = coreFixture({ daemon: { holdTimeMs: 50 } });
     const deviceId = await withDevice(fx);
-    await fx.authorizer.authorize(fx.attempt('alice', 'right'));
-    const stopA = fx.requests.startExpirySweeper();
-    const stopB = fx.requests.startExpirySweeper();
-    stopA();
+    await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right')));
+    assert.equal(fx.clock.pending, 0);
+    const stop = fx.requests.startExpirySweeper();
+    assert.equal(fx.clock.pending, 1, 'one sweep timer');
+    // One owner (main.ts) starts it: a second start is a wiring mistake, not a second sweep.
+    assert.throws(() => fx!.requests.startExpirySweeper(), /already running/);
+    assert.equal(fx.clock.pending, 1, 'still one sweep timer');
     fx.clock.advance(300_000);
-    // The default interval is 1 s; the one left running does the work.
-    await eventually(async () => fx!.notifier.settled.length === 1, 3_000);
-    stopB();
+    // The default interval is 1 s: every second of fake time the sweep looks again.
+    await eventually(async () => {
+      fx!.clock.advance(1_000);
+      return fx!.notifier.settled.length === 1;
+    });
+    stop();
+    assert.equal(fx.clock.pending, 0, 'stopped when told');
     assert.deepEqual(await fx.requests.listPending(deviceId), []);
+    // A stopped sweep can be started again (a second start after a stop is no mistake).
+    await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.9')));
+    fx.clock.advance(300_000);
+    const again = fx.requests.startExpirySweeper();
+    await eventually(async () => {
+      fx!.clock.advance(1_000);
+      return fx!.notifier.settled.length === 2;
+    });
+    again();
   });
 });
 
@@ -170,7 +191,7 @@ describe('RequestService and rejected push tokens', () => {
     assert.ok(device);
     await fx.store.setPushToken(deviceId, 'new-token', 'ios');
     await fx.requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '127.0.0.8' });
-    await new Promise((r) => setTimeout(r, 50));
+    await turns();
     assert.equal((await fx.store.getDevice(deviceId))?.pushToken, 'new-token');
   });
 });

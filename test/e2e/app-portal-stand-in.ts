@@ -72,7 +72,7 @@ export async function startAppPortal(core: CoreServices, logger: Logger, webPush
     streamRequests.push({ token, lastEventId: String(request.headers['last-event-id'] ?? '') });
   });
   registerAuthenticatorApp(app, { webPushPublicKey });
-  api = registerDeviceApi(app, { devices: core.devices, requests: core.requests, approvals: core.approvals, store: core.store, logger, heartbeatMs: 2000 });
+  api = registerDeviceApi(app, { devices: core.devices, requests: core.requests, approvals: core.approvals, logger, heartbeatMs: 2000 });
 
   const claims = new Map<string, CodeEntry>();
   const links = new Map<string, LinkEntry>();

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { configSchema, type LimitsConfig } from '../../src/config/schema.js';
+import type { Scheduler } from '../../src/core/clock.js';
 import type { AuthorizeLogin, ClientInfo, LoginAttempt, LoginResult, VerifiedUpstream, VerifyResult } from '../../src/core/login-types.js';
 import { silentLogger, type Logger } from '../../src/log/logger.js';
 import { TlsContextProvider } from '../../src/net/tls-context.js';
@@ -83,6 +84,8 @@ export interface HarnessOptions {
   deadUpstreams?: number;
   /** What the fake upstream says after its login OK, instead of the dialect's usual text. */
   loginResponseText?: string;
+  /** The session's timers; a FakeClock lets a test move them instead of sleeping. */
+  scheduler?: Scheduler;
 }
 
 /** The protocol's part: its greeting (checked by connect), its fake upstream's texts, its session. */
@@ -146,6 +149,7 @@ function sessionDeps<C extends ClientInfo>(h: Harness<C>, dialect: SessionDialec
     },
     tls: new TlsContextProvider({ cert: certs.certFile, key: certs.keyFile }),
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
     logger: opts.logger ?? silentLogger(),
   };
 }

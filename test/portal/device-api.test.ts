@@ -45,7 +45,7 @@ describe('device API over HTTPS', () => {
       devices: f.devices,
       requests: f.requests,
       approvals: f.approvals,
-      store: f.store,
+      ping: () => f.store.ping(),
       logger: silentLogger(),
       heartbeatMs: 50,
     });
@@ -393,7 +393,7 @@ describe('device API failure handling', () => {
       devices,
       requests,
       approvals: f.approvals,
-      store,
+      ping: () => store.ping(),
       logger,
       heartbeatMs: 50,
       clock: f.clock,
@@ -448,7 +448,7 @@ describe('device API failure handling', () => {
       devices: f.devices,
       requests: f.requests,
       approvals: f.approvals,
-      store: f.store,
+      ping: () => f.store.ping(),
       logger: silentLogger(),
     });
     const other = await SseClient.open({ port: (await second.listen()).port }, erin.token);

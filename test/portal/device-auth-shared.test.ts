@@ -25,7 +25,7 @@ describe('device API bad-token brake across instances', () => {
       stores.push(store);
       const logger = silentLogger();
       const { approvals, devices, requests } = coreFixture({ store, clock });
-      const portal = new PortalServer({ settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true }, tls: null, devices, requests, approvals, store, logger, clock });
+      const portal = new PortalServer({ settings: { host: '127.0.0.1', port: 0, tls: false, enabled: true }, tls: null, devices, requests, approvals, ping: () => store.ping(), logger, clock });
       portals.push(portal);
       targets.push({ port: (await portal.listen()).port });
       if (i === 0) {

@@ -11,14 +11,18 @@ describe('device event stream', () => {
   let f: Fixture;
   let portal: PortalServer;
   let target: Target;
+  let stopSweep: (() => void) | undefined;
 
   before(async () => {
     f = fixture();
     portal = plainPortal(f, { heartbeatMs: 50 });
     target = { port: (await portal.listen()).port };
+    // As main.ts runs it beside the portal: the portal itself sweeps nothing.
+    stopSweep = f.requests.startExpirySweeper();
   });
 
   after(async () => {
+    stopSweep?.();
     await portal?.close();
     await f?.store.close();
   });
@@ -102,12 +106,15 @@ describe('device event stream', () => {
     const r = await open(f, hank.device, '10.5.0.1');
     await waitFor('the request', () => sse.events.find((e) => e.data.includes(r.id)));
     f.clock.advance(REQUEST_TTL_MS);
-    // The portal's own sweep may get there first; either way it is announced once.
+    // The running sweep may get there first; either way it is announced once.
     await Promise.all([f.requests.sweepExpired(), f.requests.sweepExpired()]);
     const settled = await waitFor('the expiry', () => sse.events.find((e) => e.event === 'settled'));
     assert.deepEqual(JSON.parse(settled.data), { id: r.id, status: 'expired' });
-    // A few rounds of the portal's sweep (every 50 ms here) later, still once.
-    await new Promise((res) => setTimeout(res, 250));
+    // A few rounds of the sweep (every 50 ms of the core's fake clock here) later, still once.
+    for (let i = 0; i < 5; i++) {
+      f.clock.advance(50);
+      await new Promise((res) => setTimeout(res, 20));
+    }
     assert.equal(sse.events.filter((e) => e.event === 'settled').length, 1);
     const late = await call(target, 'POST', `/api/v1/device/requests/${r.id}`, { token: hank.token, body: { decision: 'approve' } });
     assert.equal(late.status, 404);
@@ -139,7 +146,7 @@ describe('device event stream', () => {
       devices: f.devices,
       requests,
       approvals: f.approvals,
-      store: racing,
+      ping: () => racing.ping(),
       logger: silentLogger(),
     });
     try {

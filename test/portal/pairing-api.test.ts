@@ -16,7 +16,7 @@ describe('pairing API (the phone side)', () => {
     pairing = new PairingService(f.store, f.clock, f.devices, [], silentLogger());
     // As the portal server builds it: no type coercion in the JSON APIs.
     app = Fastify({ ajv: { customOptions: { coerceTypes: false } } });
-    registerPairingApi(app, { pairing, store: f.store, clock: f.clock, logger: silentLogger() });
+    registerPairingApi(app, { pairing, logger: silentLogger() });
     await app.ready();
   });
   after(async () => {

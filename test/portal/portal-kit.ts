@@ -168,7 +168,7 @@ export interface Fixture extends CoreFixture {
   subscriptions(): number;
 }
 
-/** The core as production builds it, with a store that counts its subscribers and a fast expiry sweep. */
+/** The core as production builds it, with a store that counts its subscribers; its timers (recheck, an expiry sweep every 50 ms once started) run on the fake clock. */
 export function fixture(): Fixture {
   const store = new SqliteStore({ path: ':memory:' });
   let active = 0;
@@ -210,7 +210,7 @@ export function plainPortal(f: Fixture, extra: Partial<PortalServerDeps> = {}): 
     devices: f.devices,
     requests: f.requests,
     approvals: f.approvals,
-    store: f.store,
+    ping: () => f.store.ping(),
     logger: silentLogger(),
     ...extra,
   });

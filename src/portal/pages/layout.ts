@@ -28,6 +28,49 @@ export function postButton(ctx: PageContext, action: string, label: TextKey, opt
   }>${ctx.t(label)}</button></form>`;
 }
 
+/** A page whose heading is its title; `body` follows `</h1>` as written (a leading newline where the page has one). */
+export function titledPage(ctx: PageContext, title: TextKey, body: HtmlValue, header: HtmlValue = ''): SafeHtml {
+  const text = ctx.t(title);
+  return layout(ctx, text, html`<h1>${text}</h1>${body}`, header);
+}
+
+/** A page that says in one paragraph under its heading what it is for; `body` follows on the next line. */
+export function introPage(ctx: PageContext, title: TextKey, intro: string, body: HtmlValue): SafeHtml {
+  return titledPage(ctx, title, html`
+<p>${intro}</p>
+${body}`);
+}
+
+/** A page with a form: heading, intro, the form's refusal when there is one, then `body`. */
+export function formPage(ctx: PageContext, title: TextKey, intro: string, error: TextKey | undefined, body: HtmlValue): SafeHtml {
+  return introPage(ctx, title, intro, html`${errorNotice(ctx, error)}
+${body}`);
+}
+
+/** A form page's refusal, above the form; nothing without one. */
+export function errorNotice(ctx: PageContext, error: TextKey | undefined): SafeHtml | '' {
+  return error ? html`<p class="notice error" role="alert">${ctx.t(error)}</p>` : '';
+}
+
+/** A settings card: a section labelled by its h2 (`${name}-h`); `anchor` is its id, for links to it. */
+export function card(ctx: PageContext, name: string, title: TextKey, body: HtmlValue, anchor?: string): SafeHtml {
+  return html`<section aria-labelledby="${name}-h" class="card"${anchor ? html` id="${anchor}"` : ''}>
+<h2 id="${name}-h">${ctx.t(title)}</h2>
+${body}
+</section>`;
+}
+
+/**
+ * A list as a table that stacks on narrow screens: one header per column, and `action` (read only by
+ * screen readers) over the last column's buttons.
+ */
+export function stackTable(ctx: PageContext, head: { columns: readonly TextKey[]; action?: TextKey; testId?: string }, rows: HtmlValue): SafeHtml {
+  const { t } = ctx;
+  const columns = head.columns.map((c) => html`<th scope="col">${t(c)}</th>`);
+  const action = head.action ? html`<th scope="col"><span class="sr-only">${t(head.action)}</span></th>` : '';
+  return html`<table class="stack"${head.testId ? html` data-testid="${head.testId}"` : ''}><thead><tr>${columns}${action}</tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 export function formatTime(ctx: PageContext, ms: number): SafeHtml {
   const text = new Intl.DateTimeFormat(ctx.lang, { dateStyle: 'medium', timeStyle: 'short' }).format(ms);
   return html`<time datetime="${new Date(ms).toISOString()}">${text}</time>`;

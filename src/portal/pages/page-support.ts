@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PasswordCheckResult } from '../../core/login-types.js';
 import type { MethodId } from '../../core/second-factor.js';
-import type { CoreServices } from '../../core/services.js';
+import type { CoreApi } from '../../core/services.js';
 import type { WebSession } from '../../core/web-session-service.js';
 import type { Logger } from '../../log/logger.js';
 import type { SafeHtml } from './html.js';
@@ -10,10 +10,9 @@ import { pickLang } from './texts.js';
 
 /** What the pages need from the rest of mailotp. */
 export interface PagesDeps {
-  core: Pick<CoreServices, 'store' | 'clock' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes' | 'passkeys' | 'rememberedBrowsers'>;
+  core: Pick<CoreApi, 'clock' | 'devices' | 'users' | 'requests' | 'approvals' | 'limiter' | 'pairing' | 'webSessions' | 'secondFactors' | 'totp' | 'recoveryCodes' | 'passkeys' | 'rememberedBrowsers'>;
   /** The sign-in's password check: the upstream IMAP login, through the core's limits and counters. */
   checkPassword(user: string, password: string, client: { ip: string; port: number; name?: string }): Promise<PasswordCheckResult>;
-  daemonOtp: { enabled: boolean; enforce: 'optional' | 'bound' | 'all' };
   /** Base of the pairing links; the request's own origin when not configured. */
   publicUrl?: string;
   /** Whether the portal itself speaks HTTPS (HSTS, and the origin of links when publicUrl is unset). */
@@ -92,6 +91,14 @@ export async function sessionOf(deps: PagesDeps, request: FastifyRequest): Promi
   const sid = request.cookies[sessionCookieOf(deps).name];
   const session = await deps.core.webSessions.get(sid);
   return sid && session ? { sid, session } : null;
+}
+
+/** The session when it is at `stage`; else null, after sending the browser back to the start. */
+export async function sessionAt(deps: PagesDeps, request: FastifyRequest, reply: FastifyReply, stage: WebSession['stage']): Promise<Signed | null> {
+  const s = await sessionOf(deps, request);
+  if (s?.session.stage === stage) return s;
+  void seeOther(reply, '/');
+  return null;
 }
 
 export function setSessionCookie(reply: FastifyReply, s: Signed, now: number): void {

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RelyingParty } from '../../core/passkey-service.js';
-import { browserName, contextOf, field, promoteSession, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
+import { browserName, contextOf, field, promoteSession, seeOther, sendPage, sessionAt, sessionOf, type PagesDeps, type Signed } from './page-support.js';
 import { messagePage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -47,6 +47,16 @@ function credentialOf<T extends RegistrationResponseJSON | AuthenticationRespons
 /** A passkey answer is a few kilobytes at most (attestation certificates included). */
 const JSON_BODY = { bodyLimit: 64 * 1024 };
 
+/** A JSON refusal: the status and the text it carries. */
+type Refusal = readonly [status: number, error: TextKey];
+const NO_HOST: Refusal = [409, 'passkeyNoHost'];
+
+/** A ceremony's session and the relying party it is bound to. */
+interface Ceremony {
+  s: Signed;
+  rp: RelyingParty;
+}
+
 const REGISTER_ERRORS = { expired: 'passkeyExpired', refused: 'passkeyRefused', exists: 'passkeyExists' } as const satisfies Record<string, TextKey>;
 
 /**
@@ -68,103 +78,102 @@ export function registerPasskeyRoutes(app: FastifyInstance, deps: PagesDeps): vo
   /** Once any second factor exists, changing the methods needs a session that passed one (as the other methods). */
   const mayChange = async (s: Signed): Promise<boolean> => s.session.factor !== 'none' || (await core.secondFactors.methodsOf(s.session.user)).length === 0;
 
-  /** The signed-in session allowed to change methods, with the relying party; null after answering. */
-  const changing = async (request: FastifyRequest, reply: FastifyReply): Promise<{ s: Signed; rp: RelyingParty } | null> => {
-    const s = await sessionOf(deps, request);
-    if (s?.session.stage !== 'signed-in') {
-      void reply.code(401).send({ status: 'signed-out' });
-      return null;
-    }
-    if (!core.secondFactors.available().includes('passkey')) {
-      void refuse(request, reply, 404, 'passkeyUnsupported');
-      return null;
-    }
-    if (!(await mayChange(s))) {
-      void refuse(request, reply, 403, 'stepUp');
-      return null;
-    }
-    const rp = relyingPartyOf(deps, request);
-    if (!rp) {
-      void refuse(request, reply, 409, 'passkeyNoHost');
-      return null;
-    }
-    return { s, rp };
+  /**
+   * A ceremony's two JSON routes, its options and then the browser's answer, both behind one gate:
+   * 401 with `signedOut` when the session is not one `admits`, else the refusal `check` finds, else
+   * 409 when the request names no host a passkey can be bound to.
+   */
+  const ceremonyRoutes = (c: {
+    options: string;
+    answer: string;
+    admits(s: Signed): boolean;
+    signedOut: Record<string, string>;
+    check(s: Signed): Promise<Refusal | null>;
+    makeOptions(g: Ceremony): Promise<unknown>;
+    onAnswer(g: Ceremony, request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
+  }): void => {
+    const gate = async (request: FastifyRequest, reply: FastifyReply): Promise<Ceremony | null> => {
+      const s = await sessionOf(deps, request);
+      if (!s || !c.admits(s)) {
+        void reply.code(401).send(c.signedOut);
+        return null;
+      }
+      const refusal = await c.check(s);
+      const rp = relyingPartyOf(deps, request);
+      if (refusal || !rp) {
+        void refuse(request, reply, ...(refusal ?? NO_HOST));
+        return null;
+      }
+      return { s, rp };
+    };
+    app.post(c.options, JSON_BODY, async (request, reply) => {
+      const g = await gate(request, reply);
+      return g ? { options: await c.makeOptions(g) } : reply;
+    });
+    app.post(c.answer, JSON_BODY, async (request, reply) => {
+      const g = await gate(request, reply);
+      return g ? c.onAnswer(g, request, reply) : reply;
+    });
   };
 
-  app.post('/settings/passkeys/options', JSON_BODY, async (request, reply) => {
-    const c = await changing(request, reply);
-    if (!c) return reply;
-    return { options: await core.passkeys.registrationOptions(c.s.session.user, c.s.sid, c.rp) };
-  });
-
-  app.post('/settings/passkeys/register', JSON_BODY, async (request, reply) => {
-    const c = await changing(request, reply);
-    if (!c) return reply;
-    const response = credentialOf<RegistrationResponseJSON>(request.body);
-    if (!response) return refuse(request, reply, 400, 'passkeyRefused');
-    const { s, rp } = c;
-    const name = field(request.body, 'name', 256) || browserName(request.headers['user-agent']) || '';
-    const result = await core.passkeys.register(s.session.user, s.sid, response, name, rp);
-    if (result !== 'ok') return refuse(request, reply, result === 'exists' ? 409 : 400, REGISTER_ERRORS[result]);
-    // The first method set up: this session may go on setting up the others (as with the other methods).
-    if (s.session.factor === 'none') {
-      s.session.factor = 'passkey';
-      await core.webSessions.save(s.sid, s.session);
-    }
-    return { status: 'ok', next: '/settings?done=passkey' };
+  // Registration, by a signed-in session allowed to change methods.
+  ceremonyRoutes({
+    options: '/settings/passkeys/options',
+    answer: '/settings/passkeys/register',
+    admits: (s) => s.session.stage === 'signed-in',
+    signedOut: { status: 'signed-out' },
+    check: async (s) => {
+      if (!core.secondFactors.available().includes('passkey')) return [404, 'passkeyUnsupported'];
+      return (await mayChange(s)) ? null : [403, 'stepUp'];
+    },
+    makeOptions: ({ s, rp }) => core.passkeys.registrationOptions(s.session.user, s.sid, rp),
+    onAnswer: async ({ s, rp }, request, reply) => {
+      const response = credentialOf<RegistrationResponseJSON>(request.body);
+      if (!response) return refuse(request, reply, 400, 'passkeyRefused');
+      const name = field(request.body, 'name', 256) || browserName(request.headers['user-agent']) || '';
+      const result = await core.passkeys.register(s.session.user, s.sid, response, name, rp);
+      if (result !== 'ok') return refuse(request, reply, result === 'exists' ? 409 : 400, REGISTER_ERRORS[result]);
+      // The first method set up: this session may go on setting up the others (as with the other methods).
+      if (s.session.factor === 'none') {
+        s.session.factor = 'passkey';
+        await core.webSessions.save(s.sid, s.session);
+      }
+      return { status: 'ok', next: '/settings?done=passkey' };
+    },
   });
 
   app.post('/settings/passkeys/remove', async (request, reply) => {
-    const s = await sessionOf(deps, request);
-    if (s?.session.stage !== 'signed-in') return seeOther(reply, '/');
+    const s = await sessionAt(deps, request, reply, 'signed-in');
+    if (!s) return reply;
     if (!(await mayChange(s))) return sendPage(reply, messagePage(contextOf(request, reply), 'errorTitle', 'stepUp'), 403);
     const id = field(request.body, 'id', 1024);
     if (!id || !(await core.passkeys.remove(s.session.user, id))) return seeOther(reply, '/settings');
     return seeOther(reply, '/settings?done=passkey-removed');
   });
 
-  /** The session in its second step by passkey, or null after answering. */
-  const signingIn = async (request: FastifyRequest, reply: FastifyReply): Promise<{ s: Signed; rp: RelyingParty } | null> => {
-    const s = await sessionOf(deps, request);
-    if (s?.session.stage !== 'second-factor' || s.session.method !== 'passkey') {
-      void reply.code(401).send({ status: 'signed-out', next: '/' });
-      return null;
-    }
-    if (!(await core.secondFactors.methodsOf(s.session.user)).includes('passkey')) {
-      void refuse(request, reply, 409, 'passkeyRefused');
-      return null;
-    }
-    const rp = relyingPartyOf(deps, request);
-    if (!rp) {
-      void refuse(request, reply, 409, 'passkeyNoHost');
-      return null;
-    }
-    return { s, rp };
-  };
-
-  app.post('/signin/passkey/options', JSON_BODY, async (request, reply) => {
-    const c = await signingIn(request, reply);
-    if (!c) return reply;
-    return { options: await core.passkeys.authenticationOptions(c.s.session.user, c.s.sid, c.rp) };
-  });
-
-  app.post('/signin/passkey/verify', JSON_BODY, async (request, reply) => {
-    const c = await signingIn(request, reply);
-    if (!c) return reply;
-    const { s, rp } = c;
-    const user = s.session.user;
-    // A refused passkey is a failed login: the same per-user and per-address counters as a wrong password or code.
-    const reserved = await core.limiter.reserveLogin(user, request.ip);
-    if ('blocked' in reserved) return refuse(request, reply, 429, 'rateLimited');
-    const response = credentialOf<AuthenticationResponseJSON>(request.body);
-    const result = response ? await core.passkeys.authenticate(user, s.sid, response, rp) : 'refused';
-    if (result !== 'ok') {
-      deps.logger.info({ event: 'web.second-factor-refused', user, method: 'passkey', clientIp: request.ip, why: result }, 'passkey refused');
-      return refuse(request, reply, 401, result === 'expired' ? 'passkeyExpired' : 'passkeyRefused');
-    }
-    await core.limiter.releaseLogin(reserved.reservation);
-    const remember = (request.body as Record<string, unknown>).remember === true;
-    await promoteSession(deps, request, reply, s, 'passkey', { remember });
-    return { status: 'ok', next: '/settings' };
+  // The second step, by a session that chose its passkey.
+  ceremonyRoutes({
+    options: '/signin/passkey/options',
+    answer: '/signin/passkey/verify',
+    admits: (s) => s.session.stage === 'second-factor' && s.session.method === 'passkey',
+    signedOut: { status: 'signed-out', next: '/' },
+    check: async (s) => ((await core.secondFactors.methodsOf(s.session.user)).includes('passkey') ? null : [409, 'passkeyRefused']),
+    makeOptions: ({ s, rp }) => core.passkeys.authenticationOptions(s.session.user, s.sid, rp),
+    onAnswer: async ({ s, rp }, request, reply) => {
+      const user = s.session.user;
+      // A refused passkey is a failed login: the same per-user and per-address counters as a wrong password or code.
+      const reserved = await core.limiter.reserveLogin(user, request.ip);
+      if ('blocked' in reserved) return refuse(request, reply, 429, 'rateLimited');
+      const response = credentialOf<AuthenticationResponseJSON>(request.body);
+      const result = response ? await core.passkeys.authenticate(user, s.sid, response, rp) : 'refused';
+      if (result !== 'ok') {
+        deps.logger.info({ event: 'web.second-factor-refused', user, method: 'passkey', clientIp: request.ip, why: result }, 'passkey refused');
+        return refuse(request, reply, 401, result === 'expired' ? 'passkeyExpired' : 'passkeyRefused');
+      }
+      await core.limiter.releaseLogin(reserved.reservation);
+      const remember = (request.body as Record<string, unknown>).remember === true;
+      await promoteSession(deps, request, reply, s, 'passkey', { remember });
+      return { status: 'ok', next: '/settings' };
+    },
   });
 }

@@ -1,6 +1,7 @@
 import type { Passkey } from '../../core/passkey-service.js';
 import { html, type SafeHtml } from './html.js';
-import { formatTime, layout, postButton, type PageContext } from './layout.js';
+import { card, formatTime, formPage, postButton, stackTable, type PageContext } from './layout.js';
+import { rememberBox } from './remembered-browser-views.js';
 import { anotherMethod } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
 
@@ -36,9 +37,7 @@ export function passkeySection(ctx: PageContext, p: PasskeySettings, canChange: 
 <td>${canChange ? postButton(ctx, '/settings/passkeys/remove', 'passkeyRemove', { hidden: { id: k.id }, describedBy: `pk-${i}`, className: 'danger' }) : ''}</td>
 </tr>`,
   );
-  const table = html`<table class="stack" data-testid="passkeys"><thead><tr><th scope="col">${t('passkeyName')}</th><th scope="col">${t('passkeyAdded')}</th><th scope="col">${t(
-    'lastUsed',
-  )}</th><th scope="col"><span class="sr-only">${t('passkeyRemove')}</span></th></tr></thead><tbody>${rows}</tbody></table>`;
+  const table = stackTable(ctx, { columns: ['passkeyName', 'passkeyAdded', 'lastUsed'], action: 'passkeyRemove', testId: 'passkeys' }, rows);
   const add = html`<div class="passkey-add" data-passkey-ceremony="register" data-options="/settings/passkeys/options" data-verify="/settings/passkeys/register">
 <label for="passkey-name">${t('passkeyName')}</label>
 <input id="passkey-name" name="name" maxlength="64" autocomplete="off" value="${p.defaultName}">
@@ -47,25 +46,27 @@ ${statusLine(ctx)}
 <noscript><p class="hint">${t('passkeyUnsupported')}</p></noscript>
 </div>
 ${scripts()}`;
-  return html`<section aria-labelledby="passkey-h" class="card" id="passkeys">
-<h2 id="passkey-h">${t('passkeySection')}</h2>
-${p.list.length === 0 ? html`<p>${t('passkeyNone')}</p>` : table}
-${canChange ? add : html`<p class="hint">${t('stepUp')}</p>`}
-</section>`;
+  return card(
+    ctx,
+    'passkey',
+    'passkeySection',
+    html`${p.list.length === 0 ? html`<p>${t('passkeyNone')}</p>` : table}
+${canChange ? add : html`<p class="hint">${t('stepUp')}</p>`}`,
+    'passkeys',
+  );
 }
 
 /** The second step by passkey: one button starts the browser's prompt; passkey.js sends the answer and follows the redirect. */
 /** remember: the box's state, or undefined when remembered browsers are off (no box). */
 export function passkeyStepPage(ctx: PageContext, opts: { others: boolean; remember?: boolean | undefined; error?: TextKey }): SafeHtml {
   const { t } = ctx;
-  return layout(
+  return formPage(
     ctx,
-    t('passkeyTitle'),
-    html`<h1>${t('passkeyTitle')}</h1>
-<p>${t('passkeyIntro')}</p>
-${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
-<div class="card" data-passkey-ceremony="sign-in" data-options="/signin/passkey/options" data-verify="/signin/passkey/verify">
-${opts.remember !== undefined ? html`<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"${opts.remember ? html` checked` : ''}><label for="remember">${t('rememberBrowser')}</label></div>` : ''}
+    'passkeyTitle',
+    t('passkeyIntro'),
+    opts.error,
+    html`<div class="card" data-passkey-ceremony="sign-in" data-options="/signin/passkey/options" data-verify="/signin/passkey/verify">
+${rememberBox(ctx, opts.remember)}
 <button type="button" class="primary" data-testid="passkey-sign-in" data-passkey-start>${t('passkeyContinue')}</button>
 ${statusLine(ctx)}
 <noscript><p class="hint">${t('passkeyUnsupported')}</p></noscript>

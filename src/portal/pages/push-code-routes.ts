@@ -19,7 +19,7 @@ export function registerPushCodeRoutes(app: FastifyInstance, deps: PagesDeps): v
     const s = await sessionOf(deps, request);
     if (!s || s.session.stage !== 'second-factor' || !s.session.login) return seeOther(reply, '/');
     if (s.session.login.pushCode) return seeOther(reply, '/');
-    const device = await core.store.getDeviceByUser(s.session.user);
+    const device = await core.devices.ofUser(s.session.user);
     if (!device) return seeOther(reply, '/');
     await core.requests.withdrawLogin(s.session.login.requestId, s.session.user);
     const clientName = browserName(request.headers['user-agent']);
@@ -38,7 +38,7 @@ export function registerPushCodeRoutes(app: FastifyInstance, deps: PagesDeps): v
     const login = s?.session.login;
     if (!s || s.session.stage !== 'second-factor' || !login?.pushCode) return seeOther(reply, '/');
     const typed = (field(request.body, 'code', 32) ?? '').replace(/\s+/g, '');
-    const device = await core.store.getDeviceByUser(s.session.user);
+    const device = await core.devices.ofUser(s.session.user);
     // The page again with its error, and with "Use another method" as GET / shows it.
     const others = (await core.secondFactors.methodsOf(s.session.user)).length > 1;
     const page = (error: 'wrongCode' | 'rateLimited', status: number) => sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', others, error, remember: rememberChoice(deps, s) }), status);

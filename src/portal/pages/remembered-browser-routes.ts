@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashToken } from '../../core/tokens.js';
-import { field, seeOther, sessionOf, userAgentParts, type PagesDeps, type Signed } from './page-support.js';
+import { field, seeOther, sessionAt, sessionOf, userAgentParts, type PagesDeps, type Signed } from './page-support.js';
 import type { BrowsersModel } from './remembered-browser-views.js';
 
 /**
@@ -42,12 +42,7 @@ export async function browsersModel(deps: PagesDeps, request: FastifyRequest, us
 export function registerRememberedBrowserRoutes(app: FastifyInstance, deps: PagesDeps): void {
   const { core } = deps;
 
-  const signedIn = async (request: FastifyRequest, reply: FastifyReply): Promise<Signed | null> => {
-    const s = await sessionOf(deps, request);
-    if (s?.session.stage === 'signed-in') return s;
-    void seeOther(reply, '/');
-    return null;
-  };
+  const signedIn = (request: FastifyRequest, reply: FastifyReply): Promise<Signed | null> => sessionAt(deps, request, reply, 'signed-in');
 
   const forgetHere = (request: FastifyRequest, reply: FastifyReply, id?: string): void => {
     const token = request.cookies[BROWSER_COOKIE];

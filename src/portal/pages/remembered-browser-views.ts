@@ -1,6 +1,6 @@
 import type { RememberedBrowser } from '../../core/remembered-browsers.js';
 import { html, type SafeHtml } from './html.js';
-import { csrfField, formatTime, postButton, type PageContext } from './layout.js';
+import { card, csrfField, formatTime, postButton, stackTable, type PageContext } from './layout.js';
 
 /** What the settings page shows of the remembered browsers; `current` is this browser's id, if remembered. */
 export interface BrowsersModel {
@@ -20,18 +20,26 @@ export function browsersSection(ctx: PageContext, m: BrowsersModel): SafeHtml {
 <td>${postButton(ctx, '/settings/browsers/revoke', 'revoke', { hidden: { id: b.id }, describedBy: `rb-${i}` })}</td>
 </tr>`,
   );
-  return html`<section aria-labelledby="browsers-h" class="card" id="browsers">
-<h2 id="browsers-h">${t('browsersSection')}</h2>
-<p class="hint">${t('browsersIntro')}</p>
+  const head = { columns: ['colBrowser', 'colAddress', 'lastUsed', 'colUntil'], action: 'revoke', testId: 'remembered-browsers' } as const;
+  return card(
+    ctx,
+    'browsers',
+    'browsersSection',
+    html`<p class="hint">${t('browsersIntro')}</p>
 ${
   rows.length === 0
     ? html`<p data-testid="no-remembered-browsers">${t('noBrowsers')}</p>`
-    : html`<table class="stack" data-testid="remembered-browsers"><thead><tr><th scope="col">${t('colBrowser')}</th><th scope="col">${t('colAddress')}</th><th scope="col">${t(
-        'lastUsed',
-      )}</th><th scope="col">${t('colUntil')}</th><th scope="col"><span class="sr-only">${t('revoke')}</span></th></tr></thead><tbody>${rows}</tbody></table>
+    : html`${stackTable(ctx, head, rows)}
 ${postButton(ctx, '/settings/browsers/revoke-all', 'revokeAll', { className: 'danger' })}`
+}`,
+    'browsers',
+  );
 }
-</section>`;
+
+/** The "Remember this browser" box, ticked or not; nothing when the admin turned the feature off (undefined). */
+export function rememberBox(ctx: PageContext, checked: boolean | undefined): SafeHtml | '' {
+  if (checked === undefined) return '';
+  return html`<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"${checked ? html` checked` : ''}><label for="remember">${ctx.t('rememberBrowser')}</label></div>`;
 }
 
 /**
@@ -42,7 +50,7 @@ export function rememberForm(ctx: PageContext, checked: boolean): SafeHtml {
   const { t } = ctx;
   return html`<form method="post" action="/signin/remember" class="inline" data-autosubmit>
 ${csrfField(ctx)}
-<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"${checked ? html` checked` : ''}><label for="remember">${t('rememberBrowser')}</label></div>
+${rememberBox(ctx, checked)}
 <button type="submit" data-save>${t('save')}</button>
 </form>`;
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { METHOD_IDS, type MethodId } from '../../core/second-factor.js';
-import { browserName, completeSecondFactor, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
+import { browserName, completeSecondFactor, contextOf, field, seeOther, sendPage, sessionAt, type PagesDeps, type Signed } from './page-support.js';
 import { rememberChoice } from './remembered-browser-routes.js';
 import { choosePage, codePage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
@@ -13,7 +13,7 @@ export type PhoneStep = { ok: true; login: { requestId: string; matchNumber: num
  */
 export async function openPhoneStep(deps: PagesDeps, user: string, client: { clientIp: string; clientName?: string }, previousRequestId?: string): Promise<PhoneStep> {
   const { core } = deps;
-  const device = await core.store.getDeviceByUser(user);
+  const device = await core.devices.ofUser(user);
   if (!device) return { ok: false, error: 'unavailable', status: 409 };
   // The push cap of the mail logins: a new sign-in request counts, decided in the store's atomic create.
   const cap = core.limiter.pushCap(user);
@@ -35,12 +35,7 @@ export function registerSecondStepRoutes(app: FastifyInstance, deps: PagesDeps):
   const { core } = deps;
 
   /** The session in its second step, or null after sending the browser back to the start. */
-  const inSecondStep = async (request: FastifyRequest, reply: FastifyReply): Promise<Signed | null> => {
-    const s = await sessionOf(deps, request);
-    if (s?.session.stage === 'second-factor') return s;
-    void seeOther(reply, '/');
-    return null;
-  };
+  const inSecondStep = (request: FastifyRequest, reply: FastifyReply): Promise<Signed | null> => sessionAt(deps, request, reply, 'second-factor');
 
   app.get('/signin/choose', async (request, reply) => {
     const s = await inSecondStep(request, reply);

@@ -49,13 +49,8 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
   };
 
   const daemonState = async (user: string, device: DeviceRecord | null): Promise<SettingsModel['daemon']> => {
-    const record = await core.store.getUser(user);
-    const own = record?.daemonOtp === true;
-    const { enabled, enforce } = deps.daemonOtp;
-    if (!enabled) return { on: false, fixed: 'off' };
-    if (enforce === 'all') return { on: true, fixed: 'all' };
-    if (enforce === 'bound' && device) return { on: true, fixed: 'bound' };
-    return { on: own, fixed: null };
+    const { required, fixed } = await core.users.daemonOtp(user, device);
+    return { on: required, fixed };
   };
 
   /** Follows the QR pairing the session started: drops it once settled, and says how it ended. */
@@ -78,7 +73,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
   const renderSettings = async (request: FastifyRequest, reply: FastifyReply, s: Signed, extra: Pick<SettingsModel, 'notice' | 'error'> & { codes?: string[] } = {}, status = 200) => {
     const user = s.session.user;
     const linkState = await followPairing(s);
-    const device = await core.store.getDeviceByUser(user);
+    const device = await core.devices.ofUser(user);
     const sf = core.secondFactors;
     const [daemon, approvals, recent, methods, totpPending, recoveryLeft, passkeys, browsers] = await Promise.all([
       daemonState(user, device),
@@ -138,7 +133,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
   app.post('/settings/pair/start', async (request, reply) => {
     const s = await changing(request, reply);
     if (!s) return reply;
-    if (await core.store.getDeviceByUser(s.session.user)) return renderSettings(request, reply, s, { error: 'pairExists' }, 409);
+    if (await core.devices.ofUser(s.session.user)) return renderSettings(request, reply, s, { error: 'pairExists' }, 409);
     if (s.session.pair) await core.pairing.cancelLink(s.session.pair.secret);
     const link = await core.pairing.startLink(s.session.user);
     s.session.pair = { linkId: link.linkId, secret: link.secret, number: link.number, expiresAt: link.expiresAt };
@@ -191,7 +186,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
   app.get('/settings/clear-device', async (request, reply) => {
     const s = await signedIn(request, reply);
     if (!s) return reply;
-    const device = await core.store.getDeviceByUser(s.session.user);
+    const device = await core.devices.ofUser(s.session.user);
     if (!device || !(await mayChange(s))) return seeOther(reply, '/settings');
     return sendPage(reply, clearConfirmPage(contextOf(request, reply), device));
   });
@@ -199,7 +194,7 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
   app.post('/settings/clear-device', async (request, reply) => {
     const s = await signedIn(request, reply);
     if (!s) return reply;
-    const device = await core.store.getDeviceByUser(s.session.user);
+    const device = await core.devices.ofUser(s.session.user);
     if (!device) return seeOther(reply, '/settings');
     if (!(await mayChange(s))) return renderSettings(request, reply, s, { error: 'stepUp' }, 403);
     await core.pairing.clear(s.session.user);
@@ -213,14 +208,13 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
     const s = await signedIn(request, reply);
     if (!s) return reply;
     const user = s.session.user;
-    const device = await core.store.getDeviceByUser(user);
+    const device = await core.devices.ofUser(user);
     const state = await daemonState(user, device);
     if (state.fixed) return renderSettings(request, reply, s, {}, 409);
     if ((await mustSetUp(s)) > 0) return renderSettings(request, reply, s, {}, 403);
     if (!(await mayChange(s))) return renderSettings(request, reply, s, { error: 'stepUp' }, 403);
     const on = field(request.body, 'daemonOtp', 8) === 'on';
-    await core.store.setDaemonOtp(user, on, core.clock.now());
-    deps.logger.info({ event: 'user.daemon-otp', user, on, via: 'portal' }, `daemon OTP ${on ? 'on' : 'off'}`);
+    await core.users.setDaemonOtp(user, on, 'portal');
     return seeOther(reply, '/settings?done=saved');
   });
 

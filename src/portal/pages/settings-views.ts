@@ -2,7 +2,7 @@ import type { MethodId } from '../../core/second-factor.js';
 import type { RecentRequest } from '../../core/request-service.js';
 import type { ApprovalRecord, DeviceRecord } from '../../core/types.js';
 import { html, type SafeHtml } from './html.js';
-import { csrfField, formatTime, layout, postButton, type PageContext } from './layout.js';
+import { card, csrfField, errorNotice, formatTime, introPage, postButton, stackTable, titledPage, type PageContext } from './layout.js';
 import { passkeySection, type PasskeySettings } from './passkey-views.js';
 import { browsersSection, type BrowsersModel } from './remembered-browser-views.js';
 import { METHOD_TEXT } from './sign-in-views.js';
@@ -43,12 +43,12 @@ const STATUS_TEXT = { approved: 'statusApproved', denied: 'statusDenied', expire
 export function settingsPage(ctx: PageContext, m: SettingsModel): SafeHtml {
   const { t } = ctx;
   const header = html`<div class="who"><span>${t('signedInAs', { user: m.user })}</span>${postButton(ctx, '/signout', 'signOut')}</div>`;
-  return layout(
+  return titledPage(
     ctx,
-    t('settingsTitle'),
-    html`<h1>${t('settingsTitle')}</h1>
+    'settingsTitle',
+    html`
 ${m.notice ? html`<p class="notice ok" role="status">${t(m.notice)}</p>` : ''}
-${m.error ? html`<p class="notice error" role="alert">${t(m.error)}</p>` : ''}
+${errorNotice(ctx, m.error)}
 ${m.mustSetUp > 0 ? html`<p class="notice error" role="alert">${t('mustSetUp', { count: String(m.mustSetUp) })}</p>` : ''}
 ${m.available.includes('phone') ? phoneSection(ctx, m) : ''}
 ${m.available.includes('totp') ? totpSection(ctx, m) : ''}
@@ -67,9 +67,11 @@ function phoneSection(ctx: PageContext, m: SettingsModel): SafeHtml {
   const { t } = ctx;
   const d = m.device;
   if (d) {
-    return html`<section aria-labelledby="phone-h" class="card">
-<h2 id="phone-h">${t('phoneSection')}</h2>
-<dl class="facts">
+    return card(
+      ctx,
+      'phone',
+      'phoneSection',
+      html`<dl class="facts">
 <dt>${t('deviceName')}</dt><dd data-testid="device-name">${d.name}</dd>
 <dt>${t('boundSince')}</dt><dd>${formatTime(ctx, d.createdAt)}</dd>
 <dt>${t('lastUsed')}</dt><dd>${d.lastUsedAt !== undefined ? formatTime(ctx, d.lastUsedAt) : t('never')}</dd>
@@ -78,12 +80,14 @@ ${
   m.canChangeMethods
     ? html`<form method="get" action="/settings/clear-device" class="inline"><button type="submit" class="danger">${t('clearDevice')}</button></form>`
     : html`<p class="hint">${t('stepUp')}</p>`
-}
-</section>`;
+}`,
+    );
   }
-  return html`<section aria-labelledby="phone-h" class="card">
-<h2 id="phone-h">${t('phoneSection')}</h2>
-<p>${t('noPhone')}</p>
+  return card(
+    ctx,
+    'phone',
+    'phoneSection',
+    html`<p>${t('noPhone')}</p>
 ${m.pair ? pairingBox(ctx, m.pair) : postButton(ctx, '/settings/pair/start', 'bindPhone', { className: 'primary' })}
 <h3>${t('codeSection')}</h3>
 <form method="post" action="/settings/pair/code">
@@ -92,8 +96,8 @@ ${csrfField(ctx)}
 <input id="device-code" name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="16" aria-describedby="device-code-hint" placeholder="123 456 789">
 <p id="device-code-hint" class="hint">${t('codeHint')}</p>
 <button type="submit">${t('bind')}</button>
-</form>
-</section>`;
+</form>`,
+  );
 }
 
 function totpSection(ctx: PageContext, m: SettingsModel): SafeHtml {
@@ -120,40 +124,42 @@ ${postButton(ctx, '/settings/totp/remove', 'totpRemove', { className: 'danger' }
   } else {
     body = html`<p>${t('totpNone')}</p>${postButton(ctx, '/settings/totp/start', 'totpSetUp', { className: 'primary' })}`;
   }
-  return html`<section aria-labelledby="totp-h" class="card" id="totp">
-<h2 id="totp-h">${t('totpSection')}</h2>
-${body}
-</section>`;
+  return card(ctx, 'totp', 'totpSection', body, 'totp');
 }
 
 function recoverySection(ctx: PageContext, m: SettingsModel): SafeHtml {
   const { t } = ctx;
   const { codes, left } = m.recovery;
-  return html`<section aria-labelledby="recovery-h" class="card" id="recovery">
-<h2 id="recovery-h">${t('recoverySection')}</h2>
-${
+  return card(
+    ctx,
+    'recovery',
+    'recoverySection',
+    html`${
   codes
     ? html`<p class="notice" role="status">${t('recoveryShown')}</p><ol class="codes" data-testid="recovery-codes">${codes.map((c) => html`<li><code>${c}</code></li>`)}</ol>`
     : html`<p>${left > 0 ? t('recoveryLeft', { count: String(left) }) : t('recoveryNone')}</p>`
 }
-${m.canChangeMethods ? postButton(ctx, '/settings/recovery/generate', 'recoveryGenerate') : html`<p class="hint">${t('stepUp')}</p>`}
-</section>`;
+${m.canChangeMethods ? postButton(ctx, '/settings/recovery/generate', 'recoveryGenerate') : html`<p class="hint">${t('stepUp')}</p>`}`,
+    'recovery',
+  );
 }
 
 function defaultSection(ctx: PageContext, m: SettingsModel): SafeHtml {
   const { t } = ctx;
   const locked = !m.canChangeMethods;
-  return html`<section aria-labelledby="default-h" class="card">
-<h2 id="default-h">${t('defaultSection')}</h2>
-<form method="post" action="/settings/default-method">
+  return card(
+    ctx,
+    'default',
+    'defaultSection',
+    html`<form method="post" action="/settings/default-method">
 ${csrfField(ctx)}
 <label for="default-method">${t('defaultMethod')}</label>
 <select id="default-method" name="method"${locked ? html` disabled` : ''}>${m.methods.map(
     (id) => html`<option value="${id}"${id === m.defaultMethod ? html` selected` : ''}>${t(METHOD_TEXT[id])}</option>`,
   )}</select>
 ${locked ? html`<p class="hint">${t('stepUp')}</p>` : html`<button type="submit">${t('save')}</button>`}
-</form>
-</section>`;
+</form>`,
+  );
 }
 
 function pairingBox(ctx: PageContext, p: NonNullable<SettingsModel['pair']>): SafeHtml {
@@ -175,9 +181,11 @@ function daemonSection(ctx: PageContext, m: SettingsModel): SafeHtml {
   const { t } = ctx;
   const { on, fixed } = m.daemon;
   const locked = fixed !== null || !m.canChangeMethods;
-  return html`<section aria-labelledby="daemon-h" class="card">
-<h2 id="daemon-h">${t('daemonSection')}</h2>
-<form method="post" action="/settings/daemon-otp" data-autosubmit>
+  return card(
+    ctx,
+    'daemon',
+    'daemonSection',
+    html`<form method="post" action="/settings/daemon-otp" data-autosubmit>
 ${csrfField(ctx)}
 <div class="switch-row">
 <input type="checkbox" role="switch" id="daemon-otp" name="daemonOtp" value="on"${on ? html` checked` : ''}${locked ? html` disabled` : ''} aria-describedby="daemon-help">
@@ -186,8 +194,8 @@ ${csrfField(ctx)}
 </div>
 <p id="daemon-help" class="hint">${fixed ? t(FIXED_TEXT[fixed]) : !m.canChangeMethods ? t('stepUp') : t('daemonHelp')}</p>
 ${locked ? '' : html`<button type="submit" data-save>${t('save')}</button>`}
-</form>
-</section>`;
+</form>`,
+  );
 }
 
 function approvalsSection(ctx: PageContext, m: SettingsModel): SafeHtml {
@@ -202,16 +210,8 @@ function approvalsSection(ctx: PageContext, m: SettingsModel): SafeHtml {
 <td>${postButton(ctx, '/settings/approvals/revoke', 'revoke', { hidden: { clientIp: a.clientIp }, describedBy: `appr-${i}` })}</td>
 </tr>`,
   );
-  return html`<section aria-labelledby="appr-h" class="card">
-<h2 id="appr-h">${t('approvalsSection')}</h2>
-${
-  rows.length === 0
-    ? html`<p>${t('noApprovals')}</p>`
-    : html`<table class="stack"><thead><tr><th scope="col">${t('colUser')}</th><th scope="col">${t('colAddress')}</th><th scope="col">${t('colClient')}</th><th scope="col">${t(
-        'colProtocol',
-      )}</th><th scope="col">${t('colUntil')}</th><th scope="col"><span class="sr-only">${t('revoke')}</span></th></tr></thead><tbody>${rows}</tbody></table>`
-}
-</section>`;
+  const head = { columns: ['colUser', 'colAddress', 'colClient', 'colProtocol', 'colUntil'], action: 'revoke' } as const;
+  return card(ctx, 'appr', 'approvalsSection', rows.length === 0 ? html`<p>${t('noApprovals')}</p>` : stackTable(ctx, head, rows));
 }
 
 function recentSection(ctx: PageContext, m: SettingsModel): SafeHtml {
@@ -225,38 +225,21 @@ function recentSection(ctx: PageContext, m: SettingsModel): SafeHtml {
 <td data-label="${t('colOutcome')}" class="status-${r.status}">${t(STATUS_TEXT[r.status])}</td>
 </tr>`,
   );
-  return html`<section aria-labelledby="recent-h" class="card">
-<h2 id="recent-h">${t('recentSection')}</h2>
-${
-  rows.length === 0
-    ? html`<p>${t('noRecent')}</p>`
-    : html`<table class="stack"><thead><tr><th scope="col">${t('colWhen')}</th><th scope="col">${t('colWhat')}</th><th scope="col">${t('colAddress')}</th><th scope="col">${t(
-        'colClient',
-      )}</th><th scope="col">${t('colOutcome')}</th></tr></thead><tbody>${rows}</tbody></table>`
+  const head = { columns: ['colWhen', 'colWhat', 'colAddress', 'colClient', 'colOutcome'] } as const;
+  return card(ctx, 'recent', 'recentSection', rows.length === 0 ? html`<p>${t('noRecent')}</p>` : stackTable(ctx, head, rows));
 }
-</section>`;
+
+/** A question before a change that cannot be undone: its danger button posts to `action`, Cancel goes back. */
+function confirmPage(ctx: PageContext, title: TextKey, text: string, action: string, confirm: TextKey): SafeHtml {
+  return introPage(ctx, title, text, html`<p class="actions">${postButton(ctx, action, confirm, { className: 'danger' })} <a href="/settings" class="button">${ctx.t('cancel')}</a></p>`);
 }
 
 /** "Generate new key" asks first: the key in use stops working at once. */
 export function newKeyConfirmPage(ctx: PageContext): SafeHtml {
-  const { t } = ctx;
-  return layout(
-    ctx,
-    t('totpNewKeyTitle'),
-    html`<h1>${t('totpNewKeyTitle')}</h1>
-<p>${t('totpNewKeyText')}</p>
-<p class="actions">${postButton(ctx, '/settings/totp/start', 'totpNewKeyConfirm', { className: 'danger' })} <a href="/settings" class="button">${t('cancel')}</a></p>`,
-  );
+  return confirmPage(ctx, 'totpNewKeyTitle', ctx.t('totpNewKeyText'), '/settings/totp/start', 'totpNewKeyConfirm');
 }
 
 /** "Clear bound device" asks first. */
 export function clearConfirmPage(ctx: PageContext, device: DeviceRecord): SafeHtml {
-  const { t } = ctx;
-  return layout(
-    ctx,
-    t('clearConfirmTitle'),
-    html`<h1>${t('clearConfirmTitle')}</h1>
-<p>${t('clearConfirmText', { device: device.name })}</p>
-<p class="actions">${postButton(ctx, '/settings/clear-device', 'clearConfirm', { className: 'danger' })} <a href="/settings" class="button">${t('cancel')}</a></p>`,
-  );
+  return confirmPage(ctx, 'clearConfirmTitle', ctx.t('clearConfirmText', { device: device.name }), '/settings/clear-device', 'clearConfirm');
 }

@@ -56,7 +56,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
       const step = await advance(s, request, reply);
       if (step.status === 'approved') return seeOther(reply, '/settings');
       if (step.status === 'pending') {
-        const device = await core.store.getDeviceByUser(s.session.user);
+        const device = await core.devices.ofUser(s.session.user);
         if (s.session.login?.pushCode) return sendPage(reply, pushCodePage(contextOf(request, reply), { device: device?.name ?? '', others, remember }));
         return sendPage(reply, approvePage(contextOf(request, reply), { device: device?.name ?? '', number: s.session.login?.matchNumber ?? 0, others, remember }));
       }

@@ -1,7 +1,7 @@
 import { html, type SafeHtml } from './html.js';
-import { csrfField, layout, postButton, type PageContext } from './layout.js';
+import { csrfField, errorNotice, formPage, introPage, postButton, titledPage, type PageContext } from './layout.js';
 import type { MethodId } from '../../core/second-factor.js';
-import { rememberForm } from './remembered-browser-views.js';
+import { rememberBox, rememberForm } from './remembered-browser-views.js';
 import type { TextKey } from './texts.js';
 
 /** Each method's button name ("Use another method" lists them). */
@@ -15,13 +15,12 @@ export function anotherMethod(ctx: PageContext, show: boolean): SafeHtml | '' {
 /** The first step: user name and password. */
 export function signInPage(ctx: PageContext, opts: { error?: TextKey; user?: string } = {}): SafeHtml {
   const { t } = ctx;
-  return layout(
+  return formPage(
     ctx,
-    t('signInTitle'),
-    html`<h1>${t('signInTitle')}</h1>
-<p>${t('signInIntro')}</p>
-${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
-<form method="post" action="/signin" class="card">
+    'signInTitle',
+    t('signInIntro'),
+    opts.error,
+    html`<form method="post" action="/signin" class="card">
 ${csrfField(ctx)}
 <label for="user">${t('userName')}</label>
 <input id="user" name="user" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="255" value="${opts.user ?? ''}">
@@ -36,12 +35,11 @@ ${csrfField(ctx)}
 /** `remember` on the second-step pages: whether "Remember this browser" is ticked; absent when the admin turned it off. */
 export function approvePage(ctx: PageContext, opts: { device: string; number: number; others: boolean; remember?: boolean }): SafeHtml {
   const { t } = ctx;
-  return layout(
+  return introPage(
     ctx,
-    t('approveTitle'),
-    html`<h1>${t('approveTitle')}</h1>
-<p>${t('approveIntro', { device: opts.device })}</p>
-<p class="match" data-testid="match-number" data-while-waiting>${opts.number}</p>
+    'approveTitle',
+    t('approveIntro', { device: opts.device }),
+    html`<p class="match" data-testid="match-number" data-while-waiting>${opts.number}</p>
 <p class="notice" role="status" aria-live="polite" data-follow="/signin/status">${t('approveWaiting')}</p>
 <p class="actions">
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
@@ -58,14 +56,12 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 export function codePage(ctx: PageContext, opts: { method: 'totp' | 'recovery'; others: boolean; error?: TextKey; remember?: boolean }): SafeHtml {
   const { t } = ctx;
   const totp = opts.method === 'totp';
-  const title = t(totp ? 'totpTitle' : 'recoveryTitle');
-  return layout(
+  return formPage(
     ctx,
-    title,
-    html`<h1>${title}</h1>
-<p>${t(totp ? 'totpIntro' : 'recoveryIntro')}</p>
-${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
-<form method="post" action="/signin/code" class="card">
+    totp ? 'totpTitle' : 'recoveryTitle',
+    t(totp ? 'totpIntro' : 'recoveryIntro'),
+    opts.error,
+    html`<form method="post" action="/signin/code" class="card">
 ${csrfField(ctx)}
 <label for="code">${t('code')}</label>
 ${
@@ -73,11 +69,7 @@ ${
     ? html`<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" required maxlength="8" autofocus>`
     : html`<input id="code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required maxlength="32" autofocus>`
 }
-${
-  opts.remember !== undefined
-    ? html`<div class="check-row"><input type="checkbox" id="remember" name="remember" value="on"${opts.remember ? html` checked` : ''}><label for="remember">${t('rememberBrowser')}</label></div>`
-    : ''
-}
+${rememberBox(ctx, opts.remember)}
 <button type="submit" class="primary">${t('verify')}</button>
 </form>
 <p class="actions">${anotherMethod(ctx, opts.others)} ${postButton(ctx, '/signin/cancel', 'cancel')}</p>`,
@@ -86,12 +78,11 @@ ${
 
 /** "Use another method": one button per other method the user has set up. */
 export function choosePage(ctx: PageContext, methods: readonly MethodId[], error?: TextKey): SafeHtml {
-  const { t } = ctx;
-  return layout(
+  return titledPage(
     ctx,
-    t('chooseTitle'),
-    html`<h1>${t('chooseTitle')}</h1>
-${error ? html`<p class="notice error" role="alert">${t(error)}</p>` : ''}
+    'chooseTitle',
+    html`
+${errorNotice(ctx, error)}
 <ul class="methods">${methods.map((m) => html`<li>${postButton(ctx, '/signin/method', METHOD_TEXT[m], { hidden: { method: m } })}</li>`)}</ul>
 ${postButton(ctx, '/signin/cancel', 'cancel')}`,
   );
@@ -100,13 +91,12 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 /** The push-code step: the six digits the phone shows, typed here; a Yes on the phone moves the page on too. */
 export function pushCodePage(ctx: PageContext, opts: { device: string; others?: boolean; error?: TextKey; remember?: boolean }): SafeHtml {
   const { t } = ctx;
-  return layout(
+  return formPage(
     ctx,
-    t('pushCodeTitle'),
-    html`<h1>${t('pushCodeTitle')}</h1>
-<p>${t('pushCodeIntro', { device: opts.device })}</p>
-${opts.error ? html`<p class="notice error" role="alert">${t(opts.error)}</p>` : ''}
-<form method="post" action="/signin/push-code/verify" class="card" data-while-waiting>
+    'pushCodeTitle',
+    t('pushCodeIntro', { device: opts.device }),
+    opts.error,
+    html`<form method="post" action="/signin/push-code/verify" class="card" data-while-waiting>
 ${csrfField(ctx)}
 <label for="code">${t('code')}</label>
 <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
@@ -125,5 +115,5 @@ ${postButton(ctx, '/signin/cancel', 'cancel')}`,
 /** A short page for errors and the CSRF refusal. */
 export function messagePage(ctx: PageContext, title: TextKey, message: TextKey): SafeHtml {
   const { t } = ctx;
-  return layout(ctx, t(title), html`<h1>${t(title)}</h1><p role="alert">${t(message)}</p><p><a href="/">${t('home')}</a></p>`);
+  return titledPage(ctx, title, html`<p role="alert">${t(message)}</p><p><a href="/">${t('home')}</a></p>`);
 }

@@ -5,7 +5,7 @@ import { handleImapConnection } from './imap-session.js';
 
 /** The IMAP listeners' handler, bound to the configured upstream; null when upstream.imap is not set. */
 export function imapService(ctx: ProtocolContext): ProtocolService | null {
-  const endpoint = ctx.config.upstream.imap;
+  const endpoint = ctx.upstreams.imap;
   if (!endpoint) return null;
   return protocolService(ctx, {
     protocol: 'imap',
@@ -15,7 +15,7 @@ export function imapService(ctx: ProtocolContext): ProtocolService | null {
       handleImapConnection(socket, mode, client, {
         ...deps,
         upstreamCapabilities: () => upstream.capabilities(),
-        progressIntervalMs: ctx.config.daemonOtp.progressInterval,
+        progressIntervalMs: ctx.progressIntervalMs,
       }),
   });
 }

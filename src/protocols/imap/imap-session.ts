@@ -1,10 +1,10 @@
 import type net from 'node:net';
-import type tls from 'node:tls';
+import type { Timer } from '../../core/clock.js';
 import type { ClientInfo } from '../../core/login-types.js';
-import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
+import { connectionHandler, MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
-import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
+import { SaslExchange } from '../shared/sasl-exchange.js';
 import { astringBytes, clientNameFromId } from './imap-arguments.js';
 import { clientCapabilities } from './imap-capabilities.js';
 import { ImapCommandReader, loggableName, maskForLog, type ImapCommand, type ImapReadError } from './imap-command-reader.js';
@@ -20,21 +20,6 @@ export interface ImapSessionDeps extends MailSessionDeps<ImapUpstreamLike> {
   progressIntervalMs: number; // "* OK Waiting for approval on your phone" cadence (10 s default)
 }
 
-/**
- * Serves one client connection until it logs in (then hands it to deps.splice) or goes away.
- * Resolves when the connection is over, including any login still in flight and the splice.
- * With mode 'implicit' the socket may be a TLSSocket already secured by the listener, or a plain
- * socket this function performs the TLS handshake on.
- */
-export function handleImapConnection(
-  socket: net.Socket | tls.TLSSocket,
-  mode: 'implicit' | 'starttls' | 'none',
-  client: ClientInfo,
-  deps: ImapSessionDeps,
-): Promise<void> {
-  return new ImapSession(socket, mode, client, deps).run();
-}
-
 const GOODBYES: Record<Goodbye, string> = {
   idle: 'Idle timeout',
   'too-many-commands': 'Too many commands',
@@ -44,8 +29,9 @@ const GOODBYES: Record<Goodbye, string> = {
 
 class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapSessionDeps> {
   private clientName: string | undefined;
-  private sasl: { tag: string; exchange: SaslExchange } | undefined;
-  private progressTimer: NodeJS.Timeout | undefined;
+  /** The tag of the AUTHENTICATE in progress. */
+  private saslTag = '*';
+  private progressTimer: Timer | undefined;
   /** The tag of the login in flight, answered if the server stops meanwhile. */
   private loginTag = '*';
 
@@ -88,7 +74,11 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
 
   protected override clearTimers(): void {
     super.clearTimers();
-    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.stopProgress();
+  }
+
+  private stopProgress(): void {
+    this.progressTimer?.clear();
     this.progressTimer = undefined;
   }
 
@@ -203,28 +193,17 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
     }
     const mechanism = saslMechanism(mechArg.value);
     if (!mechanism) return this.send(`${tag} NO Unsupported authentication mechanism`);
-    this.sasl = { tag, exchange: new SaslExchange(mechanism, IMAP_SASL) };
-    this.onSaslOutcome(this.sasl.exchange.start(initial?.value));
+    this.saslTag = tag;
+    this.beginSasl(new SaslExchange(mechanism, IMAP_SASL), initial?.value, `${tag} `);
   }
 
   private onSaslLine(raw: Buffer): void {
-    if (!this.sasl) return;
-    this.touch();
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog({ continuation: true, raw }) }, 'imap <');
-    this.onSaslOutcome(this.sasl.exchange.respond(raw.toString('latin1')));
+    this.answerSasl(raw.toString('latin1'));
   }
 
-  private onSaslOutcome(outcome: SaslOutcome): void {
-    const tag = this.sasl?.tag ?? '*';
-    if (outcome.type === 'challenge') {
-      this.state = 'sasl';
-      return this.send(outcome.line);
-    }
-    this.sasl = undefined;
-    this.state = 'ready';
-    if (outcome.type === 'bad') return this.send(`${tag} ${outcome.reply}`);
-    if (outcome.type === 'refused') return this.refuseLogin(`${tag} ${outcome.reply}`, outcome.why);
-    this.startLogin(tag, outcome.user, outcome.password);
+  protected override saslLogin(user: Buffer, password: Buffer): void {
+    this.startLogin(this.saslTag, user, password);
   }
 
   // ---- login -----------------------------------------------------------------------------
@@ -248,19 +227,19 @@ class ImapSession extends MailSession<ImapUpstreamLike, ImapCommandReader, ImapS
         verify: () => this.deps.upstreamLogin(user, password, client, signal),
         onHold: () => {
           if (this.progressTimer || this.state !== 'login') return;
-          this.progressTimer = setInterval(() => {
+          this.progressTimer = this.scheduler.setInterval(() => {
             if (this.state === 'login') this.send(IMAP_PROGRESS_LINE);
           }, this.deps.progressIntervalMs);
         },
         signal,
       }),
-      () => {
-        if (this.progressTimer) clearInterval(this.progressTimer);
-        this.progressTimer = undefined;
-      },
+      () => this.stopProgress(),
     );
     if (!result) return;
     const reply = imapLoginReply(result);
     return this.finishLogin(result, reply === null ? null : `${tag} ${reply}`, `${tag} ${reply ?? 'OK'}`);
   }
 }
+
+/** Serves one IMAP client connection (see connectionHandler). */
+export const handleImapConnection = connectionHandler<ImapSessionDeps>(ImapSession);

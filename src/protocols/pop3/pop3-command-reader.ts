@@ -7,6 +7,8 @@
  * `takeRemaining()` and reach the upstream byte for byte.
  */
 
+import { LineBuffer } from '../shared/line-buffer.js';
+
 export interface Pop3Command {
   /** Upper-cased keyword (latin1); may hold anything but SP, the session decides what it knows. */
   keyword: string;
@@ -18,8 +20,6 @@ export interface Pop3Command {
 
 export type Pop3ReadResult = { type: 'line'; command: Pop3Command } | { type: 'error'; kind: 'line-too-long' };
 
-const LF = 0x0a;
-const CR = 0x0d;
 const SP = 0x20;
 
 /** Splits a line into keyword and arguments. */
@@ -30,11 +30,7 @@ export function parsePop3Line(line: Buffer): Pop3Command {
 }
 
 export class Pop3CommandReader {
-  private data = Buffer.allocUnsafe(512);
-  private start = 0;
-  private end = 0;
-  /** Where the search for the next LF resumes. */
-  private scanPos = 0;
+  private buffer = new LineBuffer(512);
   private dead = false;
 
   /** `maxLineLength`: longest line without its CRLF (limits.maxLineLength). */
@@ -42,14 +38,12 @@ export class Pop3CommandReader {
 
   /** Bytes held and not yet returned as a line. */
   get buffered(): number {
-    return this.end - this.start;
+    return this.buffer.buffered;
   }
 
   push(chunk: Buffer): void {
     if (this.dead || chunk.length === 0) return;
-    this.reserve(chunk.length);
-    chunk.copy(this.data, this.end);
-    this.end += chunk.length;
+    this.buffer.append(chunk);
   }
 
   /**
@@ -58,51 +52,28 @@ export class Pop3CommandReader {
    */
   next(): Pop3ReadResult | null {
     if (this.dead) return null;
-    const lf = this.data.subarray(0, this.end).indexOf(LF, this.scanPos);
-    if (lf < 0) {
-      this.scanPos = this.end;
-      // +1: the CR of a line of exactly the maximum may be in while its LF is not.
-      if (this.end - this.start > this.maxLineLength + 1) return this.fail();
-      return null;
-    }
-    const to = lf > this.start && this.data[lf - 1] === CR ? lf - 1 : lf;
-    if (to - this.start > this.maxLineLength) return this.fail();
-    const line = Buffer.from(this.data.subarray(this.start, to));
-    this.start = this.scanPos = lf + 1;
+    const line = this.buffer.nextLine(this.maxLineLength);
+    // +1: the CR of a line of exactly the maximum may be in while its LF is not.
+    if (line === null) return this.buffer.buffered > this.maxLineLength + 1 ? this.fail() : null;
+    if (line === 'too-long') return this.fail();
     return { type: 'line', command: parsePop3Line(line) };
   }
 
   /** Hands over every byte not yet returned as a line, and empties the reader. */
   takeRemaining(): Buffer {
-    const rest = Buffer.from(this.data.subarray(this.start, this.end));
-    this.clear();
-    return rest;
+    return this.buffer.take();
   }
 
   /** Forgets everything buffered (STLS: plaintext sent before the handshake is never trusted). */
   clear(): void {
-    this.start = this.end = this.scanPos = 0;
+    this.buffer.clear();
   }
 
   private fail(): Pop3ReadResult {
     this.dead = true;
-    this.clear();
-    this.data = Buffer.alloc(0);
+    // Nothing more is read: the memory goes with the buffer.
+    this.buffer = new LineBuffer(0);
     return { type: 'error', kind: 'line-too-long' };
-  }
-
-  private reserve(extra: number): void {
-    if (this.end + extra <= this.data.length) return;
-    if (this.start > 0) {
-      this.data.copy(this.data, 0, this.start, this.end);
-      this.end -= this.start;
-      this.scanPos -= this.start;
-      this.start = 0;
-    }
-    if (this.end + extra <= this.data.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.end + extra));
-    this.data.copy(grown, 0, 0, this.end);
-    this.data = grown;
   }
 }
 

@@ -1,5 +1,5 @@
 import type { LoginResult, VerifiedUpstream } from '../../core/login-types.js';
-import { safeReplyText } from '../shared/reply-text.js';
+import { safeReplyText, unhandledResult } from '../shared/reply-text.js';
 import type { SaslDialect } from '../shared/sasl-exchange.js';
 
 export { isFailedLogin } from '../shared/reply-text.js';
@@ -87,9 +87,7 @@ export function pop3LoginReply<S extends VerifiedUpstream & { loginResponseText:
     }
     case 'aborted':
       return null;
-    default: {
-      const unhandled: never = result;
-      throw new Error(`unhandled login result ${JSON.stringify(unhandled)}`);
-    }
+    default:
+      return unhandledResult(result);
   }
 }

@@ -5,7 +5,7 @@ import { handlePop3Connection } from './pop3-session.js';
 
 /** The POP3 listeners' handler, bound to the configured upstream; null when upstream.pop3 is not set. */
 export function pop3Service(ctx: ProtocolContext): ProtocolService | null {
-  const endpoint = ctx.config.upstream.pop3;
+  const endpoint = ctx.upstreams.pop3;
   if (!endpoint) return null;
   return protocolService(ctx, {
     protocol: 'pop3',

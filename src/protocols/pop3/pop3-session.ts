@@ -1,10 +1,9 @@
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
-import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
+import { connectionHandler, MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
-import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
+import { SaslExchange } from '../shared/sasl-exchange.js';
 import { clientCapabilities, POP3_SASL_MECHANISMS } from './pop3-capabilities.js';
 import { loggableKeyword, maskForLog, Pop3CommandReader, type Pop3Command } from './pop3-command-reader.js';
 import { POP3_AUTH_FAILED, POP3_SASL, POP3_SHUTTING_DOWN, POP3_USE_STLS, pop3LoginReply } from './pop3-replies.js';
@@ -18,28 +17,12 @@ export interface Pop3SessionDeps extends MailSessionDeps<Pop3UpstreamLike> {
   upstreamCapabilities(): Promise<string[]>;
 }
 
-/**
- * Serves one POP3 client connection until it logs in (then hands it to deps.splice) or goes away.
- * Resolves when the connection is over, including any login still in flight and the splice.
- * With mode 'implicit' the socket may be a TLSSocket already secured by the listener, or a plain
- * socket this function performs the TLS handshake on.
- */
-export function handlePop3Connection(
-  socket: net.Socket | tls.TLSSocket,
-  mode: 'implicit' | 'starttls' | 'none',
-  client: ClientInfo,
-  deps: Pop3SessionDeps,
-): Promise<void> {
-  return new Pop3Session(socket, mode, client, deps).run();
-}
-
 /** Valid only after login: answered as such rather than as unknown, so the client knows why. */
 const TRANSACTION_COMMANDS = new Set(['STAT', 'LIST', 'RETR', 'DELE', 'NOOP', 'RSET', 'TOP', 'UIDL', 'LAST']);
 
 class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3SessionDeps> {
   /** The name from USER, waiting for PASS. */
   private user: Buffer | undefined;
-  private sasl: SaslExchange | undefined;
 
   constructor(socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: Pop3SessionDeps) {
     super(socket, 'pop3', mode, client, deps);
@@ -161,27 +144,16 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
     const mechanism = saslMechanism(mechName);
     if (!mechanism) return this.send('-ERR Unsupported authentication mechanism.');
     this.user = undefined;
-    this.sasl = new SaslExchange(mechanism, POP3_SASL);
-    this.onSaslOutcome(this.sasl.start(initial));
+    this.beginSasl(new SaslExchange(mechanism, POP3_SASL), initial);
   }
 
   private onSaslLine(cmd: Pop3Command): void {
-    if (!this.sasl) return;
-    this.touch();
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog(cmd, true) }, 'pop3 <');
-    this.onSaslOutcome(this.sasl.respond(cmd.line.toString('latin1')));
+    this.answerSasl(cmd.line.toString('latin1'));
   }
 
-  private onSaslOutcome(outcome: SaslOutcome): void {
-    if (outcome.type === 'challenge') {
-      this.state = 'sasl';
-      return this.send(outcome.line);
-    }
-    this.sasl = undefined;
-    this.state = 'ready';
-    if (outcome.type === 'bad') return this.send(outcome.reply);
-    if (outcome.type === 'refused') return this.refuseLogin(outcome.reply, outcome.why);
-    this.startLogin(outcome.user, outcome.password);
+  protected override saslLogin(user: Buffer, password: Buffer): void {
+    this.startLogin(user, password);
   }
 
   // ---- login -----------------------------------------------------------------------------
@@ -207,3 +179,6 @@ class Pop3Session extends MailSession<Pop3UpstreamLike, Pop3CommandReader, Pop3S
     return this.finishLogin(result, reply, reply ?? '+OK');
   }
 }
+
+/** Serves one POP3 client connection (see connectionHandler). */
+export const handlePop3Connection = connectionHandler<Pop3SessionDeps>(Pop3Session);

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import type { Scheduler, Timer } from '../../core/clock.js';
 import type { Logger } from '../../log/logger.js';
 
 export interface ConnectionHandlers {
@@ -23,13 +24,14 @@ const CLOSE_GRACE_MS = 2000;
 export class ClientConnection {
   private current: net.Socket;
   private readonly sockets = new Set<net.Socket>();
-  private graceTimer: NodeJS.Timeout | undefined;
+  private graceTimer: Timer | undefined;
   private gone = false;
 
   constructor(
     socket: net.Socket,
     private readonly log: Logger,
     private readonly on: ConnectionHandlers,
+    private readonly scheduler: Scheduler,
   ) {
     this.current = socket;
   }
@@ -54,7 +56,7 @@ export class ClientConnection {
   end(): void {
     if (this.graceTimer || this.gone) return;
     this.current.end();
-    this.graceTimer = setTimeout(() => this.destroy(), CLOSE_GRACE_MS);
+    this.graceTimer = this.scheduler.setTimeout(() => this.destroy(), CLOSE_GRACE_MS);
   }
 
   destroy(): void {
@@ -119,7 +121,7 @@ export class ClientConnection {
   }
 
   private clearGrace(): void {
-    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer?.clear();
     this.graceTimer = undefined;
   }
 

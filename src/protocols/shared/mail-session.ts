@@ -1,8 +1,10 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import { systemScheduler, type Scheduler, type Timer } from '../../core/clock.js';
 import type { ClientInfo, LoginAttempt, LoginResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
 import { ClientConnection } from './client-connection.js';
+import type { SaslExchange, SaslOutcome } from './sasl-exchange.js';
 import { isFailedLogin } from './reply-text.js';
 import type { ShutdownTarget } from './live-sessions.js';
 import type { MailSessionDeps, SplicedUpstream } from './session-deps.js';
@@ -15,6 +17,20 @@ const MAX_REMEMBERED_HOLDS = 8;
 
 /** Why the session hangs up on its own. */
 export type Goodbye = 'idle' | 'too-many-commands' | 'too-many-failures' | 'shutdown';
+
+/** A protocol's session class, as its connection handler builds one per connection. */
+type SessionClass<D> = new (socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: D) => { run(): Promise<void> };
+
+/**
+ * The connection handler of a protocol's session class: serves one client connection until it
+ * logs in (then hands it to deps.splice) or goes away, and resolves when the connection is over,
+ * including any login still in flight and the splice. With mode 'implicit' the socket may be a
+ * TLSSocket already secured by the listener, or a plain socket the session performs the TLS
+ * handshake on.
+ */
+export function connectionHandler<D>(Session: SessionClass<D>): (socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: D) => Promise<void> {
+  return (socket, mode, client, deps) => new Session(socket, mode, client, deps).run();
+}
 
 /** What the session needs of a protocol's command reader. */
 export interface SessionReader {
@@ -38,11 +54,14 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   protected secure: boolean;
   protected state: SessionState = 'greeting';
   protected reader: R;
+  protected readonly scheduler: Scheduler;
   /** The upstream's pre-login capability (IMAP, POP3) or extension (SMTP) lines, fetched before the greeting. */
   protected upstreamCaps: string[] = [];
+  /** The SASL exchange in progress, and what goes before its replies (IMAP's tag). */
+  private sasl: { exchange: SaslExchange; prefix: string } | undefined;
   private commands = 0;
   private failures = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: Timer | undefined;
   private loginAbort: AbortController | undefined;
   private loginDone: Promise<void> = Promise.resolve();
   /** Requests whose hold timed out on this connection, so a retry here is not held again. */
@@ -60,13 +79,14 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
     protected readonly deps: D,
   ) {
     this.log = deps.logger;
+    this.scheduler = deps.scheduler ?? systemScheduler;
     this.secure = socket instanceof tls.TLSSocket;
     this.reader = this.newReader();
     this.conn = new ClientConnection(socket, this.log, {
       data: (chunk) => this.onData(chunk),
       end: () => this.close(),
       closed: () => this.onClosed(),
-    });
+    }, this.scheduler);
   }
 
   // ---- protocol hooks --------------------------------------------------------------------
@@ -83,6 +103,8 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   protected abstract maxPendingBytes(): number;
   /** The last line before hanging up; undefined: close without one. */
   protected abstract goodbye(why: Goodbye): string | undefined;
+  /** Checks and starts the login a finished SASL exchange gave the credentials of. */
+  protected abstract saslLogin(user: Buffer, password: Buffer): void;
   /** Forgets what was learnt in clear when a TLS handshake starts. */
   protected forgetBeforeTls(): void {}
   /** The answer to a login in flight when the server shuts down, before the goodbye; undefined: the goodbye answers it. */
@@ -152,7 +174,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
 
   protected touch(): void {
     this.clearIdleTimer();
-    this.idleTimer = setTimeout(() => {
+    this.idleTimer = this.scheduler.setTimeout(() => {
       this.idleTimer = undefined;
       this.log.debug({ state: this.state }, `${this.protocol} pre-login idle timeout`);
       if (this.state === 'tls') this.conn.destroy();
@@ -161,7 +183,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   }
 
   private clearIdleTimer(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer?.clear();
     this.idleTimer = undefined;
   }
 
@@ -228,6 +250,39 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
   private countFailure(): void {
     this.failures++;
     if (this.failures >= this.deps.limits.maxFailedLoginsPerConnection) this.close(this.goodbye('too-many-failures'));
+  }
+
+  // ---- SASL ------------------------------------------------------------------------------
+
+  /** Starts an AUTH/AUTHENTICATE exchange; `prefix` goes before its final replies (IMAP's tag and a space). */
+  protected beginSasl(exchange: SaslExchange, initial: string | undefined, prefix = ''): void {
+    this.sasl = { exchange, prefix };
+    this.onSaslOutcome(exchange.start(initial));
+  }
+
+  /** The client's response line in the exchange (already logged, masked, by the protocol). */
+  protected answerSasl(line: string): void {
+    if (!this.sasl) return;
+    this.touch();
+    this.onSaslOutcome(this.sasl.exchange.respond(line));
+  }
+
+  /** Ends the exchange without a reply (the protocol answers itself), back to reading commands. */
+  protected cancelSasl(): void {
+    this.sasl = undefined;
+    this.state = 'ready';
+  }
+
+  private onSaslOutcome(outcome: SaslOutcome): void {
+    if (outcome.type === 'challenge') {
+      this.state = 'sasl';
+      return this.send(outcome.line);
+    }
+    const prefix = this.sasl?.prefix ?? '';
+    this.cancelSasl();
+    if (outcome.type === 'bad') return this.send(`${prefix}${outcome.reply}`);
+    if (outcome.type === 'refused') return this.refuseLogin(`${prefix}${outcome.reply}`, outcome.why);
+    this.saslLogin(outcome.user, outcome.password);
   }
 
   // ---- login -----------------------------------------------------------------------------

@@ -10,3 +10,8 @@ export function safeReplyText(text: string, maxLength = 1024): string {
 export function isFailedLogin(kind: LoginResult<VerifiedUpstream>['kind']): boolean {
   return kind === 'bad-password' || kind === 'denied' || kind === 'no-device' || kind === 'rate-limited';
 }
+
+/** The default of each protocol's login-reply switch: never reached, since the compiler checks the switch covers every result. */
+export function unhandledResult(result: never): never {
+  throw new Error(`unhandled login result ${JSON.stringify(result)}`);
+}

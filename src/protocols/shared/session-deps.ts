@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { LimitsConfig } from '../../config/schema.js';
+import type { Scheduler } from '../../core/clock.js';
 import type { AuthorizeLogin, ClientInfo, VerifiedUpstream, VerifyResult } from '../../core/login-types.js';
 import type { Logger } from '../../log/logger.js';
 import type { TlsContextProvider } from '../../net/tls-context.js';
@@ -25,4 +26,6 @@ export interface MailSessionDeps<U extends SplicedUpstream, C extends ClientInfo
   logger: Logger; // already a child with { cid, protocol, clientIp }
   /** The process's pre-login sessions, which shutdown says goodbye to; none: the session is not told. */
   sessions?: LiveSessions;
+  /** The idle, progress and close-grace timers [the system's]; a test drives them with a FakeClock. */
+  scheduler?: Scheduler;
 }

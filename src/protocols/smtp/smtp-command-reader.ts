@@ -6,6 +6,8 @@
  * `takeRemaining()` and reaches the upstream byte for byte.
  */
 
+import { LineBuffer } from '../shared/line-buffer.js';
+
 export type SmtpReadResult =
   /** One line without its line end (CRLF, or a bare LF, which clients in the wild send). */
   | { type: 'line'; line: Buffer }
@@ -17,14 +19,9 @@ export interface SmtpReaderOptions {
 }
 
 const LF = 0x0a;
-const CR = 0x0d;
 
 export class SmtpCommandReader {
-  private data = Buffer.allocUnsafe(1024);
-  private start = 0;
-  private end = 0;
-  /** Where the search for the next LF resumes. */
-  private scanPos = 0;
+  private readonly buffer = new LineBuffer(1024);
   /** Dropping an over-long line up to its LF: memory stays bounded whatever the client sends. */
   private discarding = false;
   /** The over-long line has ended; next() reports it before any later line. */
@@ -36,7 +33,7 @@ export class SmtpCommandReader {
 
   /** Bytes held and not yet returned as a line. */
   get buffered(): number {
-    return this.end - this.start;
+    return this.buffer.buffered;
   }
 
   push(chunk: Buffer): void {
@@ -53,7 +50,7 @@ export class SmtpCommandReader {
       this.owedError = true;
       bytes = bytes.subarray(lf + 1);
     }
-    if (bytes.length > 0) this.append(bytes);
+    if (bytes.length > 0) this.buffer.append(bytes);
   }
 
   /**
@@ -65,22 +62,18 @@ export class SmtpCommandReader {
       this.owedError = false;
       return { type: 'error', kind: 'line-too-long' };
     }
-    const lf = this.data.subarray(0, this.end).indexOf(LF, this.scanPos);
-    if (lf < 0) {
-      this.scanPos = this.end;
+    const line = this.buffer.nextLine(this.opts.maxLineLength);
+    if (line === null) {
       // +1: the CR of a line of exactly maxLineLength may be in while its LF is not.
-      if (this.end - this.start > this.opts.maxLineLength + 1) {
+      if (this.buffer.buffered > this.opts.maxLineLength + 1) {
         // Everything buffered is the head of that one line.
         this.discarding = true;
-        this.start = this.end = this.scanPos = 0;
+        this.buffer.clear();
       }
       return null;
     }
-    const from = this.start;
-    const to = lf > from && this.data[lf - 1] === CR ? lf - 1 : lf;
-    this.start = this.scanPos = lf + 1;
-    if (to - from > this.opts.maxLineLength) return { type: 'error', kind: 'line-too-long' };
-    return { type: 'line', line: Buffer.from(this.data.subarray(from, to)) };
+    if (line === 'too-long') return { type: 'error', kind: 'line-too-long' };
+    return { type: 'line', line };
   }
 
   /**
@@ -88,42 +81,19 @@ export class SmtpCommandReader {
    * line at once (RFC 3030), so they must not be taken for commands.
    */
   skip(count: number): void {
-    const now = Math.min(count, this.end - this.start);
-    this.start = this.scanPos = this.start + now;
-    this.skipping = count - now;
+    this.skipping = count - this.buffer.skip(count);
   }
 
   /** Hands over every byte not yet returned as a line, and empties the reader. */
   takeRemaining(): Buffer {
-    const rest = Buffer.from(this.data.subarray(this.start, this.end));
-    this.clear();
-    return rest;
+    return this.buffer.take();
   }
 
   /** Forgets everything buffered (STARTTLS: plaintext sent before the handshake is never trusted). */
   clear(): void {
-    this.start = this.end = this.scanPos = 0;
+    this.buffer.clear();
     this.discarding = this.owedError = false;
     this.skipping = 0;
-  }
-
-  private append(bytes: Buffer): void {
-    if (this.end + bytes.length > this.data.length) {
-      if (this.start > 0) {
-        // Overlapping copy is safe: Buffer#copy is a memmove.
-        this.data.copy(this.data, 0, this.start, this.end);
-        this.end -= this.start;
-        this.scanPos -= this.start;
-        this.start = 0;
-      }
-      if (this.end + bytes.length > this.data.length) {
-        const grown = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.end + bytes.length));
-        this.data.copy(grown, 0, 0, this.end);
-        this.data = grown;
-      }
-    }
-    bytes.copy(this.data, this.end);
-    this.end += bytes.length;
   }
 }
 

@@ -1,5 +1,8 @@
 import type { LoginResult, VerifiedUpstream } from '../../core/login-types.js';
+import { unhandledResult } from '../shared/reply-text.js';
 import type { SaslDialect } from '../shared/sasl-exchange.js';
+
+export { isFailedLogin } from '../shared/reply-text.js';
 
 export const SMTP_AUTH_OK = '235 2.7.0 Authentication successful';
 export const SMTP_AUTH_FAILED = '535 5.7.8 Authentication credentials invalid';
@@ -64,14 +67,7 @@ export function smtpLoginReply<S extends VerifiedUpstream>(result: LoginResult<S
     }
     case 'aborted':
       return null;
-    default: {
-      const unhandled: never = result;
-      throw new Error(`unhandled login result ${JSON.stringify(unhandled)}`);
-    }
+    default:
+      return unhandledResult(result);
   }
-}
-
-/** Results that count toward limits.maxFailedLoginsPerConnection (not the temporary ones). */
-export function isFailedLogin(kind: LoginResult<VerifiedUpstream>['kind']): boolean {
-  return kind === 'bad-password' || kind === 'denied' || kind === 'no-device' || kind === 'rate-limited';
 }

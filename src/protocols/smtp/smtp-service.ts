@@ -12,7 +12,7 @@ function greetingHostname(): string {
 
 /** The SMTP listeners' handler, bound to the configured upstream; null when upstream.smtp is not set. */
 export function smtpService(ctx: ProtocolContext): ProtocolService | null {
-  const endpoint = ctx.config.upstream.smtp;
+  const endpoint = ctx.upstreams.smtp;
   if (!endpoint) return null;
   const hostname = greetingHostname();
   return protocolService(ctx, {

@@ -1,9 +1,8 @@
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { ClientInfo } from '../../core/login-types.js';
 import { checkCredentials, saslMechanism } from '../shared/sasl.js';
-import { SaslExchange, type SaslOutcome } from '../shared/sasl-exchange.js';
-import { MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
+import { SaslExchange } from '../shared/sasl-exchange.js';
+import { connectionHandler, MailSession, type Goodbye, type SessionMode } from '../shared/mail-session.js';
 import type { MailSessionDeps, SplicedUpstream } from '../shared/session-deps.js';
 import { loggableVerb, maskForLog, parseCommand, SmtpCommandReader, type SmtpCommand } from './smtp-command-reader.js';
 import { clientExtensions, ehloReply } from './smtp-extensions.js';
@@ -23,21 +22,6 @@ export interface SmtpSessionDeps extends MailSessionDeps<SmtpUpstreamLike, SmtpC
   hostname: string;
 }
 
-/**
- * Serves one SMTP client connection until AUTH succeeds (then hands it to deps.splice) or it goes
- * away. Resolves when the connection is over, including any login in flight and the splice.
- * With mode 'implicit' the socket may be a TLSSocket already secured by the listener, or a plain
- * socket this function performs the TLS handshake on.
- */
-export function handleSmtpConnection(
-  socket: net.Socket | tls.TLSSocket,
-  mode: 'implicit' | 'starttls' | 'none',
-  client: ClientInfo,
-  deps: SmtpSessionDeps,
-): Promise<void> {
-  return new SmtpSession(socket, mode, client, deps).run();
-}
-
 /** Commands that belong to a mail transaction: the upstream's business, after AUTH. */
 const TRANSACTION = new Set(['MAIL', 'RCPT', 'DATA', 'BDAT', 'BURL', 'VRFY', 'EXPN', 'ETRN']);
 const MAX_CLIENT_NAME = 64;
@@ -46,7 +30,6 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
   private heloName: string | undefined;
   /** The phone said no to this connection; see startLogin(). */
   private denied = false;
-  private sasl: SaslExchange | undefined;
 
   constructor(socket: net.Socket, mode: SessionMode, client: ClientInfo, deps: SmtpSessionDeps) {
     super(socket, 'smtp', mode, client, deps);
@@ -108,10 +91,7 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
 
   private onLineTooLong(): void {
     this.log.debug('smtp line too long');
-    if (this.state === 'sasl') {
-      this.sasl = undefined;
-      this.state = 'ready';
-    }
+    if (this.state === 'sasl') this.cancelSasl();
     if (!this.countCommand()) return;
     this.touch();
     this.send('500 5.5.2 Line too long');
@@ -189,27 +169,16 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
     if (!mechName || extra.length > 0) return this.send('501 5.5.4 Syntax: AUTH mechanism [initial-response]');
     const mechanism = saslMechanism(mechName);
     if (!mechanism) return this.send('504 5.5.4 Unrecognized authentication type');
-    this.sasl = new SaslExchange(mechanism, SMTP_SASL);
-    this.onSaslOutcome(this.sasl.start(initial));
+    this.beginSasl(new SaslExchange(mechanism, SMTP_SASL), initial);
   }
 
   private onSaslLine(line: Buffer): void {
-    if (!this.sasl) return;
-    this.touch();
     if (this.log.isLevelEnabled('trace')) this.log.trace({ line: maskForLog({ sasl: true }) }, 'smtp <');
-    this.onSaslOutcome(this.sasl.respond(line.toString('latin1')));
+    this.answerSasl(line.toString('latin1'));
   }
 
-  private onSaslOutcome(outcome: SaslOutcome): void {
-    if (outcome.type === 'challenge') {
-      this.state = 'sasl';
-      return this.send(outcome.line);
-    }
-    this.sasl = undefined;
-    this.state = 'ready';
-    if (outcome.type === 'bad') return this.send(outcome.reply);
-    if (outcome.type === 'refused') return this.refuseLogin(outcome.reply, outcome.why);
-    this.startLogin(outcome.user, outcome.password);
+  protected override saslLogin(user: Buffer, password: Buffer): void {
+    this.startLogin(user, password);
   }
 
   // ---- login -----------------------------------------------------------------------------
@@ -251,3 +220,6 @@ class SmtpSession extends MailSession<SmtpUpstreamLike, SmtpCommandReader, SmtpS
     return this.finishLogin(result, reply, reply ?? '235 2.7.0 Authentication successful');
   }
 }
+
+/** Serves one SMTP client connection (see connectionHandler). */
+export const handleSmtpConnection = connectionHandler<SmtpSessionDeps>(SmtpSession);

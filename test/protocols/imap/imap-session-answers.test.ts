@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { FakeClock } from '../../../src/core/clock.js';
 import { b64, sleep, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { expectLoggedIn as loggedIn, withServer } from './imap-test-kit.js';
 const AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
@@ -53,21 +54,32 @@ describe('imap session: the core answers', SESSION_SUITE, () => {
     });
   });
 
-  it('sends progress lines while the login is held', async () => {
+  it('sends a progress line every progressInterval while the login is held, and none after', async () => {
+    const clock = new FakeClock();
+    let tap!: () => void;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
     const behaviour: Behaviour = async (attempt, v) => {
       attempt.onHold?.();
       attempt.onHold?.();
-      await sleep(180);
+      held();
+      await new Promise<void>((resolve) => (tap = resolve));
       return v.kind === 'ok' ? { kind: 'approved', session: v.session, reason: 'tap' } : { kind: 'aborted' };
     };
-    await withServer({ behaviour }, async ({ connect }) => {
+    await withServer({ behaviour, scheduler: clock, progressIntervalMs: 50 }, async ({ connect }) => {
       const c = await connect();
       await c.next();
       c.write('a LOGIN alice secret\r\n');
+      await holding;
+      assert.equal(clock.pending, 1, 'held: the progress timer runs (one, though onHold came twice), the idle timer does not');
+      clock.advance(50);
+      assert.equal(await c.next(), '* OK Waiting for approval on your phone');
+      clock.advance(100);
+      assert.deepEqual([await c.next(), await c.next()], ['* OK Waiting for approval on your phone', '* OK Waiting for approval on your phone']);
+      tap();
       const lines = await loggedIn(c);
-      const progress = lines.filter((l) => l === '* OK Waiting for approval on your phone');
-      assert.ok(progress.length >= 2 && progress.length <= 4, `progress lines: ${progress.length}`);
-      assert.equal(progress.length, lines.length - 1);
+      assert.equal(lines.length, 1, 'nothing but the answer after the tap');
+      assert.equal(clock.pending, 0, 'the progress timer stopped with the answer');
     });
   });
 

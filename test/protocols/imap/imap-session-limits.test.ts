@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { setImmediate as turn } from 'node:timers/promises';
+import { FakeClock } from '../../../src/core/clock.js';
 import { testCerts } from '../../helpers/certs.js';
 import { connectPlain } from '../../helpers/line-client.js';
 import { withServer as withServerIn } from './imap-test-kit.js';
@@ -56,20 +58,27 @@ describe('imap session: limits', SESSION_SUITE, () => {
     );
   });
 
-  it('says goodbye after the pre-login idle timeout', async () => {
-    await withServer({ limits: { preLoginIdleTimeout: 150 } }, async ({ connect }) => {
+  it('says goodbye after the pre-login idle timeout, counted from the last command', async () => {
+    const clock = new FakeClock();
+    await withServer({ scheduler: clock, limits: { preLoginIdleTimeout: 150 } }, async ({ connect }) => {
       const c = await connect();
       await c.next();
-      const started = Date.now();
+      clock.advance(149);
+      c.write('a NOOP\r\n');
+      assert.equal(await c.next(), 'a OK NOOP completed', 'still served 1 ms before the timeout');
+      clock.advance(150);
       assert.equal(await c.next(), '* BYE Idle timeout');
-      assert.ok(Date.now() - started >= 100);
       await c.expectClosed();
     });
   });
 
   it('the idle timeout also bounds a TLS handshake that never comes', async () => {
-    await withServer({ mode: 'implicit', limits: { preLoginIdleTimeout: 150 } }, async ({ port, sessions }) => {
+    const clock = new FakeClock();
+    await withServer({ scheduler: clock, mode: 'implicit', limits: { preLoginIdleTimeout: 150 } }, async ({ port, sessions }) => {
       const c = await connectPlain(port);
+      // The session starts its idle timer once the listener hands it the connection.
+      while (clock.pending === 0) await turn();
+      clock.advance(150);
       await c.expectClosed();
       assert.deepEqual(c.lines, []);
       await Promise.all(sessions);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { FakeClock } from '../../../src/core/clock.js';
 import { upgradeClient, type LineClient } from '../../helpers/line-client.js';
 import { b64, sleep, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { logins, TLS_CAPS, withServer } from './pop3-test-kit.js';
@@ -83,10 +84,14 @@ describe('pop3 session: before login', SESSION_SUITE, () => {
     });
   });
 
-  it('closes an idle connection before login', async () => {
-    await withServer({ limits: { preLoginIdleTimeout: 150 } }, async ({ connect }) => {
+  it('closes an idle connection before login, after preLoginIdleTimeout since the last command', async () => {
+    const clock = new FakeClock();
+    await withServer({ scheduler: clock, limits: { preLoginIdleTimeout: 150 } }, async ({ connect }) => {
       const c = await connect();
-      assert.equal(await c.next(1000), '-ERR Disconnected for inactivity.');
+      clock.advance(149);
+      assert.deepEqual(await ask(c, 'NOOP'), ['-ERR Command not valid before login.'], 'still served 1 ms before the timeout');
+      clock.advance(150);
+      assert.equal(await c.next(), '-ERR Disconnected for inactivity.');
       await c.expectClosed();
     });
   });

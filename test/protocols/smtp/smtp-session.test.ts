@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { FakeClock } from '../../../src/core/clock.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { testCerts } from '../../helpers/certs.js';
 import { upgradeClient } from '../../helpers/line-client.js';
@@ -262,8 +263,13 @@ describe('smtp session: limits', SESSION_SUITE, () => {
       assert.deepEqual(await c.until('421'), ['250 2.0.0 OK', '500 5.5.2 Line too long', '250 2.0.0 OK', `421 4.7.0 ${HOST} Too many commands before authentication, closing connection`]);
       await c.expectClosed();
     });
-    await withServer({ limits: { preLoginIdleTimeout: 300 } }, async ({ connect }) => {
+    const clock = new FakeClock();
+    await withServer({ scheduler: clock, limits: { preLoginIdleTimeout: 300 } }, async ({ connect }) => {
       const c = await connect();
+      clock.advance(299);
+      c.write('NOOP\r\n');
+      assert.equal(await c.next(), '250 2.0.0 OK', 'still served 1 ms before the timeout');
+      clock.advance(300);
       assert.equal(await c.next(), `421 4.4.2 ${HOST} Idle timeout, closing connection`);
       await c.expectClosed();
     });
