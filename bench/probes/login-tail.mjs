@@ -28,4 +28,6 @@ const r = await report(t.pid);
 console.log(`login p50 ${pct(times, 50).toFixed(1)} ms, p99 ${pct(times, 99).toFixed(1)} ms, max ${times.at(-1).toFixed(1)} ms`);
 console.log(`event loop delay p50 ${r.loopP50Ms.toFixed(1)} ms, p99 ${r.loopP99Ms.toFixed(1)} ms, max ${r.loopMaxMs.toFixed(1)} ms`);
 console.log(`SQLite: ${(r.sqliteCalls / n).toFixed(1)} statements and ${(r.sqliteMs / n).toFixed(2)} ms per login; p99 ${r.sqliteP99Ms.toFixed(2)} ms, max ${r.sqliteMaxMs.toFixed(1)} ms; over 2 ms: ${JSON.stringify(r.slow)}`);
+// Per login, by statement (BEGIN/COMMIT/SAVEPOINT included): what the approved path costs the store.
+for (const [sql, c] of Object.entries(r.counts ?? {}).sort((a, b) => b[1] - a[1])) console.log(`  ${(c / n).toFixed(2)}  ${sql}`);
 await t.stop();

@@ -14,6 +14,8 @@ const sqlite = createHistogram();
 let sqliteNs = 0n;
 let sqliteCalls = 0;
 let slow = {};
+// Statements run per source text (first 60 characters), to count what one login costs.
+let counts = {};
 try {
   const Database = require(path.join(__dirname, '../../node_modules/better-sqlite3'));
   const proto = Object.getPrototypeOf(new Database(':memory:').prepare('select 1'));
@@ -27,6 +29,8 @@ try {
         const d = process.hrtime.bigint() - t;
         sqliteNs += d;
         sqliteCalls++;
+        const key = this.source.replace(/\s+/g, ' ').slice(0, 60);
+        counts[key] = (counts[key] ?? 0) + 1;
         sqlite.record(d > 0n ? d : 1n);
         if (d > 2_000_000n) slow[this.source.slice(0, 80)] = (slow[this.source.slice(0, 80)] ?? 0) + 1;
       }
@@ -53,12 +57,14 @@ process.on('SIGWINCH', () => {
       sqliteP99Ms: sqlite.percentile(99) / 1e6,
       sqliteMaxMs: sqlite.max / 1e6,
       slow,
+      counts,
     };
     loop.reset();
     sqlite.reset();
     sqliteNs = 0n;
     sqliteCalls = 0;
     slow = {};
+    counts = {};
     fs.writeFileSync(`probe-${process.pid}.json`, JSON.stringify(out));
   }, 200);
 });

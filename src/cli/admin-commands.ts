@@ -19,6 +19,11 @@ const MIN_STANDING_TTL_MS = 60_000;
 const MAX_STANDING_TTL_MS = 3650 * 86_400_000;
 
 /** One client address in the listeners' spelling (::ffff:10.0.0.1 is 10.0.0.1). */
+/** A command's action about one USER: opens the admin core and hands over the canonical name. */
+function userAction<O extends { config?: string }>(run: (core: CoreApi, user: string, o: O) => Promise<void>): (typed: string, o: O) => Promise<void> {
+  return (typed, o) => withCore(o.config, (core) => run(core, canonicalUser(core, typed), o));
+}
+
 function clientIpArg(text: string): string {
   const ip = canonicalIp(text);
   if (ip === null) throw new CliError(`--ip: expected one IPv4 or IPv6 address, got ${JSON.stringify(text)}`);
@@ -39,9 +44,8 @@ export function deviceCommand(): Command {
     .option('--name <name>', 'a name the user recognises', 'Phone')
     .option('--replace', 'replace the device already bound (its token stops working)', false)
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; name: string; replace: boolean; json: boolean }) => {
-      await withCore(o.config, async (core) => {
-        const user = canonicalUser(core, typed);
+    .action(
+      userAction(async (core, user, o: { config?: string; name: string; replace: boolean; json: boolean }) => {
         const r = await core.devices.bind(user, o.name, o.replace);
         if (r.status === 'exists') {
           throw new CliError(`${user} already has a bound device (${r.device.name}, ${r.device.deviceId}); use --replace to replace it`);
@@ -51,24 +55,23 @@ export function deviceCommand(): Command {
           { user, deviceId: r.device.deviceId, token: r.token },
           `Bound device "${r.device.name}" for ${user}\n  deviceId: ${r.device.deviceId}\n  token:    ${r.token}\nThe token is shown only once; give it to the device (Authorization: Bearer TOKEN).`,
         );
-      });
-    });
+      }),
+    );
   device
     .command('remove')
     .description("clear USER's bound device and the requests addressed to it, and end USER's web sessions")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; json: boolean }) => {
-      await withCore(o.config, async (core) => {
-        const user = canonicalUser(core, typed);
+    .action(
+      userAction(async (core, user, o: { config?: string; json: boolean }) => {
         const removed = await core.pairing.clear(user);
         if (!removed) throw new CliError(`${user} has no bound device`);
         // Whoever signed in on the portal with that phone is signed out everywhere.
         await core.webSessions.endAll(user);
         print(o.json, { user, deviceId: removed.deviceId, removed: true }, `Removed device ${removed.deviceId} of ${user}`);
-      });
-    });
+      }),
+    );
   return device;
 }
 
@@ -81,22 +84,20 @@ export function userCommand(): Command {
     .addOption(configOption())
     .addOption(new Option('--daemon-otp <state>', 'two-factor required for send/receive').choices(['on', 'off']).makeOptionMandatory())
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
-      await withCore(o.config, async (core) => {
-        const user = canonicalUser(core, typed);
+    .action(
+      userAction(async (core, user, o: { config?: string; daemonOtp: 'on' | 'off'; json: boolean }) => {
         await core.users.setDaemonOtp(user, o.daemonOtp === 'on', 'cli');
         print(o.json, { user, daemonOtp: o.daemonOtp === 'on' }, `daemon OTP for ${user}: ${o.daemonOtp}`);
-      });
-    });
+      }),
+    );
   userCmd
     .command('show')
     .description("USER's methods (passkeys by name and last use), bound device (no secrets), daemon-OTP switch, approvals and remembered browsers")
     .argument('<user>', USER_ARG)
     .addOption(configOption())
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; json: boolean }) => {
-      await withCore(o.config, async (core) => {
-        const user = canonicalUser(core, typed);
+    .action(
+      userAction(async (core, user, o: { config?: string; json: boolean }) => {
         const [device, approvals, methods, recoveryLeft, passkeys, browsers] = await Promise.all([
           core.devices.ofUser(user),
           core.approvals.list(user),
@@ -144,8 +145,8 @@ export function userCommand(): Command {
           ...browsers.map((b) => `  ${b.os ? `${b.browser} on ${b.os}` : b.browser}  from ${b.clientIp}  remembered ${iso(b.createdAt)}  last used ${b.lastUsedAt !== undefined ? iso(b.lastUsedAt) : 'never'}  until ${iso(b.expiresAt)}`),
         ];
         print(o.json, doc, lines.join('\n'));
-      });
-    });
+      }),
+    );
   userCmd
     .command('reset')
     .description("remove USER's second factors and remembered browsers (all of them unless one is named) and end USER's web sessions")
@@ -158,9 +159,8 @@ export function userCommand(): Command {
     .option('--browsers', 'the remembered browsers (they ask for the second step again)', false)
     .option('--all', 'every method and the remembered browsers (the default when none is named)', false)
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; totp: boolean; passkeys: boolean; recovery: boolean; device: boolean; browsers: boolean; all: boolean; json: boolean }) => {
-      await withCore(o.config, async (core) => {
-        const user = canonicalUser(core, typed);
+    .action(
+      userAction(async (core, user, o: { config?: string; totp: boolean; passkeys: boolean; recovery: boolean; device: boolean; browsers: boolean; all: boolean; json: boolean }) => {
         const named: MethodId[] = [...(o.device ? ['phone' as const] : []), ...(o.totp ? ['totp' as const] : []), ...(o.passkeys ? ['passkey' as const] : []), ...(o.recovery ? ['recovery' as const] : [])];
         const everything = o.all || (named.length === 0 && !o.browsers);
         const which = everything ? METHOD_IDS : named;
@@ -179,8 +179,8 @@ export function userCommand(): Command {
         ];
         print(o.json, { user, removed, notSetUp, ...(everything || o.browsers ? { browsersRevoked } : {}) }, lines.join('\n'));
         if (named.length > 0 && removed.length === 0 && browsersRevoked === 0) process.exitCode = 1;
-      });
-    });
+      }),
+    );
   return userCmd;
 }
 
@@ -236,12 +236,11 @@ export function approvalsCommand(): Command {
     .addOption(configOption())
     .option('--ip <ip>', 'only the approval for this client IP')
     .option('--json', 'print one JSON document', false)
-    .action(async (typed: string, o: { config?: string; ip?: string; json: boolean }) => {
-      await withCore(o.config, async (core) => {
-        const user = canonicalUser(core, typed);
+    .action(
+      userAction(async (core, user, o: { config?: string; ip?: string; json: boolean }) => {
         const n = await core.approvals.revoke(user, o.ip === undefined ? undefined : clientIpArg(o.ip));
         print(o.json, { user, revoked: n }, `revoked ${n} approval${n === 1 ? '' : 's'} of ${user}`);
-      });
-    });
+      }),
+    );
   return approvals;
 }

@@ -53,12 +53,13 @@ export class LoginAuthorizer {
     const named: LoginAttempt<S> = { ...attempt, user: canonical.name };
     const log = this.logger.child({ user: named.user, clientIp: named.clientIp, protocol: named.protocol });
     const guard = this.held.guard(named);
-    let result = await this.decide(guard.attempt, log);
+    const reserved: { reservation?: LoginReservation } = {};
+    let result = await this.decide(guard.attempt, log, reserved);
     guard.release();
     if (result.kind === 'aborted' && guard.refused()) result = { kind: 'rate-limited', limit: 'held' };
     if (result.kind === 'approved') {
       try {
-        await this.limiter.rememberLogin(named.user, named.clientIp);
+        await this.limiter.rememberLogin(named.user, named.clientIp, reserved.reservation);
       } catch (err) {
         // Only costs this address its exemption from the per-user cap; the login itself is fine.
         log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not remember a successful login');
@@ -126,13 +127,15 @@ export class LoginAuthorizer {
     return result;
   }
 
-  private async decide<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, log: Logger): Promise<LoginResult<S>> {
+  /** `out` receives the login's reservation, which says whether rememberLogin has to write. */
+  private async decide<S extends VerifiedUpstream>(attempt: LoginAttempt<S>, log: Logger, out: { reservation?: LoginReservation }): Promise<LoginResult<S>> {
     const { user, clientIp } = attempt;
     let reservation: LoginReservation;
     try {
       const reserved = await this.limiter.reserveLogin(user, clientIp);
       if ('blocked' in reserved) return { kind: 'rate-limited', limit: reserved.blocked };
       reservation = reserved.reservation;
+      out.reservation = reservation;
     } catch (err) {
       return this.unavailable('store', err, log);
     }

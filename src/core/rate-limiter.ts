@@ -7,6 +7,9 @@ export interface LoginReservation {
   user: string;
   ip: string;
   at: number;
+  /** When a login of this user from this address was last remembered (rememberLogin), as read
+   * while reserving; null when it is not remembered. */
+  rememberedAt: number | null;
 }
 
 export interface RateLimitSettings {
@@ -17,6 +20,9 @@ export interface RateLimitSettings {
 }
 
 const HOUR = 3_600_000;
+
+/** A login already remembered less than this part of the window ago is not written again. */
+const REMEMBER_REFRESH = 0.1;
 
 /**
  * Counters in the store, shared by every instance: failed logins per user (unknown users too)
@@ -56,8 +62,8 @@ export class RateLimiter {
     const { failedLoginWindowMs: w } = this.settings;
     const at = this.clock.now();
     const [known, byUser, byIp] = await Promise.all([this.isKnownAddress(user, ip), this.store.hit(this.userKey(user), w, at), this.store.hit(this.ipKey(ip), w, at)]);
-    const reservation: LoginReservation = { user, ip, at };
-    const blocked = byIp > this.settings.failedLoginsPerIp ? 'ip' : !known && byUser > this.settings.failedLoginsPerUser ? 'user' : null;
+    const reservation: LoginReservation = { user, ip, at, rememberedAt: known.rememberedAt };
+    const blocked = byIp > this.settings.failedLoginsPerIp ? 'ip' : !known.known && byUser > this.settings.failedLoginsPerUser ? 'user' : null;
     if (!blocked) return { reservation };
     await this.releaseLogin(reservation);
     return { blocked };
@@ -70,10 +76,19 @@ export class RateLimiter {
     await Promise.all([this.store.release(this.userKey(r.user), w, r.at), this.store.release(this.ipKey(r.ip), w, r.at)]);
   }
 
-  /** Remembers, for one failed-login window and for every instance, that this address logged in as
-   * the user; other addresses' failures then cannot lock it out. */
-  async rememberLogin(user: string, ip: string): Promise<void> {
-    await this.store.setValue(this.loggedInKey(user, ip), '1', this.settings.failedLoginWindowMs, this.clock.now());
+  /**
+   * Remembers, for one failed-login window and for every instance, that this address logged in as
+   * the user; other addresses' failures then cannot lock it out. The value is when. A login whose
+   * reservation saw it remembered less than a tenth of the window ago writes nothing: a busy client
+   * costs one store write per tenth of the window instead of one per login, and stays remembered
+   * for at least 0.9 of the window after its last login.
+   */
+  async rememberLogin(user: string, ip: string, reservation?: LoginReservation): Promise<void> {
+    const now = this.clock.now();
+    const w = this.settings.failedLoginWindowMs;
+    const last = reservation?.user === user && reservation.ip === ip ? reservation.rememberedAt : null;
+    if (last !== null && last <= now && now - last < w * REMEMBER_REFRESH) return;
+    await this.store.setValue(this.loggedInKey(user, ip), String(now), w, now);
   }
 
   /**
@@ -81,9 +96,11 @@ export class RateLimiter {
    * logged in as the user within the window. The per-user cap does not apply to it: otherwise ten
    * wrong passwords from anywhere would lock the real user out of the places it already uses.
    */
-  private async isKnownAddress(user: string, ip: string): Promise<boolean> {
+  private async isKnownAddress(user: string, ip: string): Promise<{ known: boolean; rememberedAt: number | null }> {
     const [loggedIn, approved] = await Promise.all([this.store.getValue(this.loggedInKey(user, ip), this.clock.now()), this.approvals.grantedTo(user, ip)]);
-    return loggedIn !== null || approved;
+    // Values written before they held the time ('1') read as long ago: the next login rewrites them.
+    const at = loggedIn === null ? null : Number(loggedIn);
+    return { known: loggedIn !== null || approved, rememberedAt: at !== null && Number.isFinite(at) ? at : null };
   }
 
   /** The push cap, for RequestService.openConnection: the store counts a new request under it and

@@ -47,6 +47,8 @@ export const EVENT_LOG_IDLE_TTL_MS = 7 * 24 * 3_600_000;
 export const SQLITE_PURGE_INTERVAL_MS = 60_000;
 /** Long enough to ride out another process's write transaction on the same file, short enough to fail closed. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/** How often the SQLite store's checkpointer thread checkpoints the WAL (PASSIVE). */
+export const SQLITE_CHECKPOINT_INTERVAL_MS = 1_000;
 /** Bumped when the SQLite schema changes; stored in PRAGMA user_version. */
 export const SQLITE_SCHEMA_VERSION = 3;
 
