@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { FakeClock } from '../../../src/core/clock.js';
-import { b64, sleep, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
+import { b64, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { expectLoggedIn as loggedIn, withServer } from './imap-test-kit.js';
 const AUTH_FAILED = 'NO [AUTHENTICATIONFAILED] Authentication failed.';
 
@@ -94,7 +94,7 @@ describe('imap session: the core answers', SESSION_SUITE, () => {
       // A core racing the abort may still approve: the session must close that upstream.
       return v.kind === 'ok' ? { kind: 'approved', session: v.session, reason: 'tap' } : { kind: 'aborted' };
     };
-    await withServer({ behaviour }, async ({ connect, h }) => {
+    await withServer({ behaviour }, async ({ connect, h, sessions }) => {
       const c = await connect();
       await c.next();
       c.write('a LOGIN alice secret\r\n');
@@ -103,7 +103,7 @@ describe('imap session: the core answers', SESSION_SUITE, () => {
       await signalAborted;
       assert.equal(h.attempts[0]?.signal?.aborted, true);
       assert.equal(h.upstreamLogins[0]?.signal.aborted, true);
-      await sleep(20);
+      await Promise.all(sessions);
       assert.equal(h.upstreams[0]?.closed, true);
       assert.equal(h.splices.length, 0);
     });

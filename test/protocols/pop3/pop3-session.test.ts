@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FakeClock } from '../../../src/core/clock.js';
 import { upgradeClient, type LineClient } from '../../helpers/line-client.js';
-import { b64, sleep, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
+import { b64, type Behaviour, type Refusal, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { logins, TLS_CAPS, withServer } from './pop3-test-kit.js';
 
 /** Sends lines and reads one answer line per command. */
@@ -97,11 +97,11 @@ describe('pop3 session: before login', SESSION_SUITE, () => {
   });
 
   it('survives a client that resets mid-command', async () => {
-    await withServer({ mode: 'none' }, async ({ connect }) => {
+    await withServer({ mode: 'none' }, async ({ connect, sessions }) => {
       const c = await connect();
       c.write('USER ali');
       c.sock.resetAndDestroy();
-      await sleep(50);
+      await sessions[0];
       const d = await connect();
       assert.deepEqual(await ask(d, 'USER alice'), ['+OK']);
     });
@@ -202,19 +202,24 @@ describe('pop3 session: login', SESSION_SUITE, () => {
   });
 
   it('says nothing while the login waits, then the final answer; the session stays usable after a refusal', async () => {
+    const clock = new FakeClock();
     let release!: (r: Refusal) => void;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
     const behaviour: Behaviour = (_a, v) => {
       if (v.kind === 'ok') v.session.close();
+      held();
       return new Promise((resolve) => (release = resolve));
     };
-    await withServer({ behaviour }, async ({ connect }) => {
+    await withServer({ behaviour, scheduler: clock }, async ({ connect }) => {
       const c = await connect();
       c.write('USER alice\r\nPASS secret\r\nCAPA\r\n');
       assert.equal(await c.next(), '+OK');
-      await sleep(200);
-      assert.deepEqual(c.rest(), [], 'no progress lines in POP3');
+      await holding;
+      clock.advance(200);
       release({ kind: 'pending-timeout', requestId: 'r1' });
-      assert.equal(await c.next(), '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.');
+      // Replies arrive in order: a progress line sent during the wait would come before this one.
+      assert.equal(await c.next(), '-ERR [SYS/TEMP] Still waiting for approval: approve this connection on your phone, then retry.', 'no progress lines in POP3');
       assert.equal(await c.next(), '+OK Capability list follows', 'the pipelined CAPA is answered after the refusal');
     });
   });
@@ -239,21 +244,24 @@ describe('pop3 session: login', SESSION_SUITE, () => {
 
   it('aborts the wait when the client goes away, and the upstream session is closed', async () => {
     let signalled = false;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
     const behaviour: Behaviour = (a, v) =>
-      new Promise((resolve) =>
+      new Promise((resolve) => {
+        held();
         a.signal?.addEventListener('abort', () => {
           signalled = true;
           if (v.kind === 'ok') v.session.close();
           resolve({ kind: 'aborted' });
-        }),
-      );
+        });
+      });
     let closed = () => 0;
     await withServer({ behaviour, mode: 'none' }, async ({ connect, h }) => {
       closed = () => h.upstreams.reduce((n, u) => n + u.closes, 0);
       const c = await connect();
       assert.deepEqual(await ask(c, 'USER a'), ['+OK']);
       c.write('PASS b\r\n');
-      await sleep(50);
+      await holding;
       c.destroy();
     });
     assert.ok(signalled);

@@ -6,7 +6,7 @@ import { FakeClock } from '../../../src/core/clock.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { testCerts } from '../../helpers/certs.js';
 import { upgradeClient } from '../../helpers/line-client.js';
-import { b64, sleep, type Behaviour, SESSION_SUITE } from '../../helpers/session-harness.js';
+import { b64, type Behaviour, SESSION_SUITE } from '../../helpers/session-harness.js';
 import { HOST, plain, reply, TLS_EHLO, withServer } from './smtp-test-kit.js';
 const AUTH_OK = '235 2.7.0 Authentication successful';
 
@@ -159,23 +159,30 @@ describe('smtp session: AUTH', SESSION_SUITE, () => {
   });
 
   it('sends nothing while the login is held, then the table reply; a retry is served', async () => {
+    const clock = new FakeClock();
     let calls = 0;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    let timeOut!: () => void;
     const behaviour: Behaviour = async (attempt, v) => {
       if (v.kind !== 'ok') throw new Error('unexpected');
       if (++calls > 1) return { kind: 'approved', session: v.session, reason: 'approval' };
       attempt.onHold?.();
-      await sleep(400);
+      held();
+      await new Promise<void>((resolve) => (timeOut = resolve));
       v.session.close();
       return { kind: 'pending-timeout', requestId: 'r1' };
     };
-    await withServer({ behaviour }, async ({ connect, h }) => {
+    await withServer({ behaviour, scheduler: clock }, async ({ connect, h }) => {
       const c = await connect();
       c.write('EHLO x\r\n');
       await reply(c);
       c.write(`AUTH PLAIN ${plain('alice', 'pw')}\r\n`);
-      await sleep(300);
-      assert.deepEqual(c.rest(), [], 'no progress line in SMTP');
-      assert.equal(await c.next(), '454 4.7.0 Approve this connection on your phone, then retry.');
+      await holding;
+      clock.advance(300);
+      timeOut();
+      // Replies arrive in order: a progress line sent during the hold would come before this one.
+      assert.equal(await c.next(), '454 4.7.0 Approve this connection on your phone, then retry.', 'no progress line in SMTP');
       assert.equal(h.upstreams[0]?.closed, true);
       c.write(`AUTH PLAIN ${plain('alice', 'pw')}\r\n`);
       assert.equal(await c.next(), AUTH_OK);
@@ -217,7 +224,10 @@ describe('smtp session: AUTH', SESSION_SUITE, () => {
 
   it('aborts the held login when the client goes away and closes the upstream session', async () => {
     let aborted = false;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
     const behaviour: Behaviour = async (attempt, v) => {
+      held();
       await new Promise<void>((resolve) => attempt.signal?.addEventListener('abort', () => resolve()));
       aborted = true;
       if (v.kind === 'ok') v.session.close();
@@ -228,7 +238,7 @@ describe('smtp session: AUTH', SESSION_SUITE, () => {
       c.write('EHLO x\r\n');
       await reply(c);
       c.write(`AUTH PLAIN ${plain('alice', 'pw')}\r\n`);
-      await sleep(100);
+      await holding;
       c.destroy();
       await Promise.all(sessions);
       assert.ok(aborted);
