@@ -24,6 +24,15 @@ local function dropDevice(deviceBase, pendingBase, requestBase, id)
   redis.call('DEL', pk)
   redis.call('DEL', deviceBase .. esc(id))
 end
+-- Compare-and-set of a pending request's record: takes it off its device's pending set and the open
+-- index. False (nothing written) when the record is no longer the expected one.
+local function swapRequest(requestKey, pendingKey, openKey, expected, new, id)
+  if redis.call('GET', requestKey) ~= expected then return false end
+  redis.call('SET', requestKey, new, 'KEEPTTL')
+  redis.call('ZREM', pendingKey, id)
+  if redis.call('GET', openKey) == id then redis.call('DEL', openKey) end
+  return true
+end
 -- Appends a logged event (see entryBody in event-log.ts) and publishes it; returns its id. Trims the
 -- log's entries older than the retention from the oldest up, raising the floor past each one.
 local function appendEvent(seqKey, logKey, floorKey, body, now, retention, idleTtl, channel)
@@ -91,10 +100,7 @@ return appendEvent(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumb
   mailotpExpireRequest: {
     numberOfKeys: 7,
     lua: `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-redis.call('ZREM', KEYS[2], ARGV[3])
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+if not swapRequest(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
 redis.call('ZREM', KEYS[4], ARGV[3])
 return appendEvent(KEYS[5], KEYS[6], KEYS[7], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8])`,
   },
@@ -103,10 +109,7 @@ return appendEvent(KEYS[5], KEYS[6], KEYS[7], ARGV[4], tonumber(ARGV[5]), tonumb
   mailotpDecideRequest: {
     numberOfKeys: 3,
     lua: `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-redis.call('ZREM', KEYS[2], ARGV[3])
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+if not swapRequest(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
 return 1`,
   },
   /** KEYS: key. ARGV: expected value, new value. 1 when swapped. */
