@@ -8,6 +8,8 @@ import { rawConnect } from './raw-client.js';
 const USERS = [
   { user: 'alice', password: 'Alice-Drain-Pw-1' },
   { user: 'bob', password: 'Bob-Held-Pw-22' },
+  { user: 'carol', password: 'Carol-Held-Pop3-Pw-3' },
+  { user: 'dave', password: 'Dave-Held-Smtp-Pw-4' },
 ];
 
 describe('SIGTERM: goodbyes at once, spliced sessions drain, exit 0', () => {
@@ -19,7 +21,7 @@ describe('SIGTERM: goodbyes at once, spliced sessions drain, exit 0', () => {
     await dovecot?.stop();
   });
 
-  it('says each protocol goodbye to pre-login and held sessions, lets a spliced IMAP session finish, then exits 0', async () => {
+  it('says each protocol goodbye to pre-login and held sessions (IMAP, POP3, SMTP), lets a spliced IMAP session finish, then exits 0', async () => {
     // A drain long enough that the spliced session's LOGOUT, not the timeout, ends it.
     const m = await startMailotp({ dovecot, drainTimeout: '60s', daemonOtp: { holdTime: '60s' } });
     const conns: ReturnType<typeof rawConnect>[] = [];
@@ -46,6 +48,22 @@ describe('SIGTERM: goodbyes at once, spliced sessions drain, exit 0', () => {
       held.socket.write(`b1 LOGIN bob ${USERS[1]!.password}\r\n`);
       await waitForRequest(m.portal, bob, (r) => r.user === 'bob');
 
+      // (b) A POP3 PASS held for carol's approval, and an SMTP AUTH held for dave's.
+      const carol = await enrol(m, 'carol');
+      const dave = await enrol(m, 'dave');
+      const heldPop3 = open(m.pop3s);
+      const pop3Greeting = await heldPop3.line((l) => l.startsWith('+OK'));
+      heldPop3.socket.write('USER carol\r\n');
+      await heldPop3.line((l) => l.startsWith('+OK') && l !== pop3Greeting);
+      heldPop3.socket.write(`PASS ${USERS[2]!.password}\r\n`);
+      await waitForRequest(m.portal, carol, (r) => r.user === 'carol');
+      const heldSmtp = open(m.smtps);
+      await heldSmtp.line((l) => l.startsWith('220'));
+      heldSmtp.socket.write('EHLO client.example\r\n');
+      await heldSmtp.line((l) => l.startsWith('250 '));
+      heldSmtp.socket.write(`AUTH PLAIN ${Buffer.from(`\0dave\0${USERS[3]!.password}`).toString('base64')}\r\n`);
+      await waitForRequest(m.portal, dave, (r) => r.user === 'dave');
+
       // (a), (c) Pre-login IMAP, POP3 and SMTP clients, greeted and idle.
       const imap = open(m.imaps);
       await imap.line((l) => l.startsWith('* OK'));
@@ -67,6 +85,12 @@ describe('SIGTERM: goodbyes at once, spliced sessions drain, exit 0', () => {
       // fetchmail reads a POP3 -ERR as temporary only with "wait" in it (see pop3-replies.ts).
       assert.match(await pop3.line((l) => l.startsWith('-ERR')), /^-ERR \[SYS\/TEMP\] .*wait/);
       await pop3.closed;
+      // The held POP3 PASS and SMTP AUTH are answered with the goodbye itself: a temporary refusal.
+      assert.match(await heldPop3.line((l) => l.startsWith('-ERR')), /^-ERR \[SYS\/TEMP\] .*wait/);
+      assert.ok(!heldPop3.received().includes('+OK Logged in'), 'the held POP3 login was not let in');
+      await heldPop3.closed;
+      assert.match(await heldSmtp.line((l) => /^[2-5]\d\d /.test(l) && !l.startsWith('220') && !l.startsWith('250')), /^421 4\.3\.2 /);
+      await heldSmtp.closed;
       assert.match(await smtp.line((l) => l.startsWith('421')), /^421 4\.3\.2 /);
       await smtp.closed;
 
