@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { testCerts } from '../helpers/certs.js';
 import { BIN, ROOT, runBin, runProcess } from '../e2e/harness.js';
 import { stopChild, waitForStart, writeMinimalConfig } from './deploy-kit.js';
@@ -163,12 +163,20 @@ describe('the unit\'s privileges (setpriv stand-in for systemd)', { skip: canRun
       // everything read-only but the state directory (stricter than the unit, which also gives a
       // private writable /tmp), /root and /home hidden. Then the unit's user and capabilities.
       const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+      // The checkout may sit below a directory only root can enter (a CI clone in `mktemp -d`);
+      // installed, the code lives in a world-readable place, so the test shows it one: the checkout
+      // mounted, read-only, at <etc>/app.
+      const app = join(etc, 'app');
+      mkdirSync(app);
+      chmodSync(app, 0o755);
       const script = [
         `mount --bind ${quote(state)} ${quote(state)}`,
+        `mount --bind ${quote(ROOT)} ${quote(app)}`,
+        `mount -o remount,bind,ro ${quote(app)}`,
         'mount -o remount,bind,ro /',
         'mount -t tmpfs -o mode=000 tmpfs /root',
         'mount -t tmpfs -o mode=000 tmpfs /home',
-        `exec setpriv ${setprivArgs().join(' ')} /usr/bin/python3 ${[join(etc, 'seccomp-exec.py'), join(etc, 'syscalls.txt'), families, process.execPath, BIN, 'start', '--config', config].map(quote).join(' ')}`,
+        `exec setpriv ${setprivArgs().join(' ')} /usr/bin/python3 ${[join(etc, 'seccomp-exec.py'), join(etc, 'syscalls.txt'), families, process.execPath, join(app, relative(ROOT, BIN)), 'start', '--config', config].map(quote).join(' ')}`,
       ].join(' && ');
       const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: state });
       child = proc;
