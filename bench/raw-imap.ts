@@ -17,20 +17,36 @@ export class RawImap {
   static async open(port: number, localAddress?: string): Promise<RawImap> {
     const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) } as tls.ConnectionOptions);
     const c = new RawImap(sock);
-    await c.until(/^\* OK.*\r\n/m);
+    // A refused connection (a cap's `* BYE` greeting, then close) fails instead of waiting forever.
+    const greeting = await c.until(/^\* (OK|BYE).*\r\n/m);
+    if (!/^\* OK/m.test(greeting)) {
+      c.close();
+      throw new Error(`connection refused: ${greeting.trim().slice(0, 200)}`);
+    }
     return c;
   }
   until(re: RegExp): Promise<string> {
     return new Promise((resolve, reject) => {
+      const fail = (err: Error) => {
+        stop();
+        reject(err);
+      };
+      const onClose = () => fail(new Error(`closed while waiting for ${re}: ${this.buf.toString('latin1').slice(-200)}`));
+      const stop = () => {
+        this.waiter = null;
+        this.sock.off('error', fail);
+        this.sock.off('close', onClose);
+      };
       const check = () => {
         const text = this.buf.toString('latin1');
         if (re.test(text)) {
-          this.waiter = null;
+          stop();
           this.buf = Buffer.alloc(0);
           resolve(text);
         }
       };
-      this.sock.once('error', reject);
+      this.sock.on('error', fail);
+      this.sock.on('close', onClose);
       this.waiter = check;
       check();
     });
