@@ -192,7 +192,10 @@ describe('POP3 behind daemon OTP (real Dovecot, real binary, poplib and curl)', 
       const again = await pyPop3('ssl', short.pop3s, 'alice', pw('alice'), '127.0.0.8');
       assert.equal(again.steps.PASS, '+OK Logged in.', again.stdout + again.stderr);
       // In by the window the late tap opened, not by a new request (a held login would end in [SYS/TEMP]).
-      const approved = short.events().filter((e) => e.event === 'login.approved' && e.user === 'alice' && e.clientIp === '127.0.0.8');
+      // The client can see Dovecot's +OK before mailotp's log line is written: wait for the line.
+      const isApproval = (e: { event?: unknown; user?: unknown; clientIp?: unknown }) => e.event === 'login.approved' && e.user === 'alice' && e.clientIp === '127.0.0.8';
+      await short.waitForLog(isApproval);
+      const approved = short.events().filter(isApproval);
       assert.deepEqual(approved.map((e) => e.reason), ['approval']);
       assert.equal(opened(short, 'alice', '127.0.0.8'), 1);
     });
