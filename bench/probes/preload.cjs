@@ -40,6 +40,25 @@ try {
   // Not a mailotp process (the bare pipe): no SQLite to time.
 }
 
+// PROBE_EVENTS=1: every GC pause and every event-loop stall over 3 ms, with its wall-clock time,
+// so a probe can tell which slow logins overlapped one (bench/probes/tail-attrib.mjs).
+let events = [];
+if (process.env.PROBE_EVENTS === '1') {
+  const { PerformanceObserver, performance } = require('node:perf_hooks');
+  const kinds = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-cb', 16: 'minor-mc' };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      events.push({ at: performance.timeOrigin + e.startTime, ms: e.duration, what: `gc ${kinds[e.detail?.kind] ?? e.detail?.kind}` });
+    }
+  }).observe({ entryTypes: ['gc'] });
+  let expected = Date.now() + 1;
+  setInterval(() => {
+    const now = Date.now();
+    if (now - expected > 3) events.push({ at: expected, ms: now - expected, what: 'loop stall' });
+    expected = now + 1;
+  }, 1).unref();
+}
+
 process.on('SIGWINCH', () => {
   const before = process.memoryUsage();
   global.gc?.();
@@ -58,7 +77,9 @@ process.on('SIGWINCH', () => {
       sqliteMaxMs: sqlite.max / 1e6,
       slow,
       counts,
+      events,
     };
+    events = [];
     loop.reset();
     sqlite.reset();
     sqliteNs = 0n;

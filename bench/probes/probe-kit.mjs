@@ -20,6 +20,9 @@ export const login = async (port) => {
 export async function startTarget(which, sessions, nodeOptions = '') {
   const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-pass-1' }], maxConnections: sessions + 200, clientsPerMailProcess: 500 });
   process.env.NODE_OPTIONS = `--expose-gc --require ${PRELOAD} ${nodeOptions}`;
+  // PROBE_CHILD_ENV="NAME=VALUE ..." (e.g. LD_PRELOAD=libjemalloc.so.2): set for the target process only.
+  const childEnv = (process.env.PROBE_CHILD_ENV ?? '').split(' ').filter(Boolean).map((kv) => kv.split('='));
+  for (const [k, v] of childEnv) process.env[k] = v;
   try {
     if (which === 'pipe') {
       const p = await startTlsPipe(dovecot.ports.imap);
@@ -40,6 +43,7 @@ export async function startTarget(which, sessions, nodeOptions = '') {
     return { port: m.imaps, pid: m.child.pid, dovecot, stop: async () => (await m.stop(), await dovecot.stop()) };
   } finally {
     delete process.env.NODE_OPTIONS;
+    for (const [k] of childEnv) delete process.env[k];
   }
 }
 

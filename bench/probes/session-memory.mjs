@@ -4,7 +4,10 @@
 // V8's heap spaces, RSS after the forced GC and, with gdb installed, after glibc's malloc_trim(0).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { login, report, rssKiB, startTarget } from './probe-kit.mjs';
+import { RawImap, login as loginKit, report, rssKiB, startTarget } from './probe-kit.mjs';
+
+// PROBE_NOLOGIN=1: sessions that are connected and greeted but never log in (the pre-login state).
+const login = process.env.PROBE_NOLOGIN === '1' ? (port) => RawImap.open(port) : loginKit;
 import { arenaKiB, smapsKiB } from './smaps.mjs';
 
 const which = process.argv[2] ?? 'mailotp';

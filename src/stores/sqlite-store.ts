@@ -192,19 +192,30 @@ export class SqliteStore implements Store {
     const durable = batch.some((w) => w.durable);
     try {
       if (durable) this.db.pragma('synchronous = FULL');
-      this.db
-        .transaction(() => {
-          // One write alone needs no savepoint: its error rolls back the whole transaction.
-          if (batch.length === 1) return void outcomes.push({ ok: true, value: batch[0]!.fn() });
-          for (const w of batch) {
-            try {
-              outcomes.push({ ok: true, value: this.db.transaction(w.fn)() });
-            } catch (err) {
-              outcomes.push({ ok: false, err });
+      try {
+        // Usually every write succeeds: all of them in one transaction, no savepoints. A savepoint
+        // that writes makes SQLite allocate a 64 KiB in-memory sub-journal chunk and copy pages into
+        // it; four per login left dirty 64 KiB holes in the heap, where the next sessions' 64 KiB
+        // TLS read buffers then landed, resident (+7 KiB per idle session, docs/benchmarks.md).
+        this.db.transaction(() => batch.forEach((w) => outcomes.push({ ok: true, value: w.fn() }))).immediate();
+      } catch (err) {
+        // One write failed and the whole batch rolled back: again, each write in a savepoint of its
+        // own, so that the failing one rolls back alone (the functions only read and write the store,
+        // so running one twice is safe).
+        if (batch.length === 1) throw err;
+        outcomes.length = 0;
+        this.db
+          .transaction(() => {
+            for (const w of batch) {
+              try {
+                outcomes.push({ ok: true, value: this.db.transaction(w.fn)() });
+              } catch (e) {
+                outcomes.push({ ok: false, err: e });
+              }
             }
-          }
-        })
-        .immediate();
+          })
+          .immediate();
+      }
     } catch (err) {
       for (const w of batch) w.reject(unavailable(err));
       return;
@@ -395,7 +406,7 @@ export class SqliteStore implements Store {
       }
       const data = JSON.stringify(r);
       this.st.insertRequest.run(r.id, r.type, r.user, r.deviceId, r.clientIp, r.status, r.createdAt, r.expiresAt, data);
-      if (cap) this.st.hit.get(cap.key, cap.windowMs, bucket, (bucket + 1) * cap.windowMs);
+      if (cap) this.st.hit.run(cap.key, cap.windowMs, bucket, (bucket + 1) * cap.windowMs);
       return { created: true, request: JSON.parse(data) as RequestRecord };
     });
   }
@@ -456,8 +467,8 @@ export class SqliteStore implements Store {
     return this.write(() => {
       this.maybePurge(now);
       const bucket = windowBucket(now, windowMs);
-      const row = this.st.hit.get(key, windowMs, bucket, (bucket + 1) * windowMs) as { count: number };
-      return row.count;
+      this.st.hit.run(key, windowMs, bucket, (bucket + 1) * windowMs);
+      return (this.st.count.get(key, windowMs, bucket) as { count: number }).count;
     });
   }
 
@@ -515,7 +526,8 @@ export class SqliteStore implements Store {
 
   async deleteValue(key: string, now: number): Promise<boolean> {
     return this.write(() => {
-      const row = this.st.deleteValue.get(key) as { expires_at: number } | undefined;
+      const row = this.st.valueExpiry.get(key) as { expires_at: number } | undefined;
+      this.st.deleteValue.run(key);
       return row !== undefined && row.expires_at > now;
     });
   }

@@ -87,6 +87,50 @@ describe('SqliteStore on disk', () => {
     }
   });
 
+  it('writes asked for together share a commit, and one that fails rolls back alone', async () => {
+    const path = join(tmp, 'batch.db');
+    const store = new SqliteStore({ path });
+    const req: RequestRecord = {
+      id: 'dup',
+      type: 'connection',
+      user: 'alice',
+      deviceId: 'd1',
+      protocol: 'imap',
+      clientIp: '10.0.0.1',
+      createdAt: T,
+      expiresAt: T + 60_000,
+      status: 'pending',
+    };
+    try {
+      await store.createRequest(req, T);
+      // One callback: three writes, the middle one refused (the request id is taken).
+      const [a, dup, b] = await Promise.allSettled([
+        store.hit('a', 60_000, T),
+        store.createRequest({ ...req, user: 'bob' }, T),
+        store.hit('b', 60_000, T),
+      ]);
+      assert.deepEqual(a, { status: 'fulfilled', value: 1 });
+      assert.equal(dup.status, 'rejected');
+      assert.ok(isMailotpError((dup as PromiseRejectedResult).reason, 'MAILOTP_ERR_BAD_INPUT'));
+      assert.deepEqual(b, { status: 'fulfilled', value: 1 });
+      // All together again, all succeeding: each caller gets its own count.
+      const counts = await Promise.all([store.hit('a', 60_000, T), store.hit('a', 60_000, T), store.hit('b', 60_000, T)]);
+      assert.deepEqual(counts, [2, 3, 2]);
+    } finally {
+      await store.close();
+    }
+    // What the file holds: both counters, and the first request untouched by the refused one.
+    const raw = new Database(path, { readonly: true });
+    try {
+      const rows = raw.prepare('SELECT key, count FROM counters ORDER BY key').all();
+      assert.deepEqual(rows, [{ key: 'a', count: 3 }, { key: 'b', count: 2 }]);
+      const data = raw.prepare('SELECT user FROM requests').all();
+      assert.deepEqual(data, [{ user: 'alice' }]);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('refuses a database written by a newer schema', () => {
     const path = join(tmp, 'newer.db');
     const raw = new Database(path);
