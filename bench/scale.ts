@@ -6,7 +6,8 @@
  * - tap-to-OK latency with two mailotp instances on one Redis (tap on B releases a login held on A);
  * - RSS per idle logged-in session at --sessions sessions for the pipe, nginx and mailotp.
  * Options: --sessions N (10000), --rounds N (8), --logins N (25 per round and target), --parallel N (50),
- * --seconds S (3 per round and target), --taps N (40), --messages N (40), --size BYTES (1 MiB),
+ * --seconds S (3 per round and target), --settle MS (2000, pause before each
+ * target's sequential logins), --taps N (40), --messages N (40), --size BYTES (1 MiB),
  * --only LIST (comma-separated parts: rounds,taps,memory).
  */
 import { execFileSync } from 'node:child_process';
@@ -31,6 +32,9 @@ const ROUNDS = opt('rounds', 8);
 const LOGINS = opt('logins', 25);
 const PARALLEL = opt('parallel', 50);
 const SECONDS = opt('seconds', 3);
+// Pause before a target's sequential logins, so that they do not time the previous target's
+// burst of parallel logins winding down (Dovecot ending 750 sessions, the client's garbage).
+const SETTLE_MS = opt('settle', 2000);
 const TAPS = opt('taps', 40);
 const MESSAGES = opt('messages', 40);
 const SIZE = opt('size', 1024 * 1024);
@@ -144,6 +148,7 @@ async function rounds(targets: [string, number][]): Promise<Record<string, Round
     log(`round ${r + 1}/${ROUNDS}: ${order.map(([n]) => n).join(', ')}`);
     for (const [name, port] of order) {
       const f = out[name]!;
+      await sleep(SETTLE_MS);
       f.login.push(...(await loginTimes(port, LOGINS)));
       f.fetch.push(await fetchOnce(port));
       f.perSecond.push(await loginsPerSecond(port));

@@ -52,7 +52,7 @@ if (process.env.PROBE_EVENTS === '1') {
     }
   }).observe({ entryTypes: ['gc'] });
   let expected = Date.now() + 1;
-  setInterval(() => {
+  require('node:timers').setInterval(() => {
     const now = Date.now();
     if (now - expected > 3) events.push({ at: expected, ms: now - expected, what: 'loop stall' });
     expected = now + 1;

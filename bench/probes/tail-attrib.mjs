@@ -1,10 +1,12 @@
 // Which slow logins through mailotp overlapped a GC pause or an event-loop stall in mailotp?
 // Rounds as in `npm run bench -- --scale`: per round, LOGINS sequential logins, then SECONDS of
 // logins by PARALLEL clients (the burst leaves garbage and busy Dovecot processes behind).
-// Usage (after npm run build): node bench/probes/tail-attrib.mjs [ROUNDS=8] [LOGINS=25] [SECONDS=3] [PARALLEL=50]
+// Usage (after npm run build): node bench/probes/tail-attrib.mjs [ROUNDS=8] [LOGINS=25] [SECONDS=3] [PARALLEL=50] [IDLE_S=0]
+// IDLE_S: mailotp left idle that long before each round's sequential logins (as in the scale run,
+// where the other targets take their turn meanwhile).
 import { login, pct, report, startTarget } from './probe-kit.mjs';
 
-const [rounds, logins, seconds, parallel] = [8, 25, 3, 50].map((d, i) => Number(process.argv[2 + i] ?? d));
+const [rounds, logins, seconds, parallel, idleS] = [8, 25, 3, 50, 0].map((d, i) => Number(process.argv[2 + i] ?? d));
 process.env.PROBE_EVENTS = '1';
 const t = await startTarget('mailotp', 100);
 await report(t.pid);
@@ -19,6 +21,7 @@ for (let r = 0; r < rounds; r++) {
     c.sock.write('z LOGOUT\r\n');
     c.close();
   }
+  await new Promise((r) => setTimeout(r, idleS * 1000));
   for (let i = 0; i < logins; i++) {
     const start = Date.now();
     const t0 = process.hrtime.bigint();
@@ -45,6 +48,7 @@ const ev = rep.events ?? [];
 const byKind = {};
 for (const e of ev) (byKind[e.what] ??= []).push(e.ms);
 for (const [k, v] of Object.entries(byKind)) console.log(`  mailotp ${k}: ${v.length}, total ${v.reduce((a, b) => a + b, 0).toFixed(0)} ms, max ${Math.max(...v).toFixed(1)} ms`);
+console.log(`mailotp SQLite statements over 2 ms: ${JSON.stringify(rep.slow)}`);
 console.log('slowest logins, and what in mailotp overlapped them:');
 for (const s of [...samples].sort((a, b) => b.ms - a.ms).slice(0, 12)) {
   const over = ev.filter((e) => e.at < s.start + s.ms && e.at + e.ms > s.start).map((e) => `${e.what} ${e.ms.toFixed(1)}`);
