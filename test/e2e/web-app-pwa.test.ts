@@ -113,19 +113,32 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
         const list = await reg.getNotifications();
         return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, actions: n.actions.map((a) => a.action) }));
       });
-    const waitShown = async (pred: (list: Awaited<ReturnType<typeof shown>>) => boolean) => {
-      const until = Date.now() + 15_000;
-      for (;;) {
-        const list = await shown();
-        if (pred(list)) return list;
-        assert.ok(Date.now() < until, `notifications: ${JSON.stringify(list)}`);
-        await new Promise((r) => setTimeout(r, 50));
+    /**
+     * Delivers a push and waits for the notifications to match. A delivery that shows nothing within
+     * 5 s is made again (up to three in all): DevTools' deliverPushMessage, which stands in for the
+     * push service here, once in many CI runs left the worker without a push event at all (on a
+     * loaded machine); a second delivery of the same message is what the push service's retry would
+     * be, and the worker's handling (one notification per request tag) makes it idempotent.
+     */
+    const deliverUntil = async (payload: unknown, pred: (list: Awaited<ReturnType<typeof shown>>) => boolean) => {
+      let list: Awaited<ReturnType<typeof shown>> = [];
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        if (attempt > 1) process.stderr.write(`web-app-pwa: push delivered again (attempt ${attempt}), nothing shown after 5 s\n`);
+        await deliver(payload);
+        const until = Date.now() + 5_000;
+        while (Date.now() < until) {
+          list = await shown();
+          if (pred(list)) return list;
+          await new Promise((r) => setTimeout(r, 50));
+        }
       }
+      assert.fail(`notifications after three deliveries: ${JSON.stringify(list)}`);
     };
 
     const { request } = await bed.running.core.requests.openConnection({ user: 'dave', device, protocol: 'imap', clientIp: '198.51.100.40', clientName: 'Thunderbird' });
-    await deliver({ kind: 'request', request: toApiRequest(request), text: 'Thunderbird on IMAP from 198.51.100.40' });
-    const [n] = await waitShown((l) => l.some((x) => x.tag === `request-${request.id}`));
+    const [n] = await deliverUntil({ kind: 'request', request: toApiRequest(request), text: 'Thunderbird on IMAP from 198.51.100.40' }, (l) =>
+      l.some((x) => x.tag === `request-${request.id}`),
+    );
     assert.deepEqual(n, { title: 'Approve this sign-in?', body: 'Thunderbird on IMAP from 198.51.100.40', tag: `request-${request.id}`, actions: ['approve', 'deny'] });
 
     // Tapping "Approve" on the notification: the worker answers with the token from IndexedDB.
@@ -142,11 +155,9 @@ describe('web authenticator app in headless Chromium: report, unbound, zh-TW, CS
 
     // A number-matching request: no actions, a tap opens the app; "close" takes it away.
     const login = await bed.openLoginRequest(device, '203.0.113.8', [31, 64, 92], 64);
-    await deliver({ kind: 'request', request: toApiRequest(login), text: 'Web sign-in from 203.0.113.8' });
-    const [m] = await waitShown((l) => l.some((x) => x.tag === `request-${login.id}`));
+    const [m] = await deliverUntil({ kind: 'request', request: toApiRequest(login), text: 'Web sign-in from 203.0.113.8' }, (l) => l.some((x) => x.tag === `request-${login.id}`));
     assert.deepEqual(m?.actions, []);
     assert.equal(m?.body, 'Web sign-in from 203.0.113.8. Open the app to pick the number.');
-    await deliver({ kind: 'close', id: login.id, status: 'denied' });
-    await waitShown((l) => !l.some((x) => x.tag === `request-${login.id}`));
+    await deliverUntil({ kind: 'close', id: login.id, status: 'denied' }, (l) => !l.some((x) => x.tag === `request-${login.id}`));
   });
 });
