@@ -8,7 +8,8 @@ import { login, pct, report, startTarget } from './probe-kit.mjs';
 
 const [rounds, logins, seconds, parallel, idleS] = [8, 25, 3, 50, 0].map((d, i) => Number(process.argv[2 + i] ?? d));
 process.env.PROBE_EVENTS = '1';
-const t = await startTarget('mailotp', 100);
+// PROBE_NODE_OPTIONS: extra node flags for mailotp (e.g. --no-memory-reducer).
+const t = await startTarget('mailotp', 100, process.env.PROBE_NODE_OPTIONS ?? '');
 await report(t.pid);
 const samples = [];
 const direct = [];
