@@ -5,10 +5,10 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { RawImap, login as loginKit, report, rssKiB, startTarget } from './probe-kit.mjs';
+import { arenaKiB, smapsKiB } from './smaps.mjs';
 
 // PROBE_NOLOGIN=1: sessions that are connected and greeted but never log in (the pre-login state).
 const login = process.env.PROBE_NOLOGIN === '1' ? (port) => RawImap.open(port) : loginKit;
-import { arenaKiB, smapsKiB } from './smaps.mjs';
 
 const which = process.argv[2] ?? 'mailotp';
 const n = Number(process.argv[3] ?? 1000);

@@ -131,6 +131,9 @@ export function prepareStatements(db: Database.Database) {
        ORDER BY created_at, id`,
     ),
     updateRequest: db.prepare('UPDATE requests SET status = ?, data = ? WHERE id = ?'),
+    // No RETURNING (here and in deleteValue): SQLite runs it through an ephemeral table with its own
+    // page cache, an 85 KiB and a 64 KiB allocation per execution (measured, docs/benchmarks.md);
+    // a SELECT beside the write, in the same transaction, reads the same row.
     hit: db.prepare(
       `INSERT INTO counters (key, window_ms, bucket, count, expires_at) VALUES (?, ?, ?, 1, ?)
        ON CONFLICT (key, window_ms, bucket) DO UPDATE SET count = count + 1`,
@@ -143,9 +146,6 @@ export function prepareStatements(db: Database.Database) {
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
     ),
     getValue: db.prepare('SELECT value FROM kv WHERE key = ? AND expires_at > ?'),
-    // No RETURNING on the hot path: SQLite runs it through an ephemeral table with its own page
-    // cache (an 85 KiB and a 64 KiB allocation per statement, measured); a SELECT beside the write
-    // in the same transaction reads the same row.
     deleteValue: db.prepare('DELETE FROM kv WHERE key = ?'),
     valueExpiry: db.prepare('SELECT expires_at FROM kv WHERE key = ?'),
     purgeValues: db.prepare('DELETE FROM kv WHERE expires_at < ?'),

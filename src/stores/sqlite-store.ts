@@ -71,6 +71,8 @@ function startCheckpointer(path: string): Worker {
 }
 
 /** A write waiting for the next group commit. */
+type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
+
 interface QueuedWrite {
   fn: () => unknown;
   durable: boolean;
@@ -90,8 +92,8 @@ function checkWindow(windowMs: number): void {
  * the same file waits (busy_timeout) instead of failing on a lock upgrade.
  *
  * Writes are group-committed: the writes asked for in one callback (a login's two counter hits)
- * run in one transaction, each in its
- * own savepoint so that one failing rolls back alone, and each caller's promise settles after the
+ * run in one transaction (one that fails rolls back alone, see runBatch), and each caller's promise
+ * settles after the
  * COMMIT that holds its write. A read first commits the writes queued before it, so every caller
  * still sees its own writes in program order.
  *
@@ -183,39 +185,16 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Commits the queued writes in one IMMEDIATE transaction, each in a savepoint of its own. */
+  /** Commits the queued writes in one IMMEDIATE transaction; each caller learns its own outcome. */
   private commitQueued(): void {
     const batch = this.queued;
     if (batch.length === 0) return;
     this.queued = [];
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
     const durable = batch.some((w) => w.durable);
+    let outcomes: Outcome[];
     try {
       if (durable) this.db.pragma('synchronous = FULL');
-      try {
-        // Usually every write succeeds: all of them in one transaction, no savepoints. A savepoint
-        // that writes makes SQLite allocate a 64 KiB in-memory sub-journal chunk and copy pages into
-        // it; four per login left dirty 64 KiB holes in the heap, where the next sessions' 64 KiB
-        // TLS read buffers then landed, resident (+7 KiB per idle session, docs/benchmarks.md).
-        this.db.transaction(() => batch.forEach((w) => outcomes.push({ ok: true, value: w.fn() }))).immediate();
-      } catch (err) {
-        // One write failed and the whole batch rolled back: again, each write in a savepoint of its
-        // own, so that the failing one rolls back alone (the functions only read and write the store,
-        // so running one twice is safe).
-        if (batch.length === 1) throw err;
-        outcomes.length = 0;
-        this.db
-          .transaction(() => {
-            for (const w of batch) {
-              try {
-                outcomes.push({ ok: true, value: this.db.transaction(w.fn)() });
-              } catch (e) {
-                outcomes.push({ ok: false, err: e });
-              }
-            }
-          })
-          .immediate();
-      }
+      outcomes = this.runBatch(batch);
     } catch (err) {
       for (const w of batch) w.reject(unavailable(err));
       return;
@@ -227,6 +206,34 @@ export class SqliteStore implements Store {
       if (o.ok) w.resolve(o.value);
       else w.reject(unavailable(o.err));
     });
+  }
+
+  /**
+   * Usually every write succeeds: all of them in one transaction, no savepoints. A savepoint that
+   * writes makes SQLite allocate a 64 KiB in-memory sub-journal chunk and copy pages into it; four
+   * per login left dirty 64 KiB holes in the heap, where the next sessions' 64 KiB TLS read buffers
+   * then landed, resident (+7 KiB per idle session, docs/benchmarks.md). When one write throws, the
+   * whole batch has rolled back and runs again with each write in a savepoint of its own, so that
+   * the failing one rolls back alone (the functions only read and write the store, so running one
+   * twice is safe). A lone write's error is the transaction's.
+   */
+  private runBatch(batch: QueuedWrite[]): Outcome[] {
+    try {
+      return this.db.transaction(() => batch.map((w): Outcome => ({ ok: true, value: w.fn() }))).immediate();
+    } catch (err) {
+      if (batch.length === 1) throw err;
+    }
+    return this.db
+      .transaction(() =>
+        batch.map((w): Outcome => {
+          try {
+            return { ok: true, value: this.db.transaction(w.fn)() };
+          } catch (err) {
+            return { ok: false, err };
+          }
+        }),
+      )
+      .immediate();
   }
 
   private restoreNormalSync(): void {

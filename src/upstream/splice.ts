@@ -28,6 +28,9 @@ const DEFAULT_GRACE_MS = 2_000;
 /** Where a spliced socket's listeners find their splice: one property instead of a closure each. */
 const kSplice = Symbol('mailotp.splice');
 type Side = Duplex & { [kSplice]?: Splice };
+/** Splice.seen: bit 0 client ended, 1 upstream ended, 2 client closed, 3 upstream closed. */
+const CLOSE_SHIFT = 2;
+const BOTH_CLOSED = 3 << CLOSE_SHIFT;
 
 /**
  * One splice's state. Its listeners below are module functions shared by every splice (`this` is
@@ -39,11 +42,8 @@ class Splice {
   readonly result: SpliceResult = { bytesFromClient: 0, bytesFromUpstream: 0 };
   lastActivity = Date.now();
   shuttingDown = false;
-  open = 2;
-  clientEnded = false;
-  upstreamEnded = false;
-  clientClosed = false;
-  upstreamClosed = false;
+  /** Which of the four one-time events were seen (see firstTime). */
+  private seen = 0;
   idleTimer: NodeJS.Timeout | undefined;
   graceTimer: NodeJS.Timeout | undefined;
 
@@ -58,6 +58,14 @@ class Splice {
 
   other(side: Duplex): Duplex {
     return side === this.client ? this.upstream : this.client;
+  }
+
+  /** True the first time `side` ends (or closes); later ones are repeats to ignore. */
+  firstTime(side: Duplex, what: 'end' | 'close'): boolean {
+    const bit = (side === this.client ? 1 : 2) << (what === 'close' ? CLOSE_SHIFT : 0);
+    if (this.seen & bit) return false;
+    this.seen |= bit;
+    return true;
   }
 
   name(side: Duplex): 'client' | 'upstream' {
@@ -89,16 +97,13 @@ class Splice {
 
   /** A side is closed: nothing more can be forwarded from it. */
   sideClosed(side: Duplex): void {
-    if (side === this.client ? this.clientClosed : this.upstreamClosed) return;
-    if (side === this.client) this.clientClosed = true;
-    else this.upstreamClosed = true;
+    if (!this.firstTime(side, 'close')) return;
     const to = this.other(side);
     endOther(to);
     // Keep reading so the other side's FIN is seen at once.
     if (!to.destroyed) to.resume();
     this.shutdown(`${this.name(side)} closed`);
-    this.open -= 1;
-    if (this.open > 0) return;
+    if ((this.seen & BOTH_CLOSED) !== BOTH_CLOSED) return;
     clearTimeout(this.idleTimer);
     clearTimeout(this.graceTimer);
     this.log?.debug(this.result, 'splice finished');
@@ -146,9 +151,7 @@ function onError(this: Side, err: NodeJS.ErrnoException): void {
 
 function onEnd(this: Side): void {
   const sp = this[kSplice]!;
-  if (this === sp.client ? sp.clientEnded : sp.upstreamEnded) return;
-  if (this === sp.client) sp.clientEnded = true;
-  else sp.upstreamEnded = true;
+  if (!sp.firstTime(this, 'end')) return;
   // Half-close: the other side learns that no more bytes come this way.
   endOther(sp.other(this));
   sp.shutdown(`${sp.name(this)} ended`);
