@@ -40,7 +40,7 @@ export async function startTarget(which, sessions, nodeOptions = '') {
     const req = await waitForRequest(m.portal, token);
     await decide(m.portal, token, req.id, 'approve');
     await first;
-    return { port: m.imaps, pid: m.child.pid, dovecot, stop: async () => (await m.stop(), await dovecot.stop()) };
+    return { port: m.imaps, pid: m.child.pid, dovecot, log: () => m.log(), stop: async () => (await m.stop(), await dovecot.stop()) };
   } finally {
     delete process.env.NODE_OPTIONS;
     for (const [k] of childEnv) delete process.env[k];

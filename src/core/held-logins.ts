@@ -6,7 +6,7 @@ export interface HeldLoginGuard<S extends VerifiedUpstream> {
   attempt: LoginAttempt<S>;
   /** True when the attempt asked to be held past the cap (its wait was ended at once). */
   refused(): boolean;
-  /** Gives the place back once the attempt is decided; safe to call more than once. */
+  /** Gives the place back once the attempt is decided and stops watching the attempt's own signal; safe to call more than once. */
   release(): void;
 }
 
@@ -31,7 +31,14 @@ export class HeldLogins {
   }
 
   guard<S extends VerifiedUpstream>(attempt: LoginAttempt<S>): HeldLoginGuard<S> {
+    // The attempt's own signal (the client leaving) is forwarded to `cut` by a listener that
+    // release() removes, rather than joined with AbortSignal.any, whose weak references every
+    // login would leave to the garbage collector.
     const cut = new AbortController();
+    const outer = attempt.signal;
+    const forward = () => cut.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener('abort', forward, { once: true });
     let holding = false;
     let refused = false;
     const onHold = (): void => {
@@ -46,9 +53,10 @@ export class HeldLogins {
       attempt.onHold?.();
     };
     return {
-      attempt: { ...attempt, onHold, signal: attempt.signal ? AbortSignal.any([attempt.signal, cut.signal]) : cut.signal },
+      attempt: { ...attempt, onHold, signal: cut.signal },
       refused: () => refused,
       release: () => {
+        outer?.removeEventListener('abort', forward);
         if (!holding) return;
         holding = false;
         const n = this.count(attempt.user) - 1;

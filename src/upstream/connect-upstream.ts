@@ -74,9 +74,20 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
   };
 
   // One signal for the deadline and the caller's abort; when it fires, every socket made along the
-  // way is destroyed, which also ends a STARTTLS dialogue waiting for an answer.
-  const deadline = AbortSignal.timeout(endpoint.connectTimeout);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+  // way is destroyed, which also ends a STARTTLS dialogue waiting for an answer. A plain timer that
+  // is cleared on return, not AbortSignal.timeout/any: those keep a timer, a signal and weak
+  // references alive for the whole deadline after every login (10 s by default), which the
+  // garbage collector then copies and promotes (bench/probes/login-garbage.mjs).
+  const controller = new AbortController();
+  const signal = controller.signal;
+  let timedOut = false;
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, endpoint.connectTimeout);
+  deadline.unref();
+  const callerAborted = () => controller.abort();
+  opts.signal?.addEventListener('abort', callerAborted, { once: true });
   const sockets: net.Socket[] = [];
   const destroyAll = () => {
     for (const s of sockets) s.destroy();
@@ -111,10 +122,12 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
   } catch (err) {
     destroyAll();
     if (opts.signal?.aborted) throw fail('aborted');
-    if (deadline.aborted) throw fail(`no connection within ${endpoint.connectTimeout} ms`);
+    if (timedOut) throw fail(`no connection within ${endpoint.connectTimeout} ms`);
     if (isMailotpError(err, 'MAILOTP_ERR_UPSTREAM_UNAVAILABLE') && err.message.startsWith(`upstream ${where}:`)) throw err;
     throw fail(describe(err), err);
   } finally {
+    clearTimeout(deadline);
+    opts.signal?.removeEventListener('abort', callerAborted);
     signal.removeEventListener('abort', destroyAll);
   }
 }

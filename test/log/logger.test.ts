@@ -34,6 +34,33 @@ describe('logger', () => {
     assert.match(text, /"cid":"abc"/);
   });
 
+  it('redacts one level down under any key, in child bindings too, without changing the logged objects', () => {
+    const c = capture();
+    const log = createLogger({ level: 'debug', destination: c.stream });
+    const device = { user: 'alice', pushToken: 'fcm-in-binding', tokenHash: 'hash-in-binding' };
+    const child = log.child({ cid: 'abc', device });
+    const err = Object.assign(new Error('refused by the push service'), { token: 'tok-on-error' });
+    const payload = { id: 'r1', webPush: { endpoint: 'https://push.example/secret-endpoint' } };
+    child.debug({ err, payload, headers: { cookie: 'sid=cookie-value' } }, 'four');
+    child.info({ upstream: { host: 'imap.example', pass: 'pass-nested' } }, 'five');
+    const text = c.lines();
+    for (const secret of ['fcm-in-binding', 'hash-in-binding', 'tok-on-error', 'secret-endpoint', 'cookie-value', 'pass-nested']) {
+      assert.ok(!text.includes(secret), `leaks ${secret}`);
+    }
+    const [four, five] = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, Record<string, unknown>>);
+    // What is not secret stays, and an Error is still serialised as one.
+    assert.equal(four!.device!.user, 'alice');
+    assert.equal(four!.err!.message, 'refused by the push service');
+    assert.match(String(four!.err!.stack), /refused by the push service/);
+    assert.equal(four!.payload!.id, 'r1');
+    assert.equal(five!.upstream!.host, 'imap.example');
+    assert.equal(five!.upstream!.pass, '[redacted]');
+    // The caller's objects are untouched.
+    assert.equal(device.pushToken, 'fcm-in-binding');
+    assert.equal(err.token, 'tok-on-error');
+    assert.equal(payload.webPush.endpoint, 'https://push.example/secret-endpoint');
+  });
+
   it('src uses only the fixed audit event names', () => {
     const root = fileURLToPath(new URL('../../../src/', import.meta.url));
     const files: string[] = [];
