@@ -147,9 +147,10 @@ export class LoginAuthorizer {
       await this.giveBack(reservation, log);
       return this.unavailable('upstream', err, log);
     }
-    // A wrong password keeps its place in the failed-login counters; anything else gives it back.
-    if (verified.kind !== 'bad-password') await this.giveBack(reservation, log);
+    // A wrong password keeps its place in the failed-login counters; anything else gives it back
+    // (a right one below, together with the reads of the decision).
     if (verified.kind === 'unavailable') {
+      await this.giveBack(reservation, log);
       return { kind: 'unavailable', reason: `upstream: ${verified.reason}`, ...(verified.reply !== undefined ? { reply: verified.reply } : {}) };
     }
     if (verified.kind === 'bad-password') {
@@ -162,14 +163,23 @@ export class LoginAuthorizer {
     };
 
     try {
-      if (!this.settings.enabled) return { kind: 'approved', session, reason: 'disabled' };
-      const need = await this.requirement(user);
+      if (!this.settings.enabled) {
+        await this.giveBack(reservation, log);
+        return { kind: 'approved', session, reason: 'disabled' };
+      }
+      // Everything the decision reads, at once and beside giving the places back: on a shared store
+      // one round trip instead of four in a row. They are judged in the same order as ever.
+      const [, need, exempt, approval] = await Promise.all([
+        this.giveBack(reservation, log),
+        this.requirement(user),
+        this.approvals.exemption(user, clientIp),
+        this.approvals.find(user, clientIp),
+      ]);
       if (!need.required) return { kind: 'approved', session, reason: 'not-required' };
       // Before the device: a scanner's account may have no phone at all.
-      const exempt = await this.approvals.exemption(user, clientIp);
       if (exempt) return { kind: 'approved', session, reason: exempt };
       if (!need.device) return refuse({ kind: 'no-device' });
-      if (await this.approvals.find(user, clientIp)) return { kind: 'approved', session, reason: 'approval' };
+      if (approval) return { kind: 'approved', session, reason: 'approval' };
       // After a deny (or a report) this address gets no new push for a while: no fatigue by retries.
       const cooldown = await this.cooldowns.active(user, clientIp);
       if (cooldown) return refuse({ kind: 'denied', cooldown: cooldown.kind, until: cooldown.until });
