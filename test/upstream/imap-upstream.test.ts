@@ -296,6 +296,45 @@ describe('ImapUpstream: answers Dovecot does not give', () => {
     }
   });
 
+  test('sends the login right behind ID, without waiting for its answer, and reads both answers in order', async () => {
+    const seen: string[] = [];
+    let idTag = '';
+    const up = await fake('* OK [CAPABILITY IMAP4rev1 ID AUTH=PLAIN SASL-IR] ready', (line, s) => {
+      const tag = line.split(' ')[0]!;
+      seen.push(line.split(' ')[1]!);
+      if (/ LOGOUT$/.test(line)) return void s.end(`* BYE\r\n${tag} OK bye\r\n`);
+      if (/ ID /.test(line)) {
+        // ID is answered only once the login has arrived: a client that waits for this answer
+        // before it sends the login never gets one.
+        idTag = tag;
+        return;
+      }
+      assert.ok(idTag, 'ID came first');
+      s.write(`* ID ("name" "fake")\r\n${idTag} NO ID refused here\r\n${tag} OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n`);
+    });
+    const session = expectOk(await up.login('u', 'p', CLIENT));
+    session.close();
+    assert.deepEqual(seen.slice(0, 2), ['ID', 'AUTHENTICATE']);
+  });
+
+  test('a LOGIN with a synchronizing literal behind ID still sends the literal on the continuation', async () => {
+    const lines: string[] = [];
+    const up = await fake('* OK [CAPABILITY IMAP4rev1 ID] ready', (line, s) => {
+      lines.push(line);
+      const tag = line.split(' ')[0]!;
+      if (/ LOGOUT$/.test(line)) return void s.end(`* BYE\r\n${tag} OK bye\r\n`);
+      if (/ ID /.test(line)) return void s.write(`${tag} OK ID completed\r\n`);
+      if (/ LOGIN /.test(line)) return void s.write('+ go ahead\r\n');
+      // The literal's line: the password, then the answer to the LOGIN.
+      const loginTag = lines.find((l) => / LOGIN /.test(l))!.split(' ')[0];
+      s.write(`${loginTag} OK Logged in\r\n`);
+    });
+    const session = expectOk(await up.login('u', 'pässword', CLIENT));
+    session.close();
+    assert.match(lines[1]!, /^m\d+ LOGIN "u" \{9\}$/);
+    assert.equal(lines[2], 'pässword');
+  });
+
   test('an upstream that offers UNAUTHENTICATE after login is refused (the client could switch users unseen)', async () => {
     let loggedOut = false;
     const up = await fake('* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready', (line, s) => {
