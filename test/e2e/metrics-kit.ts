@@ -74,12 +74,12 @@ export async function scrapeUntil(host: string, port: number, pred: (s: Scrape) 
   }
 }
 
-/** Polls /readyz until it answers `status`. */
-export async function readyzUntil(host: string, port: number, status: number, timeoutMs = 20_000): Promise<HttpAnswer> {
+/** Polls /readyz until it answers `status` (and, when given, a body that `body` accepts). */
+export async function readyzUntil(host: string, port: number, status: number, body: (text: string) => boolean = () => true, timeoutMs = 20_000): Promise<HttpAnswer> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const r = await httpGet(host, port, '/readyz');
-    if (r.status === status) return r;
+    if (r.status === status && body(r.body)) return r;
     if (Date.now() > end) throw new Error(`/readyz stayed ${r.status} ${r.body}, expected ${status}`);
     await new Promise((res) => setTimeout(res, 200));
   }
