@@ -136,13 +136,15 @@ export function createLogger(settings: LoggerSettings): Logger {
     formatters: { log: redactNested },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  if (settings.audit) return redactChildBindings(teeLogger(options, settings, settings.audit));
-  if (settings.destination) return redactChildBindings(pino(options, settings.destination));
+  return redactChildBindings(rootLogger(options, settings));
+}
+
+function rootLogger(options: LoggerOptions, settings: LoggerSettings): Logger {
+  if (settings.audit) return teeLogger(options, settings, settings.audit);
+  if (settings.destination) return pino(options, settings.destination);
   const pretty = settings.pretty ?? process.stdout.isTTY === true;
-  if (pretty) {
-    return redactChildBindings(pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } }));
-  }
-  return redactChildBindings(pino(options));
+  if (pretty) return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  return pino(options);
 }
 
 /**

@@ -70,9 +70,10 @@ function startCheckpointer(path: string): Worker {
   return worker;
 }
 
-/** A write waiting for the next group commit. */
+/** What one queued write came to, for its caller. */
 type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
 
+/** A write waiting for the next group commit. */
 interface QueuedWrite {
   fn: () => unknown;
   durable: boolean;
@@ -93,9 +94,8 @@ function checkWindow(windowMs: number): void {
  *
  * Writes are group-committed: the writes asked for in one callback (a login's two counter hits)
  * run in one transaction (one that fails rolls back alone, see runBatch), and each caller's promise
- * settles after the
- * COMMIT that holds its write. A read first commits the writes queued before it, so every caller
- * still sees its own writes in program order.
+ * settles after the COMMIT that holds its write. A read first commits the writes queued before it,
+ * so every caller still sees its own writes in program order.
  *
  * Durability: WAL with synchronous=NORMAL, so a COMMIT is safe from a crash of the process (the
  * WAL is in the OS's cache) but the last transactions before a power loss or a kernel crash may be
