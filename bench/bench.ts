@@ -101,7 +101,7 @@ function message(i: number): string {
 }
 
 async function prepare(dovecot: DovecotHandle, upstreamTls: 'implicit' | 'none'): Promise<MailotpProcess> {
-  const m = await startMailotp({ dovecot, upstreamTls, logLevel: 'info', daemonOtp: { holdTime: '30s' }, limits: { failedLoginsPerUser: 1000, maxConnectionsPerIp: IDLE + 100 } });
+  const m = await startMailotp({ dovecot, upstreamTls, logLevel: 'info', keepStdout: 1 << 16, daemonOtp: { holdTime: '30s' }, limits: { failedLoginsPerUser: 1000, maxConnectionsPerIp: IDLE + 100 } });
   // The approved path: two-factor on, and one tap has opened the window for 127.0.0.1.
   const token = await enrol(m, USER);
   const first = RawImap.open(m.imaps).then((c) => c.cmd('a', `LOGIN ${USER} ${PASS}`).then(() => c.close()));

@@ -84,8 +84,8 @@ async function main(): Promise<void> {
   const instances: { name: string; m: MailotpProcess; times: number[] }[] = [];
   try {
     const [plain, metered] = await Promise.all([
-      startMailotp({ dovecot, logLevel: 'info', limits: { failedLoginsPerUser: 100_000 } }),
-      startMailotp({ dovecot, logLevel: 'info', limits: { failedLoginsPerUser: 100_000 }, metrics: { port: 0 } }),
+      startMailotp({ dovecot, logLevel: 'info', keepStdout: 1 << 16, limits: { failedLoginsPerUser: 100_000 } }),
+      startMailotp({ dovecot, logLevel: 'info', keepStdout: 1 << 16, limits: { failedLoginsPerUser: 100_000 }, metrics: { port: 0 } }),
     ]);
     instances.push({ name: 'no metrics', m: plain, times: [] }, { name: 'metrics on', m: metered, times: [] });
     for (const i of instances) for (let n = 0; n < 10; n++) await login(i.m.imaps); // warm-up

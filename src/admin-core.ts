@@ -15,7 +15,7 @@ import { createStore } from './stores/create-store.js';
  * holds and closes the store.
  */
 export async function openAdminCore(config: Config, logger: Logger, tee: AuditTee): Promise<{ core: CoreServices; close(): Promise<void> }> {
-  const store = createStore(config.store);
+  const store = await createStore(config.store);
   try {
     await store.ping();
     // The CLI never seals a secret: without the daemon's key file it must not create one (as root, say).

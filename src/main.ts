@@ -23,11 +23,8 @@ import { LiveSessions } from './protocols/shared/live-sessions.js';
 import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './core/ports/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
-import { FcmNotifier } from './push/fcm-notifier.js';
 import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
-import { WebPushNotifier } from './push/webpush-notifier.js';
 import { metered, startMetricsListener } from './metrics/metrics-listener.js';
-import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { createStore } from './stores/create-store.js';
 import type { Store } from './core/ports/store.js';
 
@@ -52,7 +49,11 @@ export interface StartOptions {
   auditTee?: AuditTee;
 }
 
-function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys | null): Notifier[] {
+/**
+ * The configured push channels. firebase-admin (several MB of heap) and web-push are loaded only
+ * when their channel is configured.
+ */
+async function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys | null): Promise<Notifier[]> {
   const notifiers: Notifier[] = [new LogNotifier(logger.child({ component: 'push' }))];
   const publicUrl = config.portal.publicUrl;
   if (config.push.webhook) {
@@ -62,10 +63,12 @@ function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys | null)
     );
   }
   if (config.push.fcm) {
+    const { FcmNotifier } = await import('./push/fcm-notifier.js');
     notifiers.push(FcmNotifier.fromServiceAccountFile(config.push.fcm.serviceAccountFile, logger.child({ component: 'fcm' }), publicUrl ? { publicUrl } : {}));
   }
   if (config.push.webpush && vapid) {
     const w = config.push.webpush;
+    const { WebPushNotifier } = await import('./push/webpush-notifier.js');
     notifiers.push(new WebPushNotifier({ keys: vapid, subject: w.subject, timeoutMs: w.timeout }, logger.child({ component: 'webpush' })));
   }
   return notifiers;
@@ -130,17 +133,18 @@ async function startParts(
   { tee, webPush, secretKey, life }: Opened,
 ): Promise<RunningMailotp> {
   const { logger, clock } = options;
-  // Counted from the first store call on, when metrics.port is set; nothing is counted otherwise.
-  const metrics = config.metrics.port !== undefined ? new PrometheusMetrics(clock) : null;
+  // Counted from the first store call on, when metrics.port is set; nothing is counted (and
+  // prom-client is not loaded) otherwise.
+  const metrics = config.metrics.port !== undefined ? new (await import('./metrics/prometheus-metrics.js')).PrometheusMetrics(clock) : null;
   const unmeteredStore =
     options.store ??
-    createStore(config.store, {
+    (await createStore(config.store, {
       onError: (err) => logger.warn({ component: 'store', err: err.message }, 'store connection problem') },
-    );
+    ));
   life.add('store', () => unmeteredStore.close());
   // A hold the clients give up on before it ends turns the retry advice into a network error.
   for (const w of configHoldTimeWarnings(config)) logger.warn({ key: w.path }, `${w.path}: ${w.message}`);
-  const { store, notifiers } = metered(metrics, unmeteredStore, buildNotifiers(config, logger, webPush?.keys ?? null));
+  const { store, notifiers } = metered(metrics, unmeteredStore, await buildNotifiers(config, logger, webPush?.keys ?? null));
   life.add('notifiers', () => Promise.all(notifiers.map((n) => n.close?.())));
   const core = buildCore(config, { store, clock, logger, notifiers, secretKey });
   tee?.attach((event, fields) => core.audit.record(event, fields));

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { login, pct, startTarget } from './probe-kit.mjs';
 
 const [logins, heldCount] = [2000, 0].map((d, i) => Number(process.argv[2 + i] ?? d));
+process.env.PROBE_KEEP_STDOUT = '1'; // the GC trace lines are read from mailotp's stdout
 const t = await startTarget('mailotp', heldCount + 100, `--require ${fileURLToPath(new URL('./gc-trace.cjs', import.meta.url))}`);
 const held = [];
 for (let i = 0; i < heldCount; i += 50) held.push(...(await Promise.all(Array.from({ length: Math.min(50, heldCount - i) }, () => login(t.port)))));

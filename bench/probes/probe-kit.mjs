@@ -32,6 +32,8 @@ export async function startTarget(which, sessions, nodeOptions = '') {
       dovecot,
       upstreamTls: 'none',
       logLevel: 'info',
+      // The client keeps 64 KiB of mailotp's stdout unless a probe reads all of it (PROBE_KEEP_STDOUT=1).
+      ...(process.env.PROBE_KEEP_STDOUT === '1' ? {} : { keepStdout: 1 << 16 }),
       daemonOtp: { holdTime: '30s' },
       limits: { failedLoginsPerUser: 100000, failedLoginsPerIp: 100000, maxConnections: sessions + 1000, maxConnectionsPerIp: sessions + 1000 },
     });

@@ -106,7 +106,7 @@ export async function checkStore(config: Config, now: number): Promise<CheckResu
   }
   // The connection's own error (ECONNREFUSED, auth) says more than the refused command does.
   let connectionError: Error | null = null;
-  const store = createStore(config.store, { onError: (err) => (connectionError ??= err) });
+  const store = await createStore(config.store, { onError: (err) => (connectionError ??= err) });
   try {
     await store.ping();
     const key = `doctor:${randomBytes(8).toString('hex')}`;

@@ -1,5 +1,11 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger, type LoggerOptions } from 'pino';
-import prettyStream from 'pino-pretty';
+import type prettyFactory from 'pino-pretty';
+
+/** pino-pretty, loaded only when a terminal wants it: a daemon logging JSON never holds it. */
+function prettyStream(options: prettyFactory.PrettyOptions): prettyFactory.PrettyStream {
+  return (createRequire(import.meta.url)('pino-pretty') as typeof prettyFactory)(options);
+}
 
 export type { Logger } from 'pino';
 

@@ -1,5 +1,3 @@
-import { RedisStore } from './redis-store.js';
-import { SqliteStore } from './sqlite-store.js';
 import type { Store } from '../core/ports/store.js';
 
 /** The `store` section of the configuration, as far as opening a store needs it. */
@@ -25,12 +23,19 @@ function redisTarget(cfg: StoreSettings): { url: string } | { sentinels: { host:
   return { url: cfg.url ?? '' };
 }
 
-/** The one place that maps configuration to a backend, so the rest of mailotp only sees Store. */
-export function createStore(cfg: StoreSettings, opts: { onError?: (e: Error) => void } = {}): Store {
+/**
+ * The one place that maps configuration to a backend, so the rest of mailotp only sees Store.
+ * Only the configured backend's module is loaded: an instance on SQLite never holds ioredis, and
+ * one on Redis never opens the native SQLite binding.
+ */
+export async function createStore(cfg: StoreSettings, opts: { onError?: (e: Error) => void } = {}): Promise<Store> {
   switch (cfg.driver) {
-    case 'sqlite':
+    case 'sqlite': {
+      const { SqliteStore } = await import('./sqlite-store.js');
       return new SqliteStore({ path: cfg.path ?? 'data/mailotp.db', onError: opts.onError });
-    case 'redis':
+    }
+    case 'redis': {
+      const { RedisStore } = await import('./redis-store.js');
       return new RedisStore({
         ...redisTarget(cfg),
         keyPrefix: cfg.keyPrefix,
@@ -39,5 +44,6 @@ export function createStore(cfg: StoreSettings, opts: { onError?: (e: Error) => 
         ...(cfg.waitTimeout !== undefined ? { waitTimeoutMs: cfg.waitTimeout } : {}),
         onError: opts.onError,
       });
+    }
   }
 }

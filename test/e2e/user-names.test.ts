@@ -234,7 +234,7 @@ describe('user names and push fatigue end to end', { concurrency: 3 }, () => {
     it('records written under another spelling are merged at start-up, then every form is held for that phone', async () => {
       const store = { driver: 'redis', url: redis.url, keyPrefix: `names${process.pid}:` };
       // What an install from before canonical names left behind: a switch and a device under "Alice".
-      const old = createStore({ driver: 'redis', url: redis.url, keyPrefix: store.keyPrefix });
+      const old = await createStore({ driver: 'redis', url: redis.url, keyPrefix: store.keyPrefix });
       let token: string;
       try {
         await old.setDaemonOtp('Alice', true, Date.now());

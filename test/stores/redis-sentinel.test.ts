@@ -20,8 +20,8 @@ describe('Redis store behind Sentinel (one master, two replicas, three sentinels
   let set: SentinelSetHandle;
   const stores: Store[] = [];
   const errors: Error[] = [];
-  const open = (over: { waitReplicas?: number } = {}): Store => {
-    const s = createStore(
+  const open = async (over: { waitReplicas?: number } = {}): Promise<Store> => {
+    const s = await createStore(
       { driver: 'redis', sentinels: set.sentinels, sentinelName: set.name, keyPrefix: `sentinel-${process.pid}:`, ...over },
       { onError: (e) => errors.push(e) },
     );
@@ -38,14 +38,14 @@ describe('Redis store behind Sentinel (one master, two replicas, three sentinels
   });
 
   it('refuses to acknowledge an approval that fewer replicas than asked for confirm (WAIT)', async () => {
-    const store = open({ waitReplicas: 3 });
+    const store = await open({ waitReplicas: 3 });
     const now = Date.now();
     await assert.rejects(store.putApproval(approval(0, now), now), (err: unknown) => isMailotpError(err) && err.code === 'MAILOTP_ERR_STORE_UNAVAILABLE' && /1 of 3|2 of 3/.test(err.message));
   });
 
   it('with WAIT, an acknowledged approval is on a replica (cost printed)', async () => {
-    const waiting = open();
-    const plain = open({ waitReplicas: 0 });
+    const waiting = await open();
+    const plain = await open({ waitReplicas: 0 });
     const time = async (store: Store, base: number): Promise<number> => {
       const started = process.hrtime.bigint();
       for (let i = 0; i < 200; i++) await store.putApproval(approval(base + i, Date.now()), Date.now());
@@ -61,9 +61,9 @@ describe('Redis store behind Sentinel (one master, two replicas, three sentinels
   });
 
   it('keeps every acknowledged approval, fails calls only temporarily, resubscribes and resumes on the new master', async () => {
-    const writer = open();
-    const publisher = open();
-    const listener = open();
+    const writer = await open();
+    const publisher = await open();
+    const listener = await open();
     const seen: StoreEvent[] = [];
     listener.subscribe((e) => seen.push(e));
     // The subscription is live before the failover: an event gets through.

@@ -141,7 +141,7 @@ describe('RedisStore across instances', () => {
   });
 
   it('is what createStore builds for the redis driver', async () => {
-    const store = createStore({ driver: 'redis', url: server.url, keyPrefix: uniquePrefix() });
+    const store = await createStore({ driver: 'redis', url: server.url, keyPrefix: uniquePrefix() });
     try {
       assert.ok(store instanceof RedisStore);
       // Usable right away: the first call waits for the first connection.

@@ -46,7 +46,7 @@ describe('SqliteStore on disk', () => {
     const path = join(dir, 'mailotp.db');
     assert.equal(existsSync(dir), false);
 
-    const first = createStore({ driver: 'sqlite', path });
+    const first = await createStore({ driver: 'sqlite', path });
     assert.ok(existsSync(path));
     const dev: DeviceRecord = { deviceId: 'd1', user: 'alice', name: 'phone', tokenHash: 'ff', createdAt: T };
     const req: RequestRecord = {
@@ -67,7 +67,7 @@ describe('SqliteStore on disk', () => {
     assert.equal(await first.hit('k', 1_000, T), 1);
     await first.close();
 
-    const second = createStore({ driver: 'sqlite', path });
+    const second = await createStore({ driver: 'sqlite', path });
     try {
       assert.deepEqual(await second.getUser('alice'), { user: 'alice', daemonOtp: true, updatedAt: T });
       assert.deepEqual(await second.getDeviceByUser('alice'), dev);
