@@ -1,12 +1,16 @@
+import net from 'node:net';
 import tls from 'node:tls';
 import { testCerts } from '../test/helpers/certs.js';
 
-/** A minimal IMAP client over TLS: one command at a time, counts bytes, no parsing beyond tags. */
+/**
+ * A minimal IMAP client over TLS (or plain TCP with `plain`): one command at a time, counts bytes,
+ * no parsing beyond tags.
+ */
 export class RawImap {
   private buf = Buffer.alloc(0);
   private waiter: (() => void) | null = null;
   bytes = 0;
-  private constructor(readonly sock: tls.TLSSocket) {
+  private constructor(readonly sock: net.Socket) {
     sock.on('data', (d: Buffer) => {
       this.bytes += d.length;
       // Keep only the tail: FETCH bodies are large and only the tagged line matters.
@@ -14,8 +18,9 @@ export class RawImap {
       this.waiter?.();
     });
   }
-  static async open(port: number, localAddress?: string): Promise<RawImap> {
-    const sock = tls.connect({ port, host: '127.0.0.1', ca: testCerts().ca, servername: 'localhost', ...(localAddress ? { localAddress } : {}) } as tls.ConnectionOptions);
+  static async open(port: number, localAddress?: string, opts: { plain?: boolean } = {}): Promise<RawImap> {
+    const where = { port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) };
+    const sock = opts.plain ? net.connect(where) : tls.connect({ ...where, ca: testCerts().ca, servername: 'localhost' } as tls.ConnectionOptions);
     const c = new RawImap(sock);
     // A refused connection (a cap's `* BYE` greeting, then close) fails instead of waiting forever.
     const greeting = await c.until(/^\* (OK|BYE).*\r\n/m);

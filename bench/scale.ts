@@ -4,7 +4,9 @@
  * - login latency (sequential TLS connect + LOGIN until OK), bulk FETCH and logins per second with
  *   --parallel clients, in --rounds rounds whose target order rotates, so machine noise hits all alike;
  *   within a round the sequential logins go to the targets in turn, one login each, so that a noisy
- *   moment of the machine lands on every target's logins, not on one target's whole turn;
+ *   moment of the machine lands on every target's logins, not on one target's whole turn; a plain
+ *   login at Dovecot (the upstream leg inside every proxied login) takes part in the logins only;
+ *   each login is also split into connect-to-greeting and LOGIN-to-OK;
  * - tap-to-OK latency with two mailotp instances on one Redis (tap on B releases a login held on A);
  * - RSS per idle logged-in session at --sessions sessions for the pipe, nginx and mailotp.
  * Options: --sessions N (10000), --rounds N (8), --warmup N (1 untimed round first), --logins N (100 per
@@ -99,14 +101,23 @@ async function login(port: number, localAddress?: string): Promise<RawImap> {
   return c;
 }
 
-/** One login, timed from connect to the LOGIN's OK, then LOGOUT. */
-async function loginTime(port: number): Promise<number> {
+/** A target of the rounds; `plain` ones (the upstream leg) take only the sequential logins. */
+interface RoundTarget {
+  name: string;
+  port: number;
+  plain?: boolean;
+}
+
+/** One login, timed from connect to the greeting and from there to the LOGIN's OK, then LOGOUT. */
+async function loginTime(t: RoundTarget): Promise<{ greeting: number; login: number }> {
   const t0 = process.hrtime.bigint();
-  const c = await login(port);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const c = await RawImap.open(t.port, undefined, { plain: t.plain === true });
+  const t1 = process.hrtime.bigint();
+  await c.cmd('a', `LOGIN ${USER} ${PASS}`);
+  const t2 = process.hrtime.bigint();
   c.sock.write('z LOGOUT\r\n');
   c.close();
-  return ms;
+  return { greeting: Number(t1 - t0) / 1e6, login: Number(t2 - t1) / 1e6 };
 }
 
 /** One FETCH of every message on a fresh session (after a warm-up FETCH), MB/s received. */
@@ -143,7 +154,11 @@ async function loginsPerSecond(port: number): Promise<number> {
 }
 
 interface RoundFigures {
+  /** Connect to the LOGIN's OK, ms. */
   login: number[];
+  /** Of which: connect (and TLS handshake) to the greeting, and greeting to OK. */
+  toGreeting: number[];
+  greetingToOk: number[];
   fetch: number[];
   perSecond: number[];
 }
@@ -151,23 +166,34 @@ interface RoundFigures {
 const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
 
 /** The interleaved rounds: each round visits every target, starting one further along each time. */
-async function rounds(targets: [string, number][], count: number, what = 'round'): Promise<Record<string, RoundFigures>> {
-  const out: Record<string, RoundFigures> = Object.fromEntries(targets.map(([n]) => [n, { login: [], fetch: [], perSecond: [] }]));
+async function rounds(targets: RoundTarget[], count: number, what = 'round'): Promise<Record<string, RoundFigures>> {
+  const out: Record<string, RoundFigures> = Object.fromEntries(
+    targets.map((t) => [t.name, { login: [], toGreeting: [], greetingToOk: [], fetch: [], perSecond: [] }]),
+  );
+  const timeLogin = async (t: RoundTarget) => {
+    const f = out[t.name]!;
+    const { greeting, login } = await loginTime(t);
+    f.login.push(greeting + login);
+    f.toGreeting.push(greeting);
+    f.greetingToOk.push(login);
+  };
   for (let r = 0; r < count; r++) {
     const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
-    log(`${what} ${r + 1}/${count}: ${order.map(([n]) => n).join(', ')}`);
+    log(`${what} ${r + 1}/${count}: ${order.map((t) => t.name).join(', ')}`);
     if (LOGIN_ORDER === 'interleaved') {
       // One login per target in turn: a moment of machine noise (another VM on the host, a
       // daemon waking) delays a few logins of every target instead of filling one target's p99.
       await sleep(SETTLE_MS);
-      for (let i = 0; i < LOGINS; i++) for (const [name, port] of order) out[name]!.login.push(await loginTime(port));
+      for (let i = 0; i < LOGINS; i++) for (const t of order) await timeLogin(t);
     }
-    for (const [name, port] of order) {
-      const f = out[name]!;
+    for (const t of order) {
+      if (t.plain && LOGIN_ORDER === 'interleaved') continue;
       await sleep(SETTLE_MS);
-      if (LOGIN_ORDER === 'turns') for (let i = 0; i < LOGINS; i++) f.login.push(await loginTime(port));
-      f.fetch.push(await fetchOnce(port));
-      f.perSecond.push(await loginsPerSecond(port));
+      if (LOGIN_ORDER === 'turns') for (let i = 0; i < LOGINS; i++) await timeLogin(t);
+      if (t.plain) continue;
+      const f = out[t.name]!;
+      f.fetch.push(await fetchOnce(t.port));
+      f.perSecond.push(await loginsPerSecond(t.port));
     }
   }
   return out;
@@ -336,12 +362,14 @@ export async function scaleBench(): Promise<void> {
     const b = await startMailotp({ dovecot, store, upstreamTls: 'none', logLevel: 'info', keepStdout: 1 << 16, daemonOtp: { holdTime: '30s' }, limits: { pushesPerUserPerHour: 100_000 } });
     stoppers.unshift(() => b.stop());
 
-    const targets: [string, number][] = [
-      ['direct (Dovecot TLS)', dovecot.ports.imaps],
-      ['bare Node TLS pipe', pipe.port],
-      ['nginx mail proxy', nginx.port],
-      ['mailotp (SQLite)', solo.m.imaps],
-      ['mailotp (Redis)', a.m.imaps],
+    const targets: RoundTarget[] = [
+      { name: 'direct (Dovecot TLS)', port: dovecot.ports.imaps },
+      { name: 'bare Node TLS pipe', port: pipe.port },
+      { name: 'nginx mail proxy', port: nginx.port },
+      { name: 'mailotp (SQLite)', port: solo.m.imaps },
+      { name: 'mailotp (Redis)', port: a.m.imaps },
+      // What every proxied login contains: a plain login at Dovecot (sequential logins only).
+      { name: 'upstream leg (Dovecot plain)', port: dovecot.ports.imap, plain: true },
     ];
     if (PARTS.has('rounds')) {
       if (WARMUP > 0) await rounds(targets, WARMUP, 'warm-up round (not timed)');
@@ -350,15 +378,28 @@ export async function scaleBench(): Promise<void> {
       doc.warmupRounds = WARMUP;
       doc.loginOrder = LOGIN_ORDER;
       const nginxFetch = median(r['nginx mail proxy']!.fetch);
-      const rows = targets.map(([n]) => {
+      const p50p99 = (xs: number[]) => {
+        const sorted = [...xs].sort((x, y) => x - y);
+        return [pct(sorted, 50), pct(sorted, 99)] as const;
+      };
+      const rows = targets.map(({ name: n, plain }) => {
         const f = r[n]!;
-        const sorted = [...f.login].sort((x, y) => x - y);
-        const [p50, p99] = [pct(sorted, 50), pct(sorted, 99)];
-        return [n, p50.toFixed(1), p99.toFixed(1), `${(p99 / p50).toFixed(2)}x`, median(f.fetch).toFixed(0), `${(median(f.fetch) / nginxFetch).toFixed(2)}x`, median(f.perSecond).toFixed(0)];
+        const [p50, p99] = p50p99(f.login);
+        const rest = plain ? ['-', '-', '-'] : [median(f.fetch).toFixed(0), `${(median(f.fetch) / nginxFetch).toFixed(2)}x`, median(f.perSecond).toFixed(0)];
+        return [n, p50.toFixed(1), p99.toFixed(1), `${(p99 / p50).toFixed(2)}x`, ...rest];
+      });
+      // Where a login's time goes, seen from the client: connect and TLS handshake to the greeting
+      // (mailotp greets on its own; the pipe and nginx pass Dovecot's), then LOGIN to its OK (for
+      // mailotp: the decision and the upstream login, which the plain leg's row shows alone).
+      const phases = targets.map(({ name: n }) => {
+        const f = r[n]!;
+        const [g50, g99] = p50p99(f.toGreeting);
+        const [l50, l99] = p50p99(f.greetingToOk);
+        return [n, g50.toFixed(1), g99.toFixed(1), l50.toFixed(1), l99.toFixed(1), (l99 - l50).toFixed(1)];
       });
       // The first login of a round comes after the target sat idle through the other targets' FETCH
       // and bursts (~25 s): every process on its path wakes cold. Shown apart, and the rest without it.
-      const split = targets.map(([n]) => {
+      const split = targets.map(({ name: n }) => {
         const logins = r[n]!.login;
         const first = logins.filter((_, i) => i % LOGINS === 0).sort((x, y) => x - y);
         const rest = logins.filter((_, i) => i % LOGINS !== 0).sort((x, y) => x - y);
@@ -369,6 +410,8 @@ export async function scaleBench(): Promise<void> {
         table(['path', 'login p50 ms', 'login p99 ms', 'p99/p50', 'FETCH MB/s (median)', 'vs nginx', 'logins/s'], rows),
         'the same logins split: the first of each round (after the target sat idle), and the others',
         table(['path', 'first of a round, median ms', 'others p50 ms', 'others p99 ms', 'others p99/p50'], split),
+        'the same logins by phase: connect to greeting, and LOGIN to OK',
+        table(['path', 'to greeting p50 ms', 'p99 ms', 'LOGIN to OK p50 ms', 'p99 ms', 'p99 - p50 ms'], phases),
       );
     }
     if (PARTS.has('taps')) {

@@ -116,6 +116,14 @@ export class SqliteStore implements Store {
   private readonly st: Statements;
   private readonly events: SqliteEventLog;
   private readonly audit: SqliteAuditLog;
+  /**
+   * The group commit's transactions, made once: each db.transaction() call builds four wrapper
+   * functions and their properties (5.6 KiB of garbage per login when made per batch). `nested`
+   * runs inside one of the others, so it is a savepoint.
+   */
+  private readonly commitAll: Database.Transaction<(batch: QueuedWrite[]) => Outcome[]>;
+  private readonly commitEach: Database.Transaction<(batch: QueuedWrite[]) => Outcome[]>;
+  private readonly nested: Database.Transaction<(fn: () => unknown) => unknown>;
 
   constructor(options: SqliteStoreOptions) {
     this.onError = options.onError;
@@ -145,6 +153,17 @@ export class SqliteStore implements Store {
         this.checkpointerStart.unref();
       }
       this.st = prepareStatements(this.db);
+      this.commitAll = this.db.transaction((batch: QueuedWrite[]) => batch.map((w): Outcome => ({ ok: true, value: w.fn() })));
+      this.nested = this.db.transaction((fn: () => unknown) => fn());
+      this.commitEach = this.db.transaction((batch: QueuedWrite[]) =>
+        batch.map((w): Outcome => {
+          try {
+            return { ok: true, value: this.nested(w.fn) };
+          } catch (err) {
+            return { ok: false, err };
+          }
+        }),
+      );
       this.events = new SqliteEventLog(this.db);
       this.audit = new SqliteAuditLog(this.db);
     } catch (err) {
@@ -219,21 +238,11 @@ export class SqliteStore implements Store {
    */
   private runBatch(batch: QueuedWrite[]): Outcome[] {
     try {
-      return this.db.transaction(() => batch.map((w): Outcome => ({ ok: true, value: w.fn() }))).immediate();
+      return this.commitAll.immediate(batch);
     } catch (err) {
       if (batch.length === 1) throw err;
     }
-    return this.db
-      .transaction(() =>
-        batch.map((w): Outcome => {
-          try {
-            return { ok: true, value: this.db.transaction(w.fn)() };
-          } catch (err) {
-            return { ok: false, err };
-          }
-        }),
-      )
-      .immediate();
+    return this.commitEach.immediate(batch);
   }
 
   private restoreNormalSync(): void {
