@@ -24,6 +24,7 @@ import { LogNotifier } from './push/log-notifier.js';
 import type { Notifier } from './core/ports/notifier.js';
 import { WebhookNotifier } from './push/webhook-notifier.js';
 import { loadOrCreateVapidKeys, type VapidKeys } from './push/vapid-keys.js';
+import { WebPushNotifier } from './push/webpush-notifier.js';
 import { metered, startMetricsListener } from './metrics/metrics-listener.js';
 import { createStore } from './stores/create-store.js';
 import type { Store } from './core/ports/store.js';
@@ -49,10 +50,7 @@ export interface StartOptions {
   auditTee?: AuditTee;
 }
 
-/**
- * The configured push channels. firebase-admin (several MB of heap) and web-push are loaded only
- * when their channel is configured.
- */
+/** The configured push channels; firebase-admin (several MB of heap) is loaded only for FCM. */
 async function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys | null): Promise<Notifier[]> {
   const notifiers: Notifier[] = [new LogNotifier(logger.child({ component: 'push' }))];
   const publicUrl = config.portal.publicUrl;
@@ -68,7 +66,6 @@ async function buildNotifiers(config: Config, logger: Logger, vapid: VapidKeys |
   }
   if (config.push.webpush && vapid) {
     const w = config.push.webpush;
-    const { WebPushNotifier } = await import('./push/webpush-notifier.js');
     notifiers.push(new WebPushNotifier({ keys: vapid, subject: w.subject, timeoutMs: w.timeout }, logger.child({ component: 'webpush' })));
   }
   return notifiers;
