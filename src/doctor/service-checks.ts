@@ -97,10 +97,21 @@ export async function checkUpstreamLogin(protocol: Protocol, endpoint: UpstreamE
   }
 }
 
+/** The store as the doctor's line names it: the file, the Redis URL (password hidden) or the Sentinel set. */
+export function storeLabel(store: Config['store']): string {
+  if (store.driver === 'sqlite') return `sqlite ${store.path}`;
+  if (store.sentinels) return `redis sentinel ${store.sentinelName} via ${store.sentinels.join(', ')}`;
+  return `redis ${redactUrl(store.url ?? '')}`;
+}
+
+function storeHint(store: Config['store']): string {
+  if (store.driver === 'sqlite') return 'check the file and its folder are writable by this user';
+  return store.sentinels ? 'are the sentinels running, reachable, and do they know store.sentinelName?' : 'is Redis running and reachable? check store.url';
+}
+
 /** Writes, reads and deletes a throwaway value in the configured store, as every instance does. */
 export async function checkStore(config: Config, now: number): Promise<CheckResult> {
-  const where = config.store.driver === 'redis' ? `redis ${redactUrl(config.store.url ?? '')}` : `sqlite ${config.store.path}`;
-  const name = `store ${where}`;
+  const name = `store ${storeLabel(config.store)}`;
   if (config.store.driver === 'sqlite' && !existsSync(config.store.path)) {
     return { name, status: 'fail', detail: 'the database file does not exist', hint: 'mailotp start creates it: is mailotp running with this config, and is the path the same?' };
   }
@@ -119,7 +130,7 @@ export async function checkStore(config: Config, now: number): Promise<CheckResu
     return { name, status: 'ok', detail: 'write, read and delete round trip' };
   } catch (err) {
     const why = (connectionError as Error | null)?.message ?? reasonOf(err);
-    return { name, status: 'fail', detail: why, hint: config.store.driver === 'redis' ? 'is Redis running and reachable? check store.url' : 'check the file and its folder are writable by this user' };
+    return { name, status: 'fail', detail: why, hint: storeHint(config.store) };
   } finally {
     await store.close().catch(() => undefined);
   }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load-config.js';
-import { checkStore, reachableHost, redactUrl } from '../../src/doctor/service-checks.js';
+import { checkStore, reachableHost, redactUrl, storeLabel } from '../../src/doctor/service-checks.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 
 const config = (store: Record<string, unknown>, dir: string) =>
@@ -18,6 +18,16 @@ describe('doctor checks', () => {
     assert.equal(redactUrl('redis://:s3cret@10.0.0.5:6379/0'), 'redis://:***@10.0.0.5:6379/0');
     assert.equal(redactUrl('rediss://mailotp:s3cret@redis.internal:6380/1'), 'rediss://mailotp:***@redis.internal:6380/1');
     assert.equal(redactUrl('https://hooks.example.com/x?a=b'), 'https://hooks.example.com/x?a=b');
+  });
+
+  it('names the store it checks: the file, the Redis URL without its password, or the Sentinel set', () => {
+    const dir = '/var/lib/mailotp';
+    assert.equal(storeLabel(config({ driver: 'sqlite', path: 'mailotp.db' }, dir).store), 'sqlite /var/lib/mailotp/mailotp.db');
+    assert.equal(storeLabel(config({ driver: 'redis', url: 'redis://:s3cret@10.0.0.5:6379/0' }, dir).store), 'redis redis://:***@10.0.0.5:6379/0');
+    assert.equal(
+      storeLabel(config({ driver: 'redis', sentinels: ['10.0.0.1:26379', '[fd00::2]:26379'], sentinelName: 'mail' }, dir).store),
+      'redis sentinel mail via 10.0.0.1:26379, [fd00::2]:26379',
+    );
   });
 
   it('reaches wildcard listeners on loopback unless told another address', () => {
