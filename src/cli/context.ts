@@ -2,7 +2,6 @@ import { loadConfig } from '../config/load-config.js';
 import type { CoreApi } from '../core/services.js';
 import { AuditTee } from '../log/audit-tee.js';
 import { createLogger } from '../log/logger.js';
-import { openAdminCore } from '../admin-core.js';
 
 /** --config, or MAILOTP_CONFIG, or a clear error. */
 export function configPath(opt: string | undefined): string {
@@ -20,6 +19,9 @@ export async function withCore<T>(configOpt: string | undefined, fn: (core: Core
   // still reach the store's audit trail through the tee, marked as the CLI's.
   const tee = new AuditTee();
   const logger = createLogger({ level: 'warn', pretty: false, destination: process.stderr, audit: tee }).child({ via: 'cli' });
+  // Loaded here, not at the top: the core pulls in the passkey, TOTP and store libraries, which
+  // `--help`, `--version`, `check-config` and `doctor` do not need.
+  const { openAdminCore } = await import('../admin-core.js');
   const { core, close } = await openAdminCore(config, logger, tee);
   try {
     return await fn(core);

@@ -32,12 +32,26 @@ await store.close();
 console.log(JSON.stringify({ before, after: loaded() }));
 `;
 
-describe('createStore and the server code load only what the configuration uses', () => {
+/** What the CLI holds once its commands are defined, before any of them runs (`--help`, `--version`). */
+const cliScript = `
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+await import(${JSON.stringify(join(src, 'cli/index.js'))});
+const files = Object.keys(require.cache);
+console.log(JSON.stringify(['ioredis', 'better-sqlite3', 'firebase-admin', 'prom-client', 'fastify'].filter((p) => files.some((f) => f.includes('/node_modules/' + p + '/')))));
+`;
+
+describe('mailotp loads only what the configuration and the command use', () => {
   it('a SQLite instance without FCM, metrics or a terminal never loads ioredis, firebase-admin, prom-client or pino-pretty', async () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: tmp });
     const { before, after } = JSON.parse(stdout) as Record<'before' | 'after', Record<string, boolean>>;
     // Loading main.js opens no store: neither backend yet.
     assert.deepEqual(before, { ioredis: false, 'better-sqlite3': false, 'firebase-admin': false, 'prom-client': false, 'pino-pretty': false });
     assert.deepEqual(after, { ioredis: false, 'better-sqlite3': true, 'firebase-admin': false, 'prom-client': false, 'pino-pretty': false });
+  });
+
+  it('the CLI loads no store, push, metrics or web library until a command needs it', async () => {
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', cliScript], { cwd: tmp });
+    assert.deepEqual(JSON.parse(stdout), []);
   });
 });
