@@ -412,16 +412,19 @@ export class RequestService {
    */
   waitForDecision(requestId: string, holdMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
     if (signal?.aborted) return Promise.resolve('aborted');
-    // The hold and the client's leaving end the wait alike; which one did decides the answer.
-    const ended = signal ? AbortSignal.any([signal, this.scheduler.timeout(holdMs)]) : this.scheduler.timeout(holdMs);
+    // The hold is a plain timer and the client's leaving a listener on its signal, both removed
+    // when the wait ends. Not AbortSignal.any([signal, AbortSignal.timeout(holdMs)]): Node 20 holds
+    // the timeout signal only weakly there, so a garbage collection during the hold could drop it,
+    // and the hold then never ended (seen as a client left waiting until its own timeout).
     return new Promise<WaitOutcome>((resolve) => {
       let done = false;
       const finish = (outcome: WaitOutcome) => {
         if (done) return;
         done = true;
+        hold.clear();
         recheck.clear();
         unsubscribe();
-        ended.removeEventListener('abort', onEnded);
+        signal?.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
       const fromStatus = (status: RequestRecord['status']) => {
@@ -447,9 +450,10 @@ export class RequestService {
           () => undefined, // the store is down: the timeout answers, and that is a refusal
         );
       };
-      const onEnded = () => finish(signal?.aborted ? 'aborted' : 'timeout');
+      const onAbort = () => finish('aborted');
+      const hold = this.scheduler.setTimeout(() => finish('timeout'), holdMs);
       const recheck = this.scheduler.setInterval(check, this.settings.recheckMs ?? 2000);
-      ended.addEventListener('abort', onEnded, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       check();
     });
   }

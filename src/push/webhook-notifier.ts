@@ -131,6 +131,14 @@ export class WebhookNotifier implements Notifier {
   private async attempt(body: string, deliveryId: string): Promise<void> {
     const timestamp = Math.floor(Date.now() / 1000);
     let res: Response;
+    // The deadline is a plain timer and closing a listener, both removed below. Not
+    // AbortSignal.any([AbortSignal.timeout(ms), closed]): Node 20 holds the timeout signal only
+    // weakly there, and one collected by the GC never fires, leaving the POST without a deadline.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${this.settings.timeoutMs}ms`, 'TimeoutError')), this.settings.timeoutMs);
+    const onClose = () => deadline.abort(this.state.signal.reason);
+    this.state.signal.addEventListener('abort', onClose, { once: true });
+    if (this.state.signal.aborted) onClose();
     try {
       res = await fetch(this.settings.url, {
         method: 'POST',
@@ -144,13 +152,16 @@ export class WebhookNotifier implements Notifier {
         body,
         // A redirect would send the signed body somewhere nobody configured.
         redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.settings.timeoutMs), this.state.signal]),
+        signal: deadline.signal,
       });
     } catch (err) {
       if (this.state.signal.aborted) throw new Error('webhook notifier closed');
       const name = err instanceof Error ? err.name : '';
       const message = name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs}ms` : describeFetchError(err);
       throw new RetryableError(message);
+    } finally {
+      clearTimeout(timer);
+      this.state.signal.removeEventListener('abort', onClose);
     }
     // Only the status matters; the body is dropped so the connection can be reused.
     await res.body?.cancel().catch(() => undefined);

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { systemClock } from '../../src/core/clock.js';
 import { RequestService } from '../../src/core/request-service.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger, silentLogger } from '../../src/log/logger.js';
 import { PushTokenRejectedError, type Notifier } from '../../src/core/ports/notifier.js';
 import { coreFixture, eventually, turns, withDevice, type CoreFixture } from './core-fixture.js';
 
@@ -193,5 +197,28 @@ describe('RequestService and rejected push tokens', () => {
     await fx.requests.openConnection({ user: 'alice', device, protocol: 'imap', clientIp: '127.0.0.8' });
     await turns();
     assert.equal((await fx.store.getDevice(deviceId))?.pushToken, 'new-token');
+  });
+});
+
+describe('a hold on the real clock', () => {
+  it('ends at its time even when the garbage collector runs during it, with the client\'s signal attached', async () => {
+    // The collector on demand, as under load: a hold built on AbortSignal.any([client,
+    // AbortSignal.timeout(hold)]) lost its weakly held timeout here and never ended.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    fx = await coreFixture();
+    const requests = new RequestService(fx.store, systemClock, fx.approvals, [], silentLogger(), { requestTtlMs: 60_000 }, fx.cooldowns);
+    const client = new AbortController();
+    const wait = requests.waitForDecision('no-such-request', 300, client.signal);
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await sleep(20);
+    }
+    assert.equal(await Promise.race([wait, sleep(5_000).then(() => 'still held 5 s later')]), 'timeout');
+    // The client's leaving still ends a hold at once.
+    const left = requests.waitForDecision('no-such-request', 60_000, client.signal);
+    gc();
+    client.abort();
+    assert.equal(await Promise.race([left, sleep(5_000).then(() => 'still held 5 s later')]), 'aborted');
   });
 });
