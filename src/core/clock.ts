@@ -12,22 +12,26 @@ export interface Timer {
   clear(): void;
 }
 
+/** A timer's options: a `background` one never keeps the process alive on its own. */
+export interface TimerOptions {
+  background?: boolean;
+}
+
 /**
  * The one source of timers: holds, sweeps and idle timers start theirs here, so that a test can
  * drive them with a FakeClock instead of sleeping.
  */
 export interface Scheduler {
   /** Runs fn once, after ms. */
-  setTimeout(fn: () => void, ms: number): Timer;
-  /** Runs fn every ms. A `background` one never keeps the process alive on its own. */
-  setInterval(fn: () => void, ms: number, opts?: { background?: boolean }): Timer;
-  /** A signal that aborts with a "TimeoutError" after ms, like AbortSignal.timeout. */
-  timeout(ms: number): AbortSignal;
+  setTimeout(fn: () => void, ms: number, opts?: TimerOptions): Timer;
+  /** Runs fn every ms. */
+  setInterval(fn: () => void, ms: number, opts?: TimerOptions): Timer;
 }
 
 export const systemScheduler: Scheduler = {
-  setTimeout(fn, ms) {
+  setTimeout(fn, ms, opts) {
     const t = setTimeout(fn, ms);
+    if (opts?.background) t.unref();
     return { clear: () => clearTimeout(t) };
   },
   setInterval(fn, ms, opts) {
@@ -35,8 +39,76 @@ export const systemScheduler: Scheduler = {
     if (opts?.background) t.unref();
     return { clear: () => clearInterval(t) };
   },
-  timeout: (ms) => AbortSignal.timeout(ms),
 };
+
+/**
+ * A signal that aborts when its parent does (with the parent's reason) or when abort() is called,
+ * until clear() unlinks it from the parent. Call clear() when the work it guards is over, or the
+ * parent keeps a listener per call for as long as it lives.
+ */
+export interface LinkedAbort {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+  /** Removes the link to the parent; safe to call more than once. */
+  clear(): void;
+}
+
+/**
+ * Not AbortSignal.any([parent, ...]): Node 20 holds the signals it joins only weakly, so a signal
+ * nobody else references (AbortSignal.timeout's, typically) can be collected by the GC and then
+ * never fires; and every call leaves weak references and a finalization cell for the collector.
+ * Here the parent's listener and the returned object hold the controller strongly.
+ */
+export function linkedAbort(parent?: AbortSignal): LinkedAbort {
+  const controller = new AbortController();
+  const forward = () => controller.abort(parent?.reason);
+  if (parent?.aborted) forward();
+  else parent?.addEventListener('abort', forward, { once: true });
+  return {
+    signal: controller.signal,
+    abort: (reason?: unknown) => controller.abort(reason),
+    clear: () => parent?.removeEventListener('abort', forward),
+  };
+}
+
+/** A LinkedAbort that also aborts by itself, with a "TimeoutError" DOMException, after its time. */
+export interface Deadline extends LinkedAbort {
+  /** True once the time ran out (and not when it was aborted otherwise first). */
+  readonly expired: boolean;
+  /** Stops the timer and unlinks the parent; safe to call more than once. */
+  clear(): void;
+}
+
+/**
+ * A deadline of ms on `scheduler`'s timers, joined with `parent` (a client leaving, a notifier
+ * closing). Holds, upstream connects and webhook POSTs end by it; clear() when they are over.
+ */
+export function deadline(scheduler: Scheduler, ms: number, parent?: AbortSignal, opts?: TimerOptions): Deadline {
+  const link = linkedAbort(parent);
+  let expired = false;
+  const timer = link.signal.aborted
+    ? undefined
+    : scheduler.setTimeout(
+        () => {
+          if (link.signal.aborted) return;
+          expired = true;
+          link.abort(new DOMException(`The operation timed out after ${ms} ms`, 'TimeoutError'));
+        },
+        ms,
+        opts,
+      );
+  return {
+    signal: link.signal,
+    get expired() {
+      return expired;
+    },
+    abort: link.abort,
+    clear: () => {
+      timer?.clear();
+      link.clear();
+    },
+  };
+}
 
 interface FakeTimer {
   due: number;
@@ -93,12 +165,6 @@ export class FakeClock implements Clock, Scheduler {
 
   setInterval(fn: () => void, ms: number): Timer {
     return this.add(fn, ms, Math.max(1, ms));
-  }
-
-  timeout(ms: number): AbortSignal {
-    const c = new AbortController();
-    this.add(() => c.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms, undefined);
-    return c.signal;
   }
 
   private add(fn: () => void, ms: number, every: number | undefined): Timer {

@@ -1,3 +1,4 @@
+import { linkedAbort } from './clock.js';
 import type { LoginAttempt, VerifiedUpstream } from './login-types.js';
 
 /** One attempt as watched by HeldLogins. */
@@ -31,14 +32,8 @@ export class HeldLogins {
   }
 
   guard<S extends VerifiedUpstream>(attempt: LoginAttempt<S>): HeldLoginGuard<S> {
-    // The attempt's own signal (the client leaving) is forwarded to `cut` by a listener that
-    // release() removes, rather than joined with AbortSignal.any, whose weak references every
-    // login would leave to the garbage collector.
-    const cut = new AbortController();
-    const outer = attempt.signal;
-    const forward = () => cut.abort(outer?.reason);
-    if (outer?.aborted) forward();
-    else outer?.addEventListener('abort', forward, { once: true });
+    // The attempt's own signal (the client leaving) aborts `cut` too, until release() unlinks it.
+    const cut = linkedAbort(attempt.signal);
     let holding = false;
     let refused = false;
     const onHold = (): void => {
@@ -56,7 +51,7 @@ export class HeldLogins {
       attempt: { ...attempt, onHold, signal: cut.signal },
       refused: () => refused,
       release: () => {
-        outer?.removeEventListener('abort', forward);
+        cut.clear();
         if (!holding) return;
         holding = false;
         const n = this.count(attempt.user) - 1;

@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js';
 import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from './ports/notifier.js';
 import type { EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
-import { systemScheduler, type Clock, type Scheduler, type Timer } from './clock.js';
+import { deadline, systemScheduler, type Clock, type Scheduler, type Timer } from './clock.js';
 import { cleanClientName } from './client-name.js';
 import type { Cooldowns } from './cooldowns.js';
 import type { DeviceRecord, Protocol, RequestRecord, StoreEvent } from './types.js';
@@ -412,10 +412,6 @@ export class RequestService {
    */
   waitForDecision(requestId: string, holdMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
     if (signal?.aborted) return Promise.resolve('aborted');
-    // The hold is a plain timer and the client's leaving a listener on its signal, both removed
-    // when the wait ends. Not AbortSignal.any([signal, AbortSignal.timeout(holdMs)]): Node 20 holds
-    // the timeout signal only weakly there, so a garbage collection during the hold could drop it,
-    // and the hold then never ended (seen as a client left waiting until its own timeout).
     return new Promise<WaitOutcome>((resolve) => {
       let done = false;
       const finish = (outcome: WaitOutcome) => {
@@ -424,7 +420,6 @@ export class RequestService {
         hold.clear();
         recheck.clear();
         unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
       const fromStatus = (status: RequestRecord['status']) => {
@@ -450,10 +445,10 @@ export class RequestService {
           () => undefined, // the store is down: the timeout answers, and that is a refusal
         );
       };
-      const onAbort = () => finish('aborted');
-      const hold = this.scheduler.setTimeout(() => finish('timeout'), holdMs);
+      // The hold ends at holdMs or when the client leaves (see `deadline`: not AbortSignal.any).
+      const hold = deadline(this.scheduler, holdMs, signal);
+      hold.signal.addEventListener('abort', () => finish(hold.expired ? 'timeout' : 'aborted'), { once: true });
       const recheck = this.scheduler.setInterval(check, this.settings.recheckMs ?? 2000);
-      signal?.addEventListener('abort', onAbort, { once: true });
       check();
     });
   }

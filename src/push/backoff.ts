@@ -1,3 +1,5 @@
+import { deadline, systemScheduler } from '../core/clock.js';
+
 /** Waits ms, or rejects with Error(closedMessage) at once when the signal aborts (a notifier closing). */
 export function abortableSleep(ms: number, signal: AbortSignal, closedMessage: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -5,15 +7,16 @@ export function abortableSleep(ms: number, signal: AbortSignal, closedMessage: s
       reject(new Error(closedMessage));
       return;
     }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new Error(closedMessage));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const wait = deadline(systemScheduler, ms, signal);
+    wait.signal.addEventListener(
+      'abort',
+      () => {
+        wait.clear();
+        if (wait.expired) resolve();
+        else reject(new Error(closedMessage));
+      },
+      { once: true },
+    );
   });
 }
 

@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import { deadline, systemScheduler } from '../core/clock.js';
 import type { DeviceRecord, RequestRecord, RequestStatus } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import { toApiRequest, type ApiRequest } from '../core/request-view.js';
@@ -131,14 +132,8 @@ export class WebhookNotifier implements Notifier {
   private async attempt(body: string, deliveryId: string): Promise<void> {
     const timestamp = Math.floor(Date.now() / 1000);
     let res: Response;
-    // The deadline is a plain timer and closing a listener, both removed below. Not
-    // AbortSignal.any([AbortSignal.timeout(ms), closed]): Node 20 holds the timeout signal only
-    // weakly there, and one collected by the GC never fires, leaving the POST without a deadline.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${this.settings.timeoutMs}ms`, 'TimeoutError')), this.settings.timeoutMs);
-    const onClose = () => deadline.abort(this.state.signal.reason);
-    this.state.signal.addEventListener('abort', onClose, { once: true });
-    if (this.state.signal.aborted) onClose();
+    // The POST ends at its deadline or when the notifier closes.
+    const time = deadline(systemScheduler, this.settings.timeoutMs, this.state.signal);
     try {
       res = await fetch(this.settings.url, {
         method: 'POST',
@@ -152,16 +147,14 @@ export class WebhookNotifier implements Notifier {
         body,
         // A redirect would send the signed body somewhere nobody configured.
         redirect: 'manual',
-        signal: deadline.signal,
+        signal: time.signal,
       });
     } catch (err) {
       if (this.state.signal.aborted) throw new Error('webhook notifier closed');
-      const name = err instanceof Error ? err.name : '';
-      const message = name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs}ms` : describeFetchError(err);
+      const message = time.expired ? `no answer within ${this.settings.timeoutMs}ms` : describeFetchError(err);
       throw new RetryableError(message);
     } finally {
-      clearTimeout(timer);
-      this.state.signal.removeEventListener('abort', onClose);
+      time.clear();
     }
     // Only the status matters; the body is dropped so the connection can be reused.
     await res.body?.cancel().catch(() => undefined);

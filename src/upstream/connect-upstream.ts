@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { UpstreamEndpoint } from '../config/schema.js';
+import { deadline, systemScheduler } from '../core/clock.js';
 import { MailotpError, isMailotpError } from '../core/errors.js';
 import { MIN_TLS_VERSION } from '../net/tls-context.js';
 
@@ -74,20 +75,10 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
   };
 
   // One signal for the deadline and the caller's abort; when it fires, every socket made along the
-  // way is destroyed, which also ends a STARTTLS dialogue waiting for an answer. A plain timer that
-  // is cleared on return, not AbortSignal.timeout/any: those keep a timer, a signal and weak
-  // references alive for the whole deadline after every login (10 s by default), which the
-  // garbage collector then copies and promotes (bench/probes/login-garbage.mjs).
-  const controller = new AbortController();
-  const signal = controller.signal;
-  let timedOut = false;
-  const deadline = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, endpoint.connectTimeout);
-  deadline.unref();
-  const callerAborted = () => controller.abort();
-  opts.signal?.addEventListener('abort', callerAborted, { once: true });
+  // way is destroyed, which also ends a STARTTLS dialogue waiting for an answer. Cleared on return
+  // (see `deadline` for why not AbortSignal.timeout/any).
+  const time = deadline(systemScheduler, endpoint.connectTimeout, opts.signal, { background: true });
+  const signal = time.signal;
   const sockets: net.Socket[] = [];
   const destroyAll = () => {
     for (const s of sockets) s.destroy();
@@ -122,12 +113,11 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
   } catch (err) {
     destroyAll();
     if (opts.signal?.aborted) throw fail('aborted');
-    if (timedOut) throw fail(`no connection within ${endpoint.connectTimeout} ms`);
+    if (time.expired) throw fail(`no connection within ${endpoint.connectTimeout} ms`);
     if (isMailotpError(err, 'MAILOTP_ERR_UPSTREAM_UNAVAILABLE') && err.message.startsWith(`upstream ${where}:`)) throw err;
     throw fail(describe(err), err);
   } finally {
-    clearTimeout(deadline);
-    opts.signal?.removeEventListener('abort', callerAborted);
+    time.clear();
     signal.removeEventListener('abort', destroyAll);
   }
 }
