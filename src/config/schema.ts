@@ -105,6 +105,12 @@ export const configSchema = z
           .min(1)
           .optional(),
         sentinelName: z.string().min(1).default('mymaster'),
+        /** With sentinels: the Redis servers' password (requirepass) and ACL user [none]; with url they go in the url. */
+        password: z.string().min(1).optional(),
+        username: z.string().min(1).optional(),
+        /** With sentinels: the sentinels' own password (requirepass in sentinel.conf) and ACL user [none]. */
+        sentinelPassword: z.string().min(1).optional(),
+        sentinelUsername: z.string().min(1).optional(),
         /** Replicas that must hold an approval before the tap is acknowledged (WAIT); unset: 1 with sentinels, else 0. */
         waitReplicas: z.number().int().min(0).max(16).optional(),
         /** How long a tap waits for those replicas before it is answered with a temporary error. */
@@ -116,6 +122,12 @@ export const configSchema = z
         if (s.url && s.sentinels) ctx.addIssue({ code: 'custom', path: ['sentinels'], message: 'use either url or sentinels, not both' });
         if (s.driver === 'redis' && !s.url && !s.sentinels) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required when driver is redis (unless sentinels are given)' });
         if (s.url && !/^rediss?:\/\//.test(s.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'expected redis://HOST:PORT/DB' });
+        for (const key of ['password', 'username'] as const) {
+          if (s[key] && !s.sentinels) ctx.addIssue({ code: 'custom', path: [key], message: 'only with sentinels; with url, write it into the url: redis://USER:PASSWORD@HOST:PORT/DB' });
+        }
+        for (const key of ['sentinelPassword', 'sentinelUsername'] as const) {
+          if (s[key] && !s.sentinels) ctx.addIssue({ code: 'custom', path: [key], message: 'only with sentinels' });
+        }
       }),
     daemonOtp: z
       .object({

@@ -106,7 +106,9 @@ export function storeLabel(store: Config['store']): string {
 
 function storeHint(store: Config['store']): string {
   if (store.driver === 'sqlite') return 'check the file and its folder are writable by this user';
-  return store.sentinels ? 'are the sentinels running, reachable, and do they know store.sentinelName?' : 'is Redis running and reachable? check store.url';
+  return store.sentinels
+    ? 'are the sentinels running, reachable, and do they know store.sentinelName? NOAUTH or WRONGPASS from the sentinels: store.sentinelPassword; from Redis: store.password'
+    : 'is Redis running and reachable? check store.url (a password goes in it: redis://:PASSWORD@HOST:PORT/DB)';
 }
 
 /** Writes, reads and deletes a throwaway value in the configured store, as every instance does. */

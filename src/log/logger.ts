@@ -10,7 +10,7 @@ function prettyStream(options: prettyFactory.PrettyOptions): prettyFactory.Prett
 export type { Logger } from 'pino';
 
 /** Keys whose values never reach a log line, at the top of the logged object or one level down. */
-export const SECRET_KEYS = ['password', 'pass', 'token', 'secret', 'authorization', 'pushToken', 'tokenHash', 'webPush'] as const;
+export const SECRET_KEYS = ['password', 'pass', 'sentinelPassword', 'token', 'secret', 'authorization', 'pushToken', 'tokenHash', 'webPush'] as const;
 
 /**
  * pino's redaction paths: every secret key at the top level (and deeper under request headers).

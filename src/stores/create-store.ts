@@ -1,4 +1,5 @@
 import type { Store } from '../core/ports/store.js';
+import type { RedisTarget } from './redis-store.js';
 
 /** The `store` section of the configuration, as far as opening a store needs it. */
 export interface StoreSettings {
@@ -8,6 +9,10 @@ export interface StoreSettings {
   keyPrefix?: string;
   sentinels?: string[] | undefined;
   sentinelName?: string;
+  password?: string | undefined;
+  username?: string | undefined;
+  sentinelPassword?: string | undefined;
+  sentinelUsername?: string | undefined;
   waitReplicas?: number | undefined;
   waitTimeout?: number;
 }
@@ -18,9 +23,13 @@ function endpoint(text: string): { host: string; port: number } {
   return { host: text.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(text.slice(colon + 1)) };
 }
 
-function redisTarget(cfg: StoreSettings): { url: string } | { sentinels: { host: string; port: number }[]; sentinelName: string } {
-  if (cfg.sentinels) return { sentinels: cfg.sentinels.map(endpoint), sentinelName: cfg.sentinelName ?? 'mymaster' };
-  return { url: cfg.url ?? '' };
+function redisTarget(cfg: StoreSettings): RedisTarget {
+  if (!cfg.sentinels) return { url: cfg.url ?? '' };
+  return {
+    sentinels: cfg.sentinels.map(endpoint),
+    sentinelName: cfg.sentinelName ?? 'mymaster',
+    auth: { password: cfg.password, username: cfg.username, sentinelPassword: cfg.sentinelPassword, sentinelUsername: cfg.sentinelUsername },
+  };
 }
 
 /**

@@ -27,7 +27,15 @@ import { LUA_PRELUDE, SCRIPTS, type ScriptedRedis } from './redis-scripts.js';
 import { RedisSubscriber } from './redis-subscriber.js';
 
 /** Where Redis is: one server by URL, or the master that Redis Sentinel names (high availability). */
-export type RedisTarget = { url: string } | { sentinels: { host: string; port: number }[]; sentinelName: string };
+export type RedisTarget = { url: string } | { sentinels: { host: string; port: number }[]; sentinelName: string; auth?: SentinelAuth };
+
+/** Credentials with Sentinel: the servers' (AUTH to master and replicas) and the sentinels' own. */
+export interface SentinelAuth {
+  password?: string | undefined;
+  username?: string | undefined;
+  sentinelPassword?: string | undefined;
+  sentinelUsername?: string | undefined;
+}
 
 export type RedisStoreOptions = RedisTarget & {
   keyPrefix?: string;
@@ -114,6 +122,7 @@ export class RedisStore implements Store {
             ...common,
             sentinels: options.sentinels,
             name: options.sentinelName,
+            ...options.auth,
             // No failoverDetector: a killed master is noticed by the reconnect attempts (≤ 1 s apart, the
             // measured gap was the same with it), a demoted live one by READONLY; and its side connections
             // to the sentinels have no error listener, so a sentinel down would print to stderr.
@@ -541,3 +550,4 @@ function globEscape(s: string): string {
 function unKeyPart(s: string): string {
   return s.replace(/%3A/g, ':').replace(/%25/g, '%');
 }
+

@@ -27,6 +27,10 @@ export interface SentinelSetOptions {
   /** Sentinel down-after-milliseconds: how long a silent master counts as up. */
   downAfterMs?: number;
   failoverTimeoutMs?: number;
+  /** requirepass (and masterauth) of the master and replicas [none]. */
+  password?: string;
+  /** requirepass of the sentinels themselves [none]. */
+  sentinelPassword?: string;
 }
 
 const NAME = 'mailotp-test';
@@ -35,8 +39,8 @@ const READY_TIMEOUT_MS = 20_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A short-lived client for the helper's own checks; it never retries, so a dead server fails fast. */
-async function ask<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+async function ask<T>(port: number, fn: (r: Redis) => Promise<T>, password?: string): Promise<T> {
+  const r = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -73,7 +77,10 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
   const servers = new Map<number, ChildProcess>();
   const sentinels: ChildProcess[] = [];
   // --dir: a replica's full sync writes an RDB file, which must not land in the working directory.
-  const dataArgs = ['--save', '', '--appendonly', 'no', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0', '--dir', dir];
+  const auth = opts.password ? ['--requirepass', opts.password, '--masterauth', opts.password] : [];
+  const dataArgs = ['--save', '', '--appendonly', 'no', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0', '--dir', dir, ...auth];
+  const server = <T>(port: number, fn: (r: Redis) => Promise<T>) => ask(port, fn, opts.password);
+  const sentinel = <T>(port: number, fn: (r: Redis) => Promise<T>) => ask(port, fn, opts.sentinelPassword);
   const stopAll = async (): Promise<void> => {
     await Promise.all([...sentinels, ...servers.values()].map(stopRedisProcess));
     rmSync(dir, { recursive: true, force: true });
@@ -83,7 +90,7 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
     for (const port of [r1, r2]) {
       servers.set(port, await spawnRedisProcess(port, [...dataArgs, '--replicaof', '127.0.0.1', String(masterPort)]));
     }
-    await until('both replicas in sync', () => ask(masterPort, async (r) => ((await r.info('replication')).match(/state=online/g) ?? []).length === 2), READY_TIMEOUT_MS);
+    await until('both replicas in sync', () => server(masterPort, async (r) => ((await r.info('replication')).match(/state=online/g) ?? []).length === 2), READY_TIMEOUT_MS);
     for (const port of [s1, s2, s3]) {
       // Sentinel rewrites its file as it learns the set: one writable file per sentinel.
       const file = join(dir, `sentinel-${port}.conf`);
@@ -94,6 +101,9 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
           `sentinel down-after-milliseconds ${NAME} ${opts.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${NAME} ${opts.failoverTimeoutMs ?? 5000}`,
           `sentinel parallel-syncs ${NAME} 2`,
+          ...(opts.password ? [`sentinel auth-pass ${NAME} ${opts.password}`] : []),
+          // A sentinel's requirepass is also what it sends to the other sentinels.
+          ...(opts.sentinelPassword ? [`requirepass ${opts.sentinelPassword}`] : []),
           '',
         ].join('\n'),
       );
@@ -104,7 +114,7 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
       'sentinels to discover each other and the replicas',
       async () => {
         for (const port of [s1, s2, s3]) {
-          const m = fields(await ask(port, (r) => r.call('SENTINEL', 'MASTER', NAME)));
+          const m = fields(await sentinel(port, (r) => r.call('SENTINEL', 'MASTER', NAME)));
           if (m['num-slaves'] !== '2' || m['num-other-sentinels'] !== '2') return false;
         }
         return true;
@@ -117,7 +127,7 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
   }
 
   const masterPortNow = async (): Promise<number> => {
-    const addr = (await ask(s1, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME))) as [string, string];
+    const addr = (await sentinel(s1, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME))) as [string, string];
     return Number(addr[1]);
   };
   return {
@@ -125,10 +135,10 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
     name: NAME,
     masterPort: masterPortNow,
     async replicaPorts() {
-      const replicas = (await ask(s1, (r) => r.call('SENTINEL', 'REPLICAS', NAME))) as unknown[];
+      const replicas = (await sentinel(s1, (r) => r.call('SENTINEL', 'REPLICAS', NAME))) as unknown[];
       return replicas.map((flat) => Number(fields(flat)['port']));
     },
-    readFrom: ask,
+    readFrom: server,
     async killMaster() {
       const port = await masterPortNow();
       const child = servers.get(port);
@@ -144,7 +154,7 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
         'a new master',
         async () => {
           port = await masterPortNow();
-          return port !== oldPort && (await ask(port, async (r) => (await r.call('ROLE')) as unknown[]))[0] === 'master';
+          return port !== oldPort && (await server(port, async (r) => (await r.call('ROLE')) as unknown[]))[0] === 'master';
         },
         timeoutMs,
       );

@@ -46,7 +46,8 @@ function pingOnce(port: number): Promise<boolean> {
     sock.once('connect', () => sock.write('PING\r\n'));
     sock.on('data', (d) => {
       buf += d.toString();
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+      // One with a password answers NOAUTH: it is up all the same.
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG') || buf.startsWith('-NOAUTH'));
     });
   });
 }

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import type { ApprovalRecord, RequestRecord, StoreEvent } from '../../src/core/types.js';
 import { isMailotpError } from '../../src/core/errors.js';
 import { createStore } from '../../src/stores/create-store.js';
+import { parseConfig } from '../../src/config/load-config.js';
+import { checkStore } from '../../src/doctor/service-checks.js';
 import type { Store } from '../../src/core/ports/store.js';
 import { startSentinelSet, type SentinelSetHandle } from '../helpers/redis-sentinel.js';
 
@@ -127,4 +130,65 @@ describe('Redis store behind Sentinel (one master, two replicas, three sentinels
       await sleep(100);
     }
   }
+});
+
+describe('Redis store behind Sentinel with passwords (servers and sentinels each ask for one)', () => {
+  const SERVER_PASS = 'server-pass-7f3a';
+  const SENTINEL_PASS = 'sentinel-pass-91c2';
+  let set: SentinelSetHandle;
+  const stores: Store[] = [];
+  const config = (store: Record<string, unknown>) =>
+    parseConfig(
+      {
+        listeners: [{ protocol: 'imap', port: 143, tls: 'none', allowInsecure: true }],
+        upstream: { imap: { host: 'x', port: 143, tls: 'none' } },
+        portal: { tls: false },
+        store: { driver: 'redis', sentinels: set.sentinels, sentinelName: set.name, keyPrefix: `sentinel-auth-${process.pid}:`, ...store },
+      },
+      tmpdir(),
+    );
+
+  before(async () => {
+    set = await startSentinelSet({ password: SERVER_PASS, sentinelPassword: SENTINEL_PASS });
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await set?.stop();
+  });
+
+  it('works with both passwords: an approval acknowledged by a replica (WAIT 1), and events on pub/sub', async () => {
+    const store = await createStore(config({ password: SERVER_PASS, sentinelPassword: SENTINEL_PASS }).store);
+    stores.push(store);
+    const now = Date.now();
+    await store.putApproval(approval(1, now), now);
+    assert.deepEqual((await store.listApprovals('alice', now)).map((a) => a.scope), [approval(1, now).scope]);
+    const seen: StoreEvent[] = [];
+    store.subscribe((e) => seen.push(e));
+    const end = Date.now() + 15_000;
+    while (!seen.some((e) => e.request.id === 'auth-1')) {
+      if (Date.now() > end) assert.fail('the subscriber never got the event');
+      await store.publish({ type: 'request.decided', request: request('auth-1', Date.now()) });
+      await sleep(100);
+    }
+  });
+
+  it('mailotp doctor says which password is missing or wrong, and passes with both', async () => {
+    const noSentinelPass = await checkStore(config({ password: SERVER_PASS }), Date.now());
+    assert.equal(noSentinelPass.status, 'fail');
+    assert.match(noSentinelPass.detail, /NOAUTH/);
+    assert.match(noSentinelPass.hint ?? '', /store\.sentinelPassword/);
+    const wrongServerPass = await checkStore(config({ password: 'not-the-password', sentinelPassword: SENTINEL_PASS }), Date.now());
+    assert.equal(wrongServerPass.status, 'fail');
+    assert.match(wrongServerPass.detail, /WRONGPASS/);
+    const both = await checkStore(config({ password: SERVER_PASS, sentinelPassword: SENTINEL_PASS }), Date.now());
+    assert.deepEqual([both.status, both.detail], ['ok', 'write, read and delete round trip']);
+    // The label names the set, never a password.
+    assert.doesNotMatch(`${both.name} ${wrongServerPass.name}`, /pass-/);
+  });
+
+  it('refuses a configuration with the passwords beside url rather than in it', () => {
+    const base = { listeners: [{ protocol: 'imap', port: 143, tls: 'none', allowInsecure: true }], upstream: { imap: { host: 'x', port: 143, tls: 'none' } }, portal: { tls: false } };
+    assert.throws(() => parseConfig({ ...base, store: { driver: 'redis', url: 'redis://10.0.0.5:6379/0', password: 'x' } }, tmpdir()), /store\.password.*write it into the url/s);
+    assert.throws(() => parseConfig({ ...base, store: { driver: 'redis', url: 'redis://10.0.0.5:6379/0', sentinelPassword: 'x' } }, tmpdir()), /store\.sentinelPassword.*only with sentinels/s);
+  });
 });
