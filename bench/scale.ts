@@ -14,7 +14,8 @@
  * before the sequential logins and before each target's FETCH and burst), --login-order
  * interleaved|turns (interleaved; turns: each target's logins back to back, as before 2026-12-02),
  * --taps N (40), --messages N (40), --size BYTES (1 MiB), --only LIST (comma-separated parts:
- * rounds,taps,memory).
+ * rounds,taps,memory), --variant "NODE OPTIONS" (rounds: one more SQLite mailotp started with these
+ * Node/V8 options, e.g. "--single-threaded-gc", as a target of its own beside the default one).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -54,6 +55,8 @@ const MESSAGES = opt('messages', 40);
 const SIZE = opt('size', 1024 * 1024);
 const onlyAt = args.indexOf('--only');
 const PARTS = new Set(onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : ['rounds', 'taps', 'memory']);
+const variantAt = args.indexOf('--variant');
+const VARIANT = variantAt >= 0 ? (args[variantAt + 1] ?? '').split(' ').filter(Boolean) : [];
 const USER = 'bench';
 const PASS = 'bench-pass-1';
 
@@ -294,9 +297,10 @@ async function idleMemory(name: string, port: number, pid: number): Promise<Memo
   }
 }
 
-async function prepareMailotp(dovecot: DovecotHandle, store?: Record<string, unknown>): Promise<{ m: MailotpProcess; token: string }> {
+async function prepareMailotp(dovecot: DovecotHandle, store?: Record<string, unknown>, nodeArgs?: string[]): Promise<{ m: MailotpProcess; token: string }> {
   const m = await startMailotp({
     dovecot,
+    nodeArgs,
     upstreamTls: 'none',
     logLevel: 'info',
     keepStdout: 1 << 16,
@@ -371,6 +375,11 @@ export async function scaleBench(): Promise<void> {
       // What every proxied login contains: a plain login at Dovecot (sequential logins only).
       { name: 'upstream leg (Dovecot plain)', port: dovecot.ports.imap, plain: true },
     ];
+    if (VARIANT.length > 0 && PARTS.has('rounds')) {
+      const variant = await prepareMailotp(dovecot, undefined, VARIANT);
+      stoppers.unshift(() => variant.m.stop());
+      targets.splice(4, 0, { name: `mailotp (SQLite, ${VARIANT.join(' ')})`, port: variant.m.imaps });
+    }
     if (PARTS.has('rounds')) {
       if (WARMUP > 0) await rounds(targets, WARMUP, 'warm-up round (not timed)');
       const r = await rounds(targets, ROUNDS);

@@ -1,15 +1,11 @@
 // mailotp's JS heap after 200 logins and a full GC (SQLite store, no push channel, no metrics):
 // what the code loaded and the state kept cost before any session is open.
 // Usage (after npm run build): node bench/probes/idle-heap.mjs [LOGINS=200]
-import { login, report, rssKiB, startTarget } from './probe-kit.mjs';
+import { report, rssKiB, sequentialLogins, startTarget } from './probe-kit.mjs';
 
 const logins = Number(process.argv[2] ?? 200);
 const t = await startTarget('mailotp', 100);
-for (let i = 0; i < logins; i++) {
-  const c = await login(t.port);
-  c.sock.write('z LOGOUT\r\n');
-  c.close();
-}
+await sequentialLogins(t.port, logins);
 await new Promise((r) => setTimeout(r, 1000));
 const r = await report(t.pid);
 const mib = (b) => (b / 2 ** 20).toFixed(1);

@@ -4,20 +4,14 @@
 // Usage (after npm run build): node bench/probes/login-garbage.mjs [LOGINS=2000] [HELD=0]
 // HELD: idle logged-in sessions kept open through mailotp meanwhile.
 import { fileURLToPath } from 'node:url';
-import { login, pct, startTarget } from './probe-kit.mjs';
+import { login, pct, sequentialLogins, startTarget } from './probe-kit.mjs';
 
 const [logins, heldCount] = [2000, 0].map((d, i) => Number(process.argv[2 + i] ?? d));
 process.env.PROBE_KEEP_STDOUT = '1'; // the GC trace lines are read from mailotp's stdout
 const t = await startTarget('mailotp', heldCount + 100, `--require ${fileURLToPath(new URL('./gc-trace.cjs', import.meta.url))}`);
 const held = [];
 for (let i = 0; i < heldCount; i += 50) held.push(...(await Promise.all(Array.from({ length: Math.min(50, heldCount - i) }, () => login(t.port)))));
-const run = async (n) => {
-  for (let i = 0; i < n; i++) {
-    const c = await login(t.port);
-    c.sock.write('z LOGOUT\r\n');
-    c.close();
-  }
-};
+const run = (n) => sequentialLogins(t.port, n);
 await run(300);
 await new Promise((r) => setTimeout(r, 500));
 const scavenges = () => t.log().split('\n').filter((l) => /\bgc=s\b/.test(l));

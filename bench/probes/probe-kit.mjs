@@ -16,6 +16,15 @@ export const login = async (port) => {
   return c;
 };
 
+/** n logins one after another, each logged out and closed once it is in. */
+export async function sequentialLogins(port, n) {
+  for (let i = 0; i < n; i++) {
+    const c = await login(port);
+    c.sock.write('z LOGOUT\r\n');
+    c.close();
+  }
+}
+
 /** which: 'mailotp' | 'pipe'; nodeOptions: extra flags for the child (e.g. --heapsnapshot-signal=SIGUSR2). */
 export async function startTarget(which, sessions, nodeOptions = '') {
   const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-pass-1' }], maxConnections: sessions + 200, clientsPerMailProcess: 500 });

@@ -39,6 +39,8 @@ export interface MailotpOptions {
    * logins must not grow the measuring process's heap); the whole output otherwise.
    */
   keepStdout?: number;
+  /** Node options before the binary (benchmarks comparing V8 flags), e.g. ['--single-threaded-gc']. */
+  nodeArgs?: string[];
 }
 
 export interface MailotpProcess {
@@ -122,7 +124,7 @@ export async function startMailotp(opts: MailotpOptions): Promise<MailotpProcess
   const configFile = join(dir, `mailotp-${Math.random().toString(36).slice(2, 8)}.json`);
   writeFileSync(configFile, JSON.stringify(config, null, 2));
 
-  const child = spawn(process.execPath, [BIN, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
