@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { AuditEntry, Store } from './ports/store.js';
-import type { Clock } from './clock.js';
+import { systemScheduler, type Clock, type Scheduler } from './clock.js';
 
 export interface AuditSettings {
   /** audit.retention: how long entries are kept in the store. */
@@ -35,6 +35,7 @@ export class AuditTrail {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly settings: AuditSettings,
+    private readonly scheduler: Scheduler = systemScheduler,
   ) {
     this.maxQueued = settings.maxQueued ?? DEFAULT_MAX_QUEUED;
   }
@@ -56,10 +57,14 @@ export class AuditTrail {
       this.scheduled = true;
       // A short wait gathers a burst of logins into one store write (one SQLite transaction on the
       // event loop, one Redis round trip); unref'd, as the CLI and the server's stop flush themselves.
-      setTimeout(() => {
-        this.scheduled = false;
-        void this.flush();
-      }, GATHER_MS).unref();
+      this.scheduler.setTimeout(
+        () => {
+          this.scheduled = false;
+          void this.flush();
+        },
+        GATHER_MS,
+        { background: true },
+      );
     }
   }
 

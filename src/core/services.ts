@@ -107,7 +107,7 @@ export function buildCore(config: Config, deps: CoreDeps): CoreServices {
   };
   const p = config.portal;
   const secondFactors = new SecondFactorService([phone, totp, passkeys, recoveryCodes], store, clock, audit, { methods: p.methods, require: p.require });
-  const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention });
+  const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs: config.audit.retention }, deps.scheduler ?? systemScheduler);
   const rememberedBrowsers = new RememberedBrowsers(store, clock, audit, { ttlMs: p.rememberBrowser });
   return { store, clock, devices, users, approvals, requests, limiter, authorizer, names, cooldowns, pairing, webSessions, secondFactors, totp, recoveryCodes, passkeys, audit: trail, rememberedBrowsers };
 }

@@ -23,7 +23,7 @@ function teed(store: Store, level = 'info', retentionMs = 90 * DAY) {
   const clock = new FakeClock();
   const tee = new AuditTee();
   const logger: Logger = createLogger({ level, destination: out, audit: tee });
-  const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs });
+  const trail = new AuditTrail(store, clock, logger.child({ component: 'audit' }), { retentionMs }, clock);
   tee.attach((event, fields) => trail.record(event, fields));
   return { logger, trail, clock, lines };
 }
@@ -105,5 +105,24 @@ describe('AuditTrail', () => {
     for (let i = 0; i < 5; i++) trail.record('login.held', { user: 'u', i });
     await trail.flush();
     assert.deepEqual((await trail.query({ sinceMs: DAY, limit: 10 })).map((e) => e.fields.i), [2, 3, 4]);
+  });
+
+  it('writes a burst of events in one store write, 50 ms after the first, with no flush (fake clock)', async () => {
+    const store = sqlite();
+    const writes: number[] = [];
+    const counting = Object.create(store) as Store;
+    counting.appendAudit = (entries, ...rest) => {
+      writes.push(entries.length);
+      return store.appendAudit(entries, ...rest);
+    };
+    const { logger, trail, clock } = teed(counting);
+    for (let i = 0; i < 3; i++) logger.info({ event: 'login.approved', user: 'alice', reason: 'tap', i }, 'approved');
+    clock.advance(49);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(writes, []);
+    clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(writes, [3]);
+    assert.deepEqual((await trail.query({ sinceMs: DAY, limit: 10 })).map((e) => e.fields.i), [0, 1, 2]);
   });
 });
