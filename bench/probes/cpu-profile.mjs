@@ -1,11 +1,12 @@
 // Where mailotp spends its CPU on sequential logins: a V8 CPU profile of the daemon (bench/probes/cpu-prof.cjs)
 // over LOGINS logins (TLS connect, LOGIN, OK, LOGOUT) after 300 untimed ones, summed by function
-// (self time) and by file, top 25 each. The profile file stays for Chrome DevTools.
+// (self time) and by file, top 25 each; and the SQLite statements a login runs (the preload times
+// them). The profile file stays for Chrome DevTools.
 // Usage (after npm run build): node bench/probes/cpu-profile.mjs [LOGINS=3000] [DIR=/tmp/mailotp-cpu-prof]
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sequentialLogins, startTarget } from './probe-kit.mjs';
+import { report, sequentialLogins, startTarget } from './probe-kit.mjs';
 
 const logins = Number(process.argv[2] ?? 3000);
 const dir = process.argv[3] ?? '/tmp/mailotp-cpu-prof';
@@ -16,9 +17,11 @@ const t = await startTarget('mailotp', 100, `--require ${fileURLToPath(new URL('
 delete process.env.CPU_PROF_DIR;
 const run = (n) => sequentialLogins(t.port, n);
 await run(300);
+await report(t.pid); // resets the preload's counts: the next report covers the timed logins only
 const started = process.hrtime.bigint();
 await run(logins);
 const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+const sql = await report(t.pid);
 await t.stop();
 const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
 if (files.length === 0) throw new Error(`no profile in ${dir}: did the daemon exit cleanly?`);
@@ -55,3 +58,5 @@ console.log('\nself time by function (ms per login):');
 for (const [k, ms] of top(byFn)) console.log(`${(ms / logins).toFixed(3).padStart(7)}  ${k}`);
 console.log('\nself time by file or package (ms per login):');
 for (const [k, ms] of top(byFile)) console.log(`${(ms / logins).toFixed(3).padStart(7)}  ${k}`);
+console.log(`\nSQLite statements per login: ${(sql.sqliteCalls / logins).toFixed(1)}, ${(sql.sqliteMs / logins).toFixed(3)} ms (timed by the preload):`);
+for (const [k, n] of Object.entries(sql.counts)) console.log(`${(n / logins).toFixed(2).padStart(7)}  ${k}`);
