@@ -43,6 +43,7 @@ export function parseConfig(doc: unknown, baseDir: string): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   if (c.tls) c.tls = { cert: abs(c.tls.cert), key: abs(c.tls.key) };
   if (c.store.driver === 'sqlite' && c.store.path !== ':memory:') c.store.path = abs(c.store.path);
+  if (c.store.ca) c.store.ca = abs(c.store.ca);
   for (const proto of ['imap', 'pop3', 'smtp'] as const) {
     const u = c.upstream[proto];
     if (u?.ca) u.ca = abs(u.ca);

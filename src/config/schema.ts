@@ -111,6 +111,10 @@ export const configSchema = z
         /** With sentinels: the sentinels' own password (requirepass in sentinel.conf) and ACL user [none]. */
         sentinelPassword: z.string().min(1).optional(),
         sentinelUsername: z.string().min(1).optional(),
+        /** With sentinels: TLS to the sentinels and to the servers they name [false]; with url: rediss://. */
+        tls: z.boolean().default(false),
+        /** PEM file of the private CA that signed Redis's (and the sentinels') certificates [the system's CAs]. */
+        ca: z.string().min(1).optional(),
         /** Replicas that must hold an approval before the tap is acknowledged (WAIT); unset: 1 with sentinels, else 0. */
         waitReplicas: z.number().int().min(0).max(16).optional(),
         /** How long a tap waits for those replicas before it is answered with a temporary error. */
@@ -125,6 +129,8 @@ export const configSchema = z
         for (const key of ['password', 'username'] as const) {
           if (s[key] && !s.sentinels) ctx.addIssue({ code: 'custom', path: [key], message: 'only with sentinels; with url, write it into the url: redis://USER:PASSWORD@HOST:PORT/DB' });
         }
+        if (s.tls && !s.sentinels) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only with sentinels; with url, write rediss:// for TLS' });
+        if (s.ca && !s.tls && !s.url?.startsWith('rediss://')) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'only with TLS: a rediss:// url, or tls: true with sentinels' });
         for (const key of ['sentinelPassword', 'sentinelUsername'] as const) {
           if (s[key] && !s.sentinels) ctx.addIssue({ code: 'custom', path: [key], message: 'only with sentinels' });
         }

@@ -106,9 +106,12 @@ export function storeLabel(store: Config['store']): string {
 
 function storeHint(store: Config['store']): string {
   if (store.driver === 'sqlite') return 'check the file and its folder are writable by this user';
-  return store.sentinels
-    ? 'are the sentinels running, reachable, and do they know store.sentinelName? NOAUTH or WRONGPASS from the sentinels: store.sentinelPassword; from Redis: store.password'
-    : 'is Redis running and reachable? check store.url (a password goes in it: redis://:PASSWORD@HOST:PORT/DB)';
+  if (store.sentinels) {
+    const auth = 'NOAUTH or WRONGPASS from the sentinels: store.sentinelPassword; from Redis: store.password';
+    const tls = 'a certificate error or a closed connection: TLS on both sides (store.tls), and store.ca the CA that signed their certificates?';
+    return `are the sentinels running, reachable, and do they know store.sentinelName? ${auth}; ${tls}`;
+  }
+  return `is Redis running and reachable? check store.url (a password goes in it: redis://:PASSWORD@HOST:PORT/DB; rediss:// for TLS, store.ca for a private CA)`;
 }
 
 /** Writes, reads and deletes a throwaway value in the configured store, as every instance does. */

@@ -1,4 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import type { ConnectionOptions } from 'node:tls';
+import { MailotpError } from '../core/errors.js';
 import type { Store } from '../core/ports/store.js';
+import { MIN_TLS_VERSION } from '../net/tls-context.js';
 import type { RedisTarget } from './redis-store.js';
 
 /** The `store` section of the configuration, as far as opening a store needs it. */
@@ -13,6 +17,8 @@ export interface StoreSettings {
   username?: string | undefined;
   sentinelPassword?: string | undefined;
   sentinelUsername?: string | undefined;
+  tls?: boolean;
+  ca?: string | undefined;
   waitReplicas?: number | undefined;
   waitTimeout?: number;
 }
@@ -32,6 +38,20 @@ function redisTarget(cfg: StoreSettings): RedisTarget {
   };
 }
 
+/** The TLS options of a rediss:// url or of `tls: true` with sentinels: TLS 1.2 or later, the private CA if given. */
+async function redisTls(cfg: StoreSettings): Promise<ConnectionOptions | undefined> {
+  if (!(cfg.sentinels ? cfg.tls : cfg.url?.startsWith('rediss://'))) return undefined;
+  let ca: Buffer | undefined;
+  if (cfg.ca) {
+    try {
+      ca = await readFile(cfg.ca);
+    } catch (err) {
+      throw new MailotpError('MAILOTP_ERR_CONFIG', `store.ca: cannot read ${cfg.ca}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return { minVersion: MIN_TLS_VERSION, ...(ca ? { ca } : {}) };
+}
+
 /**
  * The one place that maps configuration to a backend, so the rest of mailotp only sees Store.
  * Only the configured backend's module is loaded: an instance on SQLite never holds ioredis, and
@@ -45,8 +65,10 @@ export async function createStore(cfg: StoreSettings, opts: { onError?: (e: Erro
     }
     case 'redis': {
       const { RedisStore } = await import('./redis-store.js');
+      const tls = await redisTls(cfg);
       return new RedisStore({
         ...redisTarget(cfg),
+        ...(tls ? { tls } : {}),
         keyPrefix: cfg.keyPrefix,
         // With Sentinel a failover must not lose an acknowledged tap: one replica holds it first.
         waitReplicas: cfg.waitReplicas ?? (cfg.sentinels ? 1 : 0),

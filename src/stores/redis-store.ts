@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import { MailotpError, isMailotpError } from '../core/errors.js';
 import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
@@ -44,6 +45,8 @@ export type RedisStoreOptions = RedisTarget & {
   /** Replicas that must have an approval (WAIT) before putApproval resolves; 0: do not wait. */
   waitReplicas?: number;
   waitTimeoutMs?: number;
+  /** TLS options: with url (rediss://) for the server, with sentinels for them and the servers they name. */
+  tls?: ConnectionOptions;
   /** Told about connection errors and subscriber handler errors; none of them is ever thrown unhandled. */
   onError?: (err: Error) => void;
 };
@@ -117,12 +120,14 @@ export class RedisStore implements Store {
     };
     const redis =
       'url' in options
-        ? new Redis(options.url, common)
+        ? new Redis(options.url, { ...common, ...(options.tls ? { tls: options.tls } : {}) })
         : new Redis({
             ...common,
             sentinels: options.sentinels,
             name: options.sentinelName,
             ...options.auth,
+            // TLS to the sentinels and to the master and replicas they name alike.
+            ...(options.tls ? { tls: options.tls, sentinelTLS: options.tls, enableTLSForSentinelMode: true } : {}),
             // No failoverDetector: a killed master is noticed by the reconnect attempts (≤ 1 s apart, the
             // measured gap was the same with it), a demoted live one by READONLY; and its side connections
             // to the sentinels have no error listener, so a sentinel down would print to stderr.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePorts } from './free-port.js';
-import { spawnRedisProcess, stopRedisProcess } from './redis-server.js';
+import { redisTlsArgs, spawnRedisProcess, stopRedisProcess } from './redis-server.js';
 
 export interface SentinelSetHandle {
   /** "127.0.0.1:port" of each sentinel, as store.sentinels takes them. */
@@ -31,6 +31,11 @@ export interface SentinelSetOptions {
   password?: string;
   /** requirepass of the sentinels themselves [none]. */
   sentinelPassword?: string;
+  /**
+   * TLS everywhere: each server and sentinel also listens with TLS, replication and the sentinels'
+   * links use it, and the sentinels name the servers' TLS ports. Plain ports stay for the helper.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 const NAME = 'mailotp-test';
@@ -73,31 +78,36 @@ function fields(flat: unknown): Record<string, string> {
  */
 export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<SentinelSetHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'mailotp-sentinel-'));
-  const [masterPort, r1, r2, s1, s2, s3] = (await freePorts(6)) as [number, number, number, number, number, number];
+  const [masterPort, r1, r2, s1, s2, s3, ...tlsPorts] = (await freePorts(opts.tls ? 12 : 6)) as number[] as [number, number, number, number, number, number, ...number[]];
+  // The port each server and sentinel is known by (its TLS port with tls), and the plain one the helper asks on.
+  const known = new Map<number, number>([masterPort, r1, r2, s1, s2, s3].map((p, i) => [p, opts.tls ? tlsPorts[i]! : p]));
+  const plainOf = new Map([...known].map(([plain, k]) => [k, plain]));
+  const tlsArgs = (plain: number) => (opts.tls ? [...redisTlsArgs(known.get(plain)!, opts.tls), '--tls-replication', 'yes'] : []);
   const servers = new Map<number, ChildProcess>();
   const sentinels: ChildProcess[] = [];
   // --dir: a replica's full sync writes an RDB file, which must not land in the working directory.
   const auth = opts.password ? ['--requirepass', opts.password, '--masterauth', opts.password] : [];
   const dataArgs = ['--save', '', '--appendonly', 'no', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0', '--dir', dir, ...auth];
-  const server = <T>(port: number, fn: (r: Redis) => Promise<T>) => ask(port, fn, opts.password);
+  // Asked by the port the sentinels name (the TLS one with tls): the helper talks to its plain twin.
+  const server = <T>(port: number, fn: (r: Redis) => Promise<T>) => ask(plainOf.get(port) ?? port, fn, opts.password);
   const sentinel = <T>(port: number, fn: (r: Redis) => Promise<T>) => ask(port, fn, opts.sentinelPassword);
   const stopAll = async (): Promise<void> => {
     await Promise.all([...sentinels, ...servers.values()].map(stopRedisProcess));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    servers.set(masterPort, await spawnRedisProcess(masterPort, dataArgs));
+    servers.set(known.get(masterPort)!, await spawnRedisProcess(masterPort, [...dataArgs, ...tlsArgs(masterPort)]));
     for (const port of [r1, r2]) {
-      servers.set(port, await spawnRedisProcess(port, [...dataArgs, '--replicaof', '127.0.0.1', String(masterPort)]));
+      servers.set(known.get(port)!, await spawnRedisProcess(port, [...dataArgs, ...tlsArgs(port), '--replicaof', '127.0.0.1', String(known.get(masterPort))]));
     }
-    await until('both replicas in sync', () => server(masterPort, async (r) => ((await r.info('replication')).match(/state=online/g) ?? []).length === 2), READY_TIMEOUT_MS);
+    await until('both replicas in sync', () => server(known.get(masterPort)!, async (r) => ((await r.info('replication')).match(/state=online/g) ?? []).length === 2), READY_TIMEOUT_MS);
     for (const port of [s1, s2, s3]) {
       // Sentinel rewrites its file as it learns the set: one writable file per sentinel.
       const file = join(dir, `sentinel-${port}.conf`);
       writeFileSync(
         file,
         [
-          `sentinel monitor ${NAME} 127.0.0.1 ${masterPort} 2`,
+          `sentinel monitor ${NAME} 127.0.0.1 ${known.get(masterPort)} 2`,
           `sentinel down-after-milliseconds ${NAME} ${opts.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${NAME} ${opts.failoverTimeoutMs ?? 5000}`,
           `sentinel parallel-syncs ${NAME} 2`,
@@ -107,7 +117,7 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
           '',
         ].join('\n'),
       );
-      sentinels.push(await spawnRedisProcess(port, [file, '--sentinel']));
+      sentinels.push(await spawnRedisProcess(port, [file, '--sentinel', ...tlsArgs(port)]));
     }
     // A failover needs every sentinel to know the replicas and the other sentinels (hello messages).
     await until(
@@ -131,7 +141,7 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
     return Number(addr[1]);
   };
   return {
-    sentinels: [s1, s2, s3].map((p) => `127.0.0.1:${p}`),
+    sentinels: [s1, s2, s3].map((p) => `127.0.0.1:${known.get(p)}`),
     name: NAME,
     masterPort: masterPortNow,
     async replicaPorts() {

@@ -120,3 +120,8 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
     },
   };
 }
+
+/** redis-server's TLS arguments for a listener on tlsPort with the test CA's certificate (no client certificates). */
+export function redisTlsArgs(tlsPort: number, certs: { certFile: string; keyFile: string; caFile: string }): string[] {
+  return ['--tls-port', String(tlsPort), '--tls-cert-file', certs.certFile, '--tls-key-file', certs.keyFile, '--tls-ca-cert-file', certs.caFile, '--tls-auth-clients', 'no'];
+}
