@@ -3,15 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../../src/config/load-config.js';
 import { checkStore, reachableHost, redactUrl, storeLabel } from '../../src/doctor/service-checks.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-
-const config = (store: Record<string, unknown>, dir: string) =>
-  parseConfig(
-    { listeners: [{ protocol: 'imap', port: 143, tls: 'none', allowInsecure: true }], upstream: { imap: { host: 'x', port: 143, tls: 'none' } }, portal: { tls: false }, store },
-    dir,
-  );
+import { configWithStore } from '../helpers/store-config.js';
 
 describe('doctor checks', () => {
   it('never shows the password of a Redis or webhook URL', () => {
@@ -22,10 +16,10 @@ describe('doctor checks', () => {
 
   it('names the store it checks: the file, the Redis URL without its password, or the Sentinel set', () => {
     const dir = '/var/lib/mailotp';
-    assert.equal(storeLabel(config({ driver: 'sqlite', path: 'mailotp.db' }, dir).store), 'sqlite /var/lib/mailotp/mailotp.db');
-    assert.equal(storeLabel(config({ driver: 'redis', url: 'redis://:s3cret@10.0.0.5:6379/0' }, dir).store), 'redis redis://:***@10.0.0.5:6379/0');
+    assert.equal(storeLabel(configWithStore({ driver: 'sqlite', path: 'mailotp.db' }, dir).store), 'sqlite /var/lib/mailotp/mailotp.db');
+    assert.equal(storeLabel(configWithStore({ driver: 'redis', url: 'redis://:s3cret@10.0.0.5:6379/0' }, dir).store), 'redis redis://:***@10.0.0.5:6379/0');
     assert.equal(
-      storeLabel(config({ driver: 'redis', sentinels: ['10.0.0.1:26379', '[fd00::2]:26379'], sentinelName: 'mail' }, dir).store),
+      storeLabel(configWithStore({ driver: 'redis', sentinels: ['10.0.0.1:26379', '[fd00::2]:26379'], sentinelName: 'mail' }, dir).store),
       'redis sentinel mail via 10.0.0.1:26379, [fd00::2]:26379',
     );
   });
@@ -40,7 +34,7 @@ describe('doctor checks', () => {
   it('SQLite: FAIL when the file the service would use is not there; a round trip on the real file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailotp-doctor-'));
     try {
-      const c = config({ driver: 'sqlite', path: 'state/mailotp.db' }, dir);
+      const c = configWithStore({ driver: 'sqlite', path: 'state/mailotp.db' }, dir);
       const missing = await checkStore(c, Date.now());
       assert.equal(missing.status, 'fail');
       assert.match(missing.detail, /does not exist/);

@@ -78,9 +78,10 @@ function fields(flat: unknown): Record<string, string> {
  */
 export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<SentinelSetHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'mailotp-sentinel-'));
-  const [masterPort, r1, r2, s1, s2, s3, ...tlsPorts] = (await freePorts(opts.tls ? 12 : 6)) as number[] as [number, number, number, number, number, number, ...number[]];
+  const ports = await freePorts(opts.tls ? 12 : 6);
+  const [masterPort, r1, r2, s1, s2, s3] = ports as [number, number, number, number, number, number];
   // The port each server and sentinel is known by (its TLS port with tls), and the plain one the helper asks on.
-  const known = new Map<number, number>([masterPort, r1, r2, s1, s2, s3].map((p, i) => [p, opts.tls ? tlsPorts[i]! : p]));
+  const known = new Map(ports.slice(0, 6).map((p, i) => [p, opts.tls ? ports[6 + i]! : p]));
   const plainOf = new Map([...known].map(([plain, k]) => [k, plain]));
   const tlsArgs = (plain: number) => (opts.tls ? [...redisTlsArgs(known.get(plain)!, opts.tls), '--tls-replication', 'yes'] : []);
   const servers = new Map<number, ChildProcess>();

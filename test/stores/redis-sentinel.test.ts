@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import type { ApprovalRecord, RequestRecord, StoreEvent } from '../../src/core/types.js';
 import { isMailotpError } from '../../src/core/errors.js';
 import { createStore } from '../../src/stores/create-store.js';
-import { parseConfig } from '../../src/config/load-config.js';
 import { checkStore } from '../../src/doctor/service-checks.js';
 import type { Store } from '../../src/core/ports/store.js';
 import { startSentinelSet, type SentinelSetHandle } from '../helpers/redis-sentinel.js';
+import { configWithStore } from '../helpers/store-config.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -138,15 +137,7 @@ describe('Redis store behind Sentinel with passwords (servers and sentinels each
   let set: SentinelSetHandle;
   const stores: Store[] = [];
   const config = (store: Record<string, unknown>) =>
-    parseConfig(
-      {
-        listeners: [{ protocol: 'imap', port: 143, tls: 'none', allowInsecure: true }],
-        upstream: { imap: { host: 'x', port: 143, tls: 'none' } },
-        portal: { tls: false },
-        store: { driver: 'redis', sentinels: set.sentinels, sentinelName: set.name, keyPrefix: `sentinel-auth-${process.pid}:`, ...store },
-      },
-      tmpdir(),
-    );
+    configWithStore({ driver: 'redis', sentinels: set.sentinels, sentinelName: set.name, keyPrefix: `sentinel-auth-${process.pid}:`, ...store });
 
   before(async () => {
     set = await startSentinelSet({ password: SERVER_PASS, sentinelPassword: SENTINEL_PASS });
@@ -187,8 +178,7 @@ describe('Redis store behind Sentinel with passwords (servers and sentinels each
   });
 
   it('refuses a configuration with the passwords beside url rather than in it', () => {
-    const base = { listeners: [{ protocol: 'imap', port: 143, tls: 'none', allowInsecure: true }], upstream: { imap: { host: 'x', port: 143, tls: 'none' } }, portal: { tls: false } };
-    assert.throws(() => parseConfig({ ...base, store: { driver: 'redis', url: 'redis://10.0.0.5:6379/0', password: 'x' } }, tmpdir()), /store\.password.*write it into the url/s);
-    assert.throws(() => parseConfig({ ...base, store: { driver: 'redis', url: 'redis://10.0.0.5:6379/0', sentinelPassword: 'x' } }, tmpdir()), /store\.sentinelPassword.*only with sentinels/s);
+    assert.throws(() => configWithStore({ driver: 'redis', url: 'redis://10.0.0.5:6379/0', password: 'x' }), /store\.password.*write it into the url/s);
+    assert.throws(() => configWithStore({ driver: 'redis', url: 'redis://10.0.0.5:6379/0', sentinelPassword: 'x' }), /store\.sentinelPassword.*only with sentinels/s);
   });
 });

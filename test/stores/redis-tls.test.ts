@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { parseConfig } from '../../src/config/load-config.js';
 import { checkStore } from '../../src/doctor/service-checks.js';
 import { createStore } from '../../src/stores/create-store.js';
 import type { Store } from '../../src/core/ports/store.js';
@@ -10,17 +8,9 @@ import { testCerts } from '../helpers/certs.js';
 import { freePorts } from '../helpers/free-port.js';
 import { redisTlsArgs, spawnRedisProcess, stopRedisProcess } from '../helpers/redis-server.js';
 import { startSentinelSet, type SentinelSetHandle } from '../helpers/redis-sentinel.js';
+import { configWithStore } from '../helpers/store-config.js';
 
-const config = (store: Record<string, unknown>) =>
-  parseConfig(
-    {
-      listeners: [{ protocol: 'imap', port: 143, tls: 'none', allowInsecure: true }],
-      upstream: { imap: { host: 'x', port: 143, tls: 'none' } },
-      portal: { tls: false },
-      store: { driver: 'redis', keyPrefix: `tls-${process.pid}:`, ...store },
-    },
-    tmpdir(),
-  );
+const config = (store: Record<string, unknown>) => configWithStore({ driver: 'redis', keyPrefix: `tls-${process.pid}:`, ...store });
 
 describe('Redis over TLS with a private CA (store.ca)', () => {
   const certs = testCerts();
