@@ -555,4 +555,3 @@ function globEscape(s: string): string {
 function unKeyPart(s: string): string {
   return s.replace(/%3A/g, ':').replace(/%25/g, '%');
 }
-
