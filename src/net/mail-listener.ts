@@ -146,7 +146,7 @@ export class MailListener {
     const ctx = this.tlsContext!;
     let secured: tls.TLSSocket;
     try {
-      secured = new tls.TLSSocket(raw, { ...ctx.serverOptions(), secureContext: ctx.current(), isServer: true });
+      secured = new tls.TLSSocket(raw, { ...ctx.socketOptions(), isServer: true });
     } catch (err) {
       this.logger.warn({ protocol: this.config.protocol, clientIp: client.ip, err: err instanceof Error ? err.message : String(err) }, 'client TLS setup failed');
       raw.destroy();

@@ -30,16 +30,21 @@ export class TlsContextProvider {
     this.context = context;
   }
 
-  current(): tls.SecureContext {
-    return this.context;
-  }
-
   /** Certificate, key and protocol floor: what tls.Server#setSecureContext takes. */
   secureOptions(): tls.SecureContextOptions {
     return { cert: this.material.cert, key: this.material.key, minVersion: MIN_TLS_VERSION };
   }
 
-  /** Options for tls.createServer, https.createServer and new TLSSocket(..., { isServer: true }). */
+  /**
+   * Options for new TLSSocket(socket, { ...these, isServer: true }) (STARTTLS, PROXY): the current
+   * context, built once per (re)load. Certificate and key options instead would make Node parse
+   * them again for every connection.
+   */
+  socketOptions(): tls.TLSSocketOptions {
+    return { secureContext: this.context, SNICallback: (_servername, cb) => cb(null, this.context) };
+  }
+
+  /** Options for tls.createServer and https.createServer (setSecureContext(secureOptions()) on reload). */
   serverOptions(): tls.TlsOptions {
     return {
       ...this.secureOptions(),

@@ -52,11 +52,10 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
   if (endpoint.tls === 'starttls' && !opts.starttls) throw fail('tls is starttls but no STARTTLS dialogue was given');
   if (opts.signal?.aborted) throw fail('aborted');
 
-  let ca: Buffer | undefined;
-  if (endpoint.tls !== 'none' && endpoint.ca) {
+  let context: tls.SecureContext | undefined;
+  if (endpoint.tls !== 'none') {
     try {
-      // Read on every connect so a rotated CA file takes effect without a restart.
-      ca = await readFile(endpoint.ca);
+      context = await clientContexts.get(endpoint.ca);
     } catch (err) {
       throw fail(`cannot read CA file ${endpoint.ca}: ${(err as Error).message}`, err);
     }
@@ -68,9 +67,9 @@ async function open(endpoint: UpstreamEndpoint, opts: ConnectUpstreamOptions): P
       // host drives the certificate name check when no servername is set (e.g. an IP SAN).
       host: endpoint.host,
       servername,
-      minVersion: MIN_TLS_VERSION,
       rejectUnauthorized: endpoint.verify,
-      ca,
+      // The CA and the protocol floor (MIN_TLS_VERSION) are in the context.
+      secureContext: context,
     };
   };
 
@@ -137,3 +136,28 @@ function describe(err: unknown): string {
   }
   return String(err);
 }
+
+/**
+ * The TLS client contexts of the upstream connections: one without a CA file (the system's CAs)
+ * and one per CA file. Building a context parses every certificate of its CA file, 0.3 ms for a
+ * single CA and 26 ms for the system bundle on the benchmark machine, on the event loop; a
+ * login reuses it instead. The file is still read on every connect and the context rebuilt when
+ * its bytes differ, so a rotated CA file takes effect at the next connection, and a file that
+ * became unreadable fails that connection, as before.
+ */
+export class ClientContexts {
+  private system?: tls.SecureContext;
+  private readonly byFile = new Map<string, { ca: Buffer; context: tls.SecureContext }>();
+
+  async get(caFile: string | undefined): Promise<tls.SecureContext> {
+    if (caFile === undefined) return (this.system ??= tls.createSecureContext({ minVersion: MIN_TLS_VERSION }));
+    const ca = await readFile(caFile);
+    const known = this.byFile.get(caFile);
+    if (known?.ca.equals(ca)) return known.context;
+    const context = tls.createSecureContext({ ca, minVersion: MIN_TLS_VERSION });
+    this.byFile.set(caFile, { ca, context });
+    return context;
+  }
+}
+
+const clientContexts = new ClientContexts();

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
@@ -455,6 +458,25 @@ describe('connectUpstream', () => {
     const started = Date.now();
     await assert.rejects(connectUpstream(endpoint({ port: silent, connectTimeout: 200 })), /no connection within 200 ms/);
     assert.ok(Date.now() - started < 1000);
+  });
+
+  test('a CA file rewritten in place takes effect at the next connection, in both directions', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailotp-ca-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const caFile = path.join(dir, 'ca.pem');
+    const [good, other] = [readFileSync(dv.caFile), readFileSync(untrustedCaFile())];
+    const connect = async () => (await connectUpstream(endpoint({ ca: caFile }))).destroy();
+    writeFileSync(caFile, good);
+    await connect();
+    await connect();
+    writeFileSync(caFile, other);
+    await assert.rejects(connect(), /certificate/i);
+    writeFileSync(caFile, 'not a certificate\n');
+    await assert.rejects(connect(), /certificate/i);
+    writeFileSync(caFile, good);
+    await connect();
+    rmSync(caFile);
+    await assert.rejects(connect(), /cannot read CA file/);
   });
 });
 

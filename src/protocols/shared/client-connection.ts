@@ -75,7 +75,7 @@ export class ClientConnection {
    * Starts a server-side TLS handshake on the current socket. Whatever arrives in clear from
    * now on feeds the handshake, never the command reader.
    */
-  upgrade(options: tls.TlsOptions, onSecure: (socket: tls.TLSSocket) => void): void {
+  upgrade(options: tls.TLSSocketOptions, onSecure: (socket: tls.TLSSocket) => void): void {
     const raw = this.current;
     raw.removeListener('data', this.onData);
     raw.removeListener('end', this.onEnd);

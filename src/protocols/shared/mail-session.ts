@@ -215,7 +215,7 @@ export abstract class MailSession<U extends SplicedUpstream, R extends SessionRe
     this.forgetBeforeTls();
     // RFC 3207 / RFC 2595 / CVE-2011-0411: plaintext pipelined behind STARTTLS is never executed.
     this.reader.clear();
-    this.conn.upgrade(this.deps.tls.serverOptions(), (socket) => {
+    this.conn.upgrade(this.deps.tls.socketOptions(), (socket) => {
       if (this.state !== 'tls') return;
       this.secure = true;
       this.reader = this.newReader();
