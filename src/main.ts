@@ -13,6 +13,7 @@ import { ConnectionLimits } from './net/connection-limits.js';
 import { MailListener } from './net/mail-listener.js';
 import { TlsContextProvider } from './net/tls-context.js';
 import { PortalServer } from './portal/portal-server.js';
+import { loadWebAuthn } from './core/passkey-service.js';
 import type { PagesDeps } from './portal/pages/register-pages.js';
 import { ImapUpstream } from './upstream/imap-upstream.js';
 import { imapService } from './protocols/imap/imap-service.js';
@@ -212,6 +213,8 @@ async function startParts(
   let portalPort: { port: number } | null = null;
   if (config.portal.enabled) {
     const portalLog = logger.child({ component: 'portal' });
+    // Passkeys' library is loaded on demand (the admin CLI never needs it); the portal wants it now.
+    await loadWebAuthn();
     const server = new PortalServer({
       settings: config.portal,
       tls: config.portal.tls ? tls : null,

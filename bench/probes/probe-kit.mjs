@@ -39,7 +39,8 @@ export async function startTarget(which, sessions, nodeOptions = '') {
     }
     const m = await startMailotp({
       dovecot,
-      upstreamTls: 'none',
+      // PROBE_UPSTREAM_TLS=implicit|starttls: Dovecot over TLS (the test CA as upstream ca).
+      upstreamTls: process.env.PROBE_UPSTREAM_TLS ?? 'none',
       logLevel: 'info',
       // The client keeps 64 KiB of mailotp's stdout unless a probe reads all of it (PROBE_KEEP_STDOUT=1).
       ...(process.env.PROBE_KEEP_STDOUT === '1' ? {} : { keepStdout: 1 << 16 }),

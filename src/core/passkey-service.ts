@@ -1,19 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Logger } from '../log/logger.js';
 import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import { KEEP_MS, type MethodProvider } from './second-factor.js';
 import { hashToken } from './tokens.js';
+
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+
+/**
+ * @simplewebauthn/server, loaded on first use: it and its ASN.1 packages take about 0.3 s to load,
+ * which every admin CLI call (they build the same core) would otherwise pay. The server awaits it
+ * at start, so a broken install shows there and the first passkey page does not wait.
+ */
+export function loadWebAuthn(): Promise<typeof import('@simplewebauthn/server')> {
+  return (library ??= import('@simplewebauthn/server'));
+}
 
 /** One registered passkey: what the assertion is checked with, and what the settings page lists. */
 export interface Passkey {
@@ -120,6 +127,7 @@ export class PasskeyService implements MethodProvider {
   async registrationOptions(user: string, sessionId: string, rp: RelyingParty): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const record = (await this.record(user)) ?? { handle: randomBytes(32).toString('base64url'), passkeys: [] };
     if (record.passkeys.length === 0) await this.save(user, record);
+    const { generateRegistrationOptions } = await loadWebAuthn();
     const options = await generateRegistrationOptions({
       rpName: this.rpName,
       rpID: rp.id,
@@ -140,6 +148,7 @@ export class PasskeyService implements MethodProvider {
     if (!c) return this.refuse(user, 'registration', 'expired');
     let verified;
     try {
+      const { verifyRegistrationResponse } = await loadWebAuthn();
       verified = await verifyRegistrationResponse({ response, expectedChallenge: c.challenge, expectedOrigin: rp.origin, expectedRPID: rp.id, requireUserVerification: false });
     } catch (err) {
       return this.refuse(user, 'registration', 'refused', err);
@@ -166,6 +175,7 @@ export class PasskeyService implements MethodProvider {
   /** The options for navigator.credentials.get(), limited to the user's own passkeys. */
   async authenticationOptions(user: string, sessionId: string, rp: RelyingParty): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const passkeys = await this.list(user);
+    const { generateAuthenticationOptions } = await loadWebAuthn();
     const options = await generateAuthenticationOptions({
       rpID: rp.id,
       allowCredentials: passkeys.map((p) => ({ id: p.id, ...(p.transports ? { transports: p.transports } : {}) })),
@@ -185,6 +195,7 @@ export class PasskeyService implements MethodProvider {
     if (!record || !passkey) return this.refuse(user, 'assertion', 'unknown');
     let verified;
     try {
+      const { verifyAuthenticationResponse } = await loadWebAuthn();
       verified = await verifyAuthenticationResponse({
         response,
         expectedChallenge: c.challenge,
