@@ -140,11 +140,11 @@ function describe(err: unknown): string {
 /**
  * The TLS client contexts of the upstream connections: one without a CA file (the system's CAs)
  * and one per CA file. Building one takes 0.2-0.6 ms on the event loop, and 25-31 ms with the
- * system bundle as the CA file (bench/probes/secure-context.mjs); a login reuses it instead. The file is still read on every connect and the context rebuilt when
- * its bytes differ, so a rotated CA file takes effect at the next connection, and a file that
- * became unreadable fails that connection, as before.
+ * system bundle as the CA file (bench/probes/secure-context.mjs); a login reuses it instead. The
+ * file is still read on every connect and the context rebuilt when its bytes differ, so a replaced
+ * CA file applies from the next connection, and one that became unreadable fails it, as before.
  */
-export class ClientContexts {
+class ClientContexts {
   private system?: tls.SecureContext;
   private readonly byFile = new Map<string, { ca: Buffer; context: tls.SecureContext }>();
 
