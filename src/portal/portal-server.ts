@@ -46,6 +46,7 @@ export class PortalServer {
   private readonly api: DeviceApiHandle;
   private readonly httpsServer: https.Server | null;
   private closing: Promise<void> | null = null;
+  private stopping = false;
 
   constructor(private readonly deps: PortalServerDeps) {
     const { settings, tls: tlsProvider, logger } = deps;
@@ -92,6 +93,9 @@ export class PortalServer {
       void reply.code(404).send({ error: 'not-found' });
     });
     this.app.addHook('onSend', async (_request, reply, payload) => {
+      // Node keeps a connection whose response was in flight at close() alive afterwards, and the
+      // close then waits for the browser to drop it (minutes for Chromium): say it ends here.
+      if (this.stopping) void reply.header('Connection', 'close');
       void reply.header('X-Content-Type-Options', 'nosniff');
       void reply.header('Referrer-Policy', 'no-referrer');
       if (!reply.hasHeader('Cache-Control')) void reply.header('Cache-Control', 'no-store');
@@ -148,6 +152,7 @@ export class PortalServer {
   /** Stops accepting, ends the event streams and waits for requests in flight. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.stopping = true;
       // Also done by the device API's preClose hook; done here first so that nothing waits on them.
       this.api.closeStreams();
       await this.app.close();

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
-import { launchChromium, pickOnPhone, portalContext, portalPassword, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
+import { launchChromium, pickOnPhone, portalContext, portalPassword, raw, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
 import { enrol, startMailotp, type MailotpProcess } from './harness.js';
 
 const pw = portalPassword;
@@ -18,7 +18,7 @@ describe('remembered browsers: the password alone signs in on a remembered brows
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    [dovecot, redis] = await Promise.all([startDovecot({ users: ['rita', 'rob'].map((user) => ({ user, password: pw(user) })) }), startRedisServer()]);
+    [dovecot, redis] = await Promise.all([startDovecot({ users: ['rita', 'rob', 'rex'].map((user) => ({ user, password: pw(user) })) }), startRedisServer()]);
     const store = { driver: 'redis', url: redis.url, keyPrefix: `rb${process.pid}:` };
     [a, b] = await Promise.all([startMailotp({ dovecot, store }), startMailotp({ dovecot, store })]);
     browser = await launchChromium();
@@ -159,6 +159,26 @@ describe('remembered browsers: the password alone signs in on a remembered brows
     assert.equal(all.code, 0, all.stderr);
     assert.equal((JSON.parse(all.stdout) as { browsersRevoked: number }).browsersRevoked, 1);
     assert.deepEqual((JSON.parse((await a.cli(['user', 'show', 'rob', '--json'])).stdout) as { rememberedBrowsers: unknown[] }).rememberedBrowsers, []);
+  });
+
+  it('a sign-in waiting on one instance learns of a tap taken by another at once (the store carries it)', async () => {
+    const token = await enrol(a, 'rex');
+    const page = await newPage();
+    assert.equal(await signInAt(page, a, 'rex'), 'second-step');
+    const number = Number(await page.getByTestId('match-number').textContent());
+    const c = (await page.context().cookies()).find((x) => x.name === '__Host-mailotp-session');
+    assert.ok(c);
+    await page.goto('about:blank');
+    // B holds the status request; the phone answers A.
+    let answered = false;
+    const held = raw(b.portal, 'GET', '/signin/status?wait=1', { cookie: `${c.name}=${c.value}`, accept: 'application/json' }).finally(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(answered, false, 'B holds it while nothing is decided');
+    const { status } = await pickOnPhone(a.portal, token, number);
+    assert.equal(status, 200);
+    const answer = await held;
+    assert.deepEqual(JSON.parse(answer.text), { status: 'approved', next: '/settings' });
+    assert.match(String(answer.headers['set-cookie'] ?? ''), /__Host-mailotp-session=/);
   });
 });
 

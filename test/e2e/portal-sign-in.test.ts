@@ -4,7 +4,23 @@ import type { Page } from 'playwright-core';
 import { pickOnPhone, portalPassword, raw, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
 import { deviceApi, enrol, waitForRequest, type MailotpProcess } from './harness.js';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const pw = portalPassword;
+
+/** The session cookie of the page's browser context, as a Cookie header. */
+async function cookieOf(page: Page): Promise<string> {
+  const c = (await page.context().cookies()).find((x) => x.name === '__Host-mailotp-session');
+  assert.ok(c, 'the sign-in set a session cookie');
+  return `${c.name}=${c.value}`;
+}
+
+/** Resolves with the response, and says meanwhile whether it has come. */
+function watched<T>(p: Promise<T>): { done: () => boolean; result: Promise<T> } {
+  let settled = false;
+  const result = p.finally(() => (settled = true));
+  return { done: () => settled, result };
+}
 
 // A Chromium per file on a shared machine: the file may take longer than one test's limit.
 describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { timeout: 600_000 }, () => {
@@ -13,7 +29,7 @@ describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { ti
   const newPage = (opts: { locale?: string } = {}): Promise<Page> => fx.newPage(opts);
 
   before(async () => {
-    fx = await startPortalFixture(['pat', 'mona', 'nico', 'ivy']);
+    fx = await startPortalFixture(['pat', 'mona', 'nico', 'ivy', 'gus', 'hal']);
     m = fx.m;
   });
   after(async () => {
@@ -119,5 +135,57 @@ describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { ti
     await stale.getByRole('button', { name: 'Cancel' }).click();
     await stale.getByRole('button', { name: 'Sign in' }).waitFor();
     assert.deepEqual((await deviceApi(m.portal, token, 'GET', '/api/v1/device/requests')).json, { requests: [] }, 'Cancel cleared it from the phone');
+  });
+
+  it('the waiting page learns of the tap at once: its status request is held until the phone decides', async () => {
+    const token = await enrol(m, 'gus');
+    const page = await newPage();
+    await signIn(page, 'gus', pw('gus'));
+    const shown = Number(await page.getByTestId('match-number').textContent());
+    const cookie = await cookieOf(page);
+    // The page's own held request goes with it; from here the requests below are the only ones.
+    await page.goto('about:blank');
+    await sleep(200);
+
+    const held = watched(raw(m.portal, 'GET', '/signin/status?wait=1', { cookie, accept: 'application/json' }));
+    await sleep(800);
+    assert.equal(held.done(), false, 'nothing decided: the status request is still open');
+    // Without ?wait=1, and a second held request of the same session: answered at once, as a poll.
+    const quick = await raw(m.portal, 'GET', '/signin/status', { cookie, accept: 'application/json' });
+    assert.deepEqual({ status: quick.status, json: JSON.parse(quick.text) as unknown }, { status: 200, json: { status: 'pending' } });
+    const second = await raw(m.portal, 'GET', '/signin/status?wait=1', { cookie, accept: 'application/json' });
+    assert.deepEqual(JSON.parse(second.text), { status: 'pending' });
+    assert.equal(held.done(), false);
+
+    const { status } = await pickOnPhone(m.portal, token, shown);
+    assert.equal(status, 200);
+    const answer = await held.result;
+    assert.equal(answer.status, 200);
+    assert.deepEqual(JSON.parse(answer.text), { status: 'approved', next: '/settings' });
+    const fresh = String(answer.headers['set-cookie'] ?? '').match(/__Host-mailotp-session=([^;]+)/)?.[1];
+    assert.ok(fresh && `__Host-mailotp-session=${fresh}` !== cookie, 'the held answer carries the signed-in session');
+    const settings = await raw(m.portal, 'GET', '/settings', { cookie: `__Host-mailotp-session=${fresh}` });
+    assert.equal(settings.status, 200);
+    assert.match(settings.text, /Signed in as gus/);
+  });
+
+  it('a held status request does not hold up shutdown: it is answered and the process exits', async () => {
+    const token = await enrol(m, 'hal');
+    const page = await newPage();
+    await signIn(page, 'hal', pw('hal'));
+    await page.getByTestId('match-number').waitFor();
+    const cookie = await cookieOf(page);
+    await page.goto('about:blank');
+    await waitForRequest(m.portal, token, (r) => r.type === 'login');
+    const held = watched(raw(m.portal, 'GET', '/signin/status?wait=1', { cookie, accept: 'application/json' }));
+    await sleep(500);
+    assert.equal(held.done(), false);
+    // The held request would otherwise stay open for 25 s; shutdown must not wait for it.
+    const code = await Promise.race([m.stop(), sleep(15_000).then(() => 'still running 15 s after SIGTERM')]);
+    assert.equal(code, 0);
+    const answer = await held.result;
+    assert.deepEqual({ status: answer.status, json: JSON.parse(answer.text) as unknown }, { status: 200, json: { status: 'pending' } });
+    // Not left as an idle keep-alive socket, which would hold the listener's close until the browser drops it.
+    assert.equal(answer.headers.connection, 'close');
   });
 });

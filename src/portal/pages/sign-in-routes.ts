@@ -17,15 +17,24 @@ import { openPhoneStep } from './second-step-routes.js';
 import { passkeyStepPage } from './passkey-views.js';
 import { approvePage, codePage, pushCodePage, signInPage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
+import { DECISION_WAIT_MS, DecisionWaits } from './decision-waits.js';
 
 /** Control characters never belong in a user name (and would reach the upstream's LOGIN). */
 const USER_NAME = /^[^\x00-\x20\x7f]{1,255}$/;
+
+const wantsWait = (query: unknown): boolean =>
+  typeof query === 'object' && query !== null && (query as Record<string, unknown>).wait === '1';
 
 type Step = { status: 'pending' } | { status: 'approved'; signed: Signed } | { status: 'denied' | 'expired' };
 
 /** `/`, `/signin`, `/signin/status`, `/signin/cancel`, `/signout`. */
 export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): void {
   const { core } = deps;
+  const waits = new DecisionWaits();
+  app.addHook('preClose', (done) => {
+    waits.abortAll();
+    done();
+  });
 
   /** Where a session in its second step stands; an approved one is promoted (new id), a refused one ended. */
   const advance = async (s: Signed, request: FastifyRequest, reply: FastifyReply): Promise<Step> => {
@@ -115,13 +124,37 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     return seeOther(reply, '/');
   });
 
+  // `?wait=1` (the approve page's portal.js): a pending step answers when the phone decides, on any
+  // instance, or after DECISION_WAIT_MS; without it, at once.
   app.get('/signin/status', async (request, reply) => {
-    const s = await sessionOf(deps, request);
+    let s = await sessionOf(deps, request);
     const { t } = contextOf(request, reply);
     if (s?.session.stage === 'signed-in') return { status: 'approved', next: '/settings' };
     if (!s) return { status: 'expired', message: t('approveExpired') };
     if ((s.session.method ?? 'phone') !== 'phone') return { status: 'pending' };
-    const step = await advance(s, request, reply);
+    let step = await advance(s, request, reply);
+    const requestId = s.session.login?.requestId;
+    const wait = step.status === 'pending' && requestId && wantsWait(request.query) ? waits.begin(s.sid) : null;
+    if (wait && requestId) {
+      // 'close' also comes after a response that was sent; only before it does it mean the browser left.
+      const gone = () => {
+        if (!reply.raw.writableEnded) wait.abort();
+      };
+      reply.raw.once('close', gone);
+      try {
+        await core.requests.waitForDecision(requestId, DECISION_WAIT_MS, wait.signal);
+      } finally {
+        reply.raw.removeListener('close', gone);
+        wait.end();
+      }
+      // Shutdown, or the browser left: the page asks again (and finds this instance or another).
+      if (wait.signal.aborted) return { status: 'pending' };
+      // Read again: meanwhile the sign-in may have been cancelled, or have run out.
+      s = await sessionOf(deps, request);
+      if (s?.session.stage === 'signed-in') return { status: 'approved', next: '/settings' };
+      if (!s) return { status: 'expired', message: t('approveExpired') };
+      step = await advance(s, request, reply);
+    }
     switch (step.status) {
       case 'pending':
         return { status: 'pending' };

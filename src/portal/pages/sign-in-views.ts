@@ -40,7 +40,7 @@ export function approvePage(ctx: PageContext, opts: { device: string; number: nu
     'approveTitle',
     t('approveIntro', { device: opts.device }),
     html`<p class="match" data-testid="match-number" data-while-waiting>${opts.number}</p>
-<p class="notice" role="status" aria-live="polite" data-follow="/signin/status">${t('approveWaiting')}</p>
+<p class="notice" role="status" aria-live="polite" data-follow="/signin/status?wait=1">${t('approveWaiting')}</p>
 <p class="actions">
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
 <noscript><a href="/" class="button">${t('continue')}</a></noscript>
@@ -102,7 +102,7 @@ ${csrfField(ctx)}
 <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required>
 <button type="submit" class="primary">${t('verify')}</button>
 </form>
-<p class="notice" role="status" aria-live="polite" data-follow="/signin/status">${t('approveWaiting')}</p>
+<p class="notice" role="status" aria-live="polite" data-follow="/signin/status?wait=1">${t('approveWaiting')}</p>
 <p class="actions">
 <a href="/" class="button" data-when-done hidden>${t('startAgain')}</a>
 </p>

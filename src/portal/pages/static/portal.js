@@ -1,5 +1,7 @@
 // The portal pages' only script (the CSP allows no inline code). It follows a sign-in request or a
 // QR pairing live and moves on by itself, and saves the mail-app switch as soon as it is flipped.
+// A status URL with ?wait=1 answers when something happens (the server holds it open); the next
+// request goes out at once after a held answer, and no sooner than POLL_MS after a quick one.
 'use strict';
 
 (function () {
@@ -17,6 +19,7 @@
     }
     function tick() {
       if (done) return;
+      var started = Date.now();
       fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
         .then(function (res) {
           if (res.status === 401) {
@@ -36,9 +39,9 @@
           }
         })
         .catch(function () { /* offline for a moment: the next tick tries again */ })
-        .then(function () { if (!done) setTimeout(tick, POLL_MS); });
+        .then(function () { if (!done) setTimeout(tick, Math.max(0, POLL_MS - (Date.now() - started))); });
     }
-    setTimeout(tick, POLL_MS);
+    tick();
   }
 
   function autosubmit(form) {

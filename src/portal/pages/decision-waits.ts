@@ -1,0 +1,60 @@
+/** How long one `GET /signin/status?wait=1` stays open with nothing decided: under the 60 s that
+ * nginx and most reverse proxies allow a response before giving up on it. */
+export const DECISION_WAIT_MS = 25_000;
+/** Open waits one sign-in session may hold. A second (another tab, a reload racing the old page's
+ * request) is answered at once, as a poll: only one response per session promotes it on the tap. */
+const PER_SESSION = 1;
+/** Open waits on this instance; past it the status is answered at once and the page polls. */
+export const PER_INSTANCE = 1_000;
+
+export interface DecisionWait {
+  /** Aborted by abort() (the browser went away) or at shutdown. */
+  readonly signal: AbortSignal;
+  abort(): void;
+  /** The wait is over: frees its place. */
+  end(): void;
+}
+
+/**
+ * The sign-in pages' waits for the phone's decision. Each holds a response open until the request
+ * is decided (on any instance: the store's events carry it) so the page moves on when the user taps,
+ * not at its next poll. Bounded per session and per instance; all are ended at shutdown.
+ */
+export class DecisionWaits {
+  private readonly open = new Set<AbortController>();
+  private readonly perSession = new Map<string, number>();
+  private closed = false;
+
+  /** A wait for one of this session's responses, or null when it may not hold one (answer at once). */
+  begin(sid: string): DecisionWait | null {
+    const mine = this.perSession.get(sid) ?? 0;
+    if (this.closed || mine >= PER_SESSION || this.open.size >= PER_INSTANCE) return null;
+    const ctrl = new AbortController();
+    this.open.add(ctrl);
+    this.perSession.set(sid, mine + 1);
+    let ended = false;
+    return {
+      signal: ctrl.signal,
+      abort: () => ctrl.abort(),
+      end: () => {
+        if (ended) return;
+        ended = true;
+        this.open.delete(ctrl);
+        const left = (this.perSession.get(sid) ?? 1) - 1;
+        if (left > 0) this.perSession.set(sid, left);
+        else this.perSession.delete(sid);
+      },
+    };
+  }
+
+  /** Shutdown: every open wait answers now, and none begins after, so that closing the listener
+   * waits for nothing. */
+  abortAll(): void {
+    this.closed = true;
+    for (const ctrl of this.open) ctrl.abort();
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+}
