@@ -28,11 +28,23 @@ describe('portal sign-in with a push code in headless Chromium (real Dovecot, re
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.getByText('That code is not right. Check it and try again.').waitFor();
     await m.waitForLog((e) => e.event === 'web.push-code-wrong' && e.user === 'quinn');
+    // Remembered, then the right code: the page's open status request learns of the approval at the
+    // same moment as the form post that made it; one sign-in and one remembered browser come of it.
+    const saved = page.waitForResponse((r) => r.url().endsWith('/signin/remember'));
+    await page.getByLabel('Remember this browser').check();
+    await saved;
+    await page.waitForLoadState();
     await page.getByLabel('Code').fill(request.code ?? '');
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL('**/settings');
     await page.getByText('Signed in as quinn').waitFor();
     assert.deepEqual((await deviceApi(m.portal, token, 'GET', '/api/v1/device/requests')).json, { requests: [] });
+    await page.getByTestId('remembered-browser').first().waitFor();
+    await new Promise((r) => setTimeout(r, 300)); // anything the status request would still do
+    assert.equal(m.events().filter((e) => e.event === 'web.signed-in' && e.user === 'quinn').length, 1);
+    const shown = JSON.parse((await m.cli(['user', 'show', 'quinn', '--json'])).stdout) as { rememberedBrowsers: unknown[] };
+    assert.equal(shown.rememberedBrowsers.length, 1);
+    assert.equal(await page.getByTestId('remembered-browser').count(), 1);
   });
 
   it('signs in when the phone simply taps Yes', async () => {

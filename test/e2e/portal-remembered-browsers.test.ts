@@ -177,8 +177,10 @@ describe('remembered browsers: the password alone signs in on a remembered brows
     const { status } = await pickOnPhone(a.portal, token, number);
     assert.equal(status, 200);
     const answer = await held;
-    assert.deepEqual(JSON.parse(answer.text), { status: 'approved', next: '/settings' });
-    assert.match(String(answer.headers['set-cookie'] ?? ''), /__Host-mailotp-session=/);
+    assert.deepEqual(JSON.parse(answer.text), { status: 'approved', next: '/' });
+    const load = await raw(b.portal, 'GET', '/', { cookie: `${c.name}=${c.value}` });
+    assert.deepEqual([load.status, load.headers.location], [303, '/settings']);
+    assert.match(String(load.headers['set-cookie'] ?? ''), /__Host-mailotp-session=/);
   });
 });
 

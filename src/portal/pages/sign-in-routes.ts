@@ -25,7 +25,7 @@ const USER_NAME = /^[^\x00-\x20\x7f]{1,255}$/;
 const wantsWait = (query: unknown): boolean =>
   typeof query === 'object' && query !== null && (query as Record<string, unknown>).wait === '1';
 
-type Step = { status: 'pending' } | { status: 'approved'; signed: Signed } | { status: 'denied' | 'expired' };
+type Step = { status: 'pending' | 'approved' | 'denied' | 'expired' };
 
 /** `/`, `/signin`, `/signin/status`, `/signin/cancel`, `/signout`. */
 export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): void {
@@ -36,14 +36,18 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     done();
   });
 
-  /** Where a session in its second step stands; an approved one is promoted (new id), a refused one ended. */
-  const advance = async (s: Signed, request: FastifyRequest, reply: FastifyReply): Promise<Step> => {
+  /**
+   * Where a session in its second step stands; a refused one is ended. An approved one is promoted
+   * (new id) only when `promote`: by the page load at `/`, never by the status requests, so that one
+   * navigation, not a status answer racing a form post of the same browser, signs it in.
+   */
+  const advance = async (s: Signed, request: FastifyRequest, reply: FastifyReply, promote: boolean): Promise<Step> => {
     const login = s.session.login;
     const pending = login ? await core.requests.get(login.requestId) : null;
     if (pending?.status === 'pending') return { status: 'pending' };
     if (pending?.status === 'approved' && pending.user === s.session.user) {
-      const signed = await promoteSession(deps, request, reply, s, 'phone', { remember: s.session.remember === true });
-      return { status: 'approved', signed };
+      if (promote) await promoteSession(deps, request, reply, s, 'phone', { remember: s.session.remember === true });
+      return { status: 'approved' };
     }
     await core.webSessions.end(s.sid);
     clearSessionCookie(reply);
@@ -62,7 +66,7 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
       const remember = rememberChoice(deps, s);
       if (method === 'totp' || method === 'recovery') return sendPage(reply, codePage(contextOf(request, reply), { method, others, remember }));
       if (method === 'passkey') return sendPage(reply, passkeyStepPage(contextOf(request, reply), { others, remember }));
-      const step = await advance(s, request, reply);
+      const step = await advance(s, request, reply, true);
       if (step.status === 'approved') return seeOther(reply, '/settings');
       if (step.status === 'pending') {
         const device = await core.devices.ofUser(s.session.user);
@@ -125,14 +129,14 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
   });
 
   // `?wait=1` (the approve page's portal.js): a pending step answers when the phone decides, on any
-  // instance, or after DECISION_WAIT_MS; without it, at once.
+  // instance, or after DECISION_WAIT_MS; without it, at once. It signs nothing in: see advance.
   app.get('/signin/status', async (request, reply) => {
     let s = await sessionOf(deps, request);
     const { t } = contextOf(request, reply);
     if (s?.session.stage === 'signed-in') return { status: 'approved', next: '/settings' };
     if (!s) return { status: 'expired', message: t('approveExpired') };
     if ((s.session.method ?? 'phone') !== 'phone') return { status: 'pending' };
-    let step = await advance(s, request, reply);
+    let step = await advance(s, request, reply, false);
     const requestId = s.session.login?.requestId;
     const wait = step.status === 'pending' && requestId && wantsWait(request.query) ? waits.begin(s.sid) : null;
     if (wait && requestId) {
@@ -153,13 +157,14 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
       s = await sessionOf(deps, request);
       if (s?.session.stage === 'signed-in') return { status: 'approved', next: '/settings' };
       if (!s) return { status: 'expired', message: t('approveExpired') };
-      step = await advance(s, request, reply);
+      step = await advance(s, request, reply, false);
     }
     switch (step.status) {
       case 'pending':
         return { status: 'pending' };
       case 'approved':
-        return { status: 'approved', next: '/settings' };
+        // The page load there signs the session in (see advance).
+        return { status: 'approved', next: '/' };
       case 'denied':
         return { status: 'denied', message: t('approveDenied') };
       case 'expired':

@@ -17,6 +17,9 @@
       document.querySelectorAll('[data-while-waiting]').forEach(function (el) { el.hidden = true; });
       document.querySelectorAll('[data-when-done]').forEach(function (el) { el.hidden = false; });
     }
+    // A form posted from this page (a typed code, Cancel, another method, the remember box) moves
+    // the browser on by itself: an answer still on its way must not navigate over it.
+    document.addEventListener('submit', function () { done = true; });
     function tick() {
       if (done) return;
       var started = Date.now();
