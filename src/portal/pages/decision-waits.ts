@@ -1,9 +1,6 @@
 /** How long one `GET /signin/status?wait=1` stays open with nothing decided: under the 60 s that
  * nginx and most reverse proxies allow a response before giving up on it. */
 export const DECISION_WAIT_MS = 25_000;
-/** Open waits one sign-in session may hold. A second (another tab, a reload racing the old page's
- * request) is answered at once, as a poll: only one response per session promotes it on the tap. */
-const PER_SESSION = 1;
 /** Open waits on this instance; past it the status is answered at once and the page polls. */
 export const PER_INSTANCE = 1_000;
 
@@ -22,16 +19,17 @@ export interface DecisionWait {
  */
 export class DecisionWaits {
   private readonly open = new Set<AbortController>();
-  private readonly perSession = new Map<string, number>();
+  /** Sessions with a wait open: one each. A second request (another tab, a reload racing the old
+   * page's request) is answered at once, as a poll, and its page asks again 1.5 s later. */
+  private readonly sessions = new Set<string>();
   private closed = false;
 
   /** A wait for one of this session's responses, or null when it may not hold one (answer at once). */
   begin(sid: string): DecisionWait | null {
-    const mine = this.perSession.get(sid) ?? 0;
-    if (this.closed || mine >= PER_SESSION || this.open.size >= PER_INSTANCE) return null;
+    if (this.closed || this.sessions.has(sid) || this.open.size >= PER_INSTANCE) return null;
     const ctrl = new AbortController();
     this.open.add(ctrl);
-    this.perSession.set(sid, mine + 1);
+    this.sessions.add(sid);
     let ended = false;
     return {
       signal: ctrl.signal,
@@ -40,9 +38,7 @@ export class DecisionWaits {
         if (ended) return;
         ended = true;
         this.open.delete(ctrl);
-        const left = (this.perSession.get(sid) ?? 1) - 1;
-        if (left > 0) this.perSession.set(sid, left);
-        else this.perSession.delete(sid);
+        this.sessions.delete(sid);
       },
     };
   }

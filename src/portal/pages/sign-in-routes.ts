@@ -145,6 +145,8 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
         if (!reply.raw.writableEnded) wait.abort();
       };
       reply.raw.once('close', gone);
+      // Gone already, while the request was being read: nobody to wait for.
+      if (request.raw.socket.destroyed) wait.abort();
       try {
         await core.requests.waitForDecision(requestId, DECISION_WAIT_MS, wait.signal);
       } finally {
