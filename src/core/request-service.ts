@@ -1,12 +1,12 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { PushSubscriptionGoneError, PushTokenRejectedError, type Notifier, type NotifyOutcome } from './ports/notifier.js';
-import type { EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from './ports/store.js';
+import type { EventLogRead, LoggedRequestEvent, RequestCap, Store, Unsubscribe } from './ports/store.js';
 import type { ApprovalService } from './approval-service.js';
 import { deadline, systemScheduler, type Clock, type Scheduler, type Timer } from './clock.js';
 import { cleanClientName } from './client-name.js';
 import type { Cooldowns } from './cooldowns.js';
-import type { DeviceRecord, Protocol, RequestRecord, StoreEvent } from './types.js';
+import type { DeviceNotice, DeviceRecord, Protocol, RequestRecord, StoreEvent } from './types.js';
 import { newRequestId } from './tokens.js';
 
 /** 'report': "this wasn't me": a deny that also starts the longer cool-down and is announced as such. */
@@ -342,6 +342,11 @@ export class RequestService {
     return true;
   }
 
+  /** Logs a notice for the device (and publishes it): its event stream sends it as `event: notice`. */
+  async logNotice(deviceId: string, notice: DeviceNotice): Promise<void> {
+    await this.store.appendEvent({ type: 'device.notice', deviceId, notice }, this.clock.now(), this.eventRetentionMs);
+  }
+
   /** The device's logged events after afterId (see Store.readEvents). */
   eventsSince(deviceId: string, afterId: number): Promise<EventLogRead> {
     return this.store.readEvents(deviceId, afterId, this.clock.now(), this.eventRetentionMs);
@@ -366,7 +371,7 @@ export class RequestService {
   async sweepExpired(): Promise<number> {
     let total = 0;
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-      const expired: LoggedEvent[] = await this.store.expireRequests(this.clock.now(), SWEEP_BATCH, this.eventRetentionMs);
+      const expired: LoggedRequestEvent[] = await this.store.expireRequests(this.clock.now(), SWEEP_BATCH, this.eventRetentionMs);
       for (const e of expired) {
         const r = e.request;
         this.logger.info({ event: 'request.expired', requestId: r.id, user: r.user, clientIp: r.clientIp }, 'request expired unanswered');
@@ -437,7 +442,8 @@ export class RequestService {
         }
       };
       const unsubscribe = this.store.subscribe((event) => {
-        if (event.type !== 'request.opened' && event.request.id === requestId) fromStatus(event.request.status);
+        if (event.type === 'device.notice' || event.type === 'request.opened') return;
+        if (event.request.id === requestId) fromStatus(event.request.status);
       });
       const check = () => {
         this.store.getRequest(requestId, this.clock.now()).then(

@@ -96,7 +96,7 @@ export function buildCore(config: Config, deps: CoreDeps): CoreServices {
   const pairing = new PairingService(store, clock, devices, deps.notifiers, audit);
   const webSessions = new WebSessionService(store, clock, audit, { ttlMs: config.portal.sessionTtl, pendingTtlMs: WEB_PENDING_TTL_MS });
   const totp = new TotpService(store, clock, new SecretBox(deps.secretKey), audit, 'mailotp');
-  const recoveryCodes = new RecoveryCodes(store, clock, audit, recoveryNotice(store, clock, deps.notifiers, audit));
+  const recoveryCodes = new RecoveryCodes(store, clock, audit, recoveryNotice(store, clock, deps.notifiers, audit, requests));
   const passkeys = new PasskeyService(store, clock, audit, 'mailotp');
   const phone: MethodProvider = {
     id: 'phone',

@@ -72,16 +72,40 @@ export interface RequestRecord {
   code?: string;
 }
 
-/** What the store publishes to every instance. */
-export type StoreEvent = (
+/** Something the user's bound device should show that is not a request to answer. */
+export interface DeviceNotice {
+  /** A recovery code signed the user in on the portal: if that was not them, the account is in danger. */
+  kind: 'recovery-code-used';
+  user: string;
+  /** Unused recovery codes left. */
+  left: number;
+  at: number;
+}
+
+/** A request's change, as the store logs it for the request's device and publishes it. */
+export type RequestEvent =
   | { type: 'request.opened'; request: RequestRecord }
   | { type: 'request.decided'; request: RequestRecord }
   /** Denied with "this wasn't me". */
   | { type: 'request.reported'; request: RequestRecord }
-  | { type: 'request.expired'; request: RequestRecord }
-) & {
+  | { type: 'request.expired'; request: RequestRecord };
+
+/** A notice for one device (see DeviceNotice), logged and published like a request's events. */
+export interface NoticeEvent {
+  type: 'device.notice';
+  deviceId: string;
+  notice: DeviceNotice;
+}
+
+/** What the store publishes to every instance. */
+export type StoreEvent = (RequestEvent | NoticeEvent) & {
   /** Set on events that went through the device's event log (Store.appendEvent): their position in it. */
   eventId?: number;
 };
 
-export const STORE_EVENT_TYPES: readonly StoreEvent['type'][] = ['request.opened', 'request.decided', 'request.reported', 'request.expired'];
+/** The device whose event log holds the event. */
+export function eventDeviceId(event: StoreEvent): string {
+  return event.type === 'device.notice' ? event.deviceId : event.request.deviceId;
+}
+
+export const REQUEST_EVENT_TYPES: readonly RequestEvent['type'][] = ['request.opened', 'request.decided', 'request.reported', 'request.expired'];

@@ -1,4 +1,4 @@
-import type { CreateRequestResult, LoggedEvent, Store } from '../core/ports/store.js';
+import type { CreateRequestResult, LoggedRequestEvent, Store } from '../core/ports/store.js';
 import type { StoreEvent } from '../core/types.js';
 import type { PrometheusMetrics } from './prometheus-metrics.js';
 
@@ -22,7 +22,7 @@ const OBSERVERS: Record<string, (meter: StoreMeter, result: unknown, args: unkno
   },
   // The store hands each expired request to exactly one instance's sweep.
   expireRequests(meter, result) {
-    for (const e of result as LoggedEvent[]) meter.requestSettled(e.request, 'expired');
+    for (const e of result as LoggedRequestEvent[]) meter.requestSettled(e.request, 'expired');
   },
 };
 

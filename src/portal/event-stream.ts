@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { DeviceService } from '../core/device-service.js';
 import type { RequestService } from '../core/request-service.js';
-import type { RequestRecord } from '../core/types.js';
+import { eventDeviceId, type RequestRecord } from '../core/types.js';
 import type { Logger } from '../log/logger.js';
 import type { LoggedEvent } from '../core/ports/store.js';
 import { toApiRequest } from '../core/request-view.js';
@@ -119,7 +119,7 @@ export class DeviceEventStream {
     this.sse = new SseStream(res);
     // Subscribed before anything is read, so that nothing appended meanwhile goes unnoticed.
     this.unsubscribe = deps.requests.subscribe((event) => {
-      if (event.request.deviceId !== deviceId) return;
+      if (eventDeviceId(event) !== deviceId) return;
       if (event.eventId !== undefined && event.eventId <= this.cursor) return;
       this.wake();
     });
@@ -177,6 +177,11 @@ export class DeviceEventStream {
   private deliver(e: LoggedEvent): void {
     if (e.eventId <= this.cursor) return;
     this.cursor = e.eventId;
+    if (e.type === 'device.notice') {
+      const n = e.notice;
+      this.sse.send('notice', e.eventId, { kind: n.kind, user: n.user, left: n.left, at: new Date(n.at).toISOString() });
+      return;
+    }
     const r = e.request;
     if (e.type === 'request.opened') {
       if (this.inSnapshot.has(r.id)) this.sse.sendId(e.eventId);

@@ -1,4 +1,4 @@
-import { STORE_EVENT_TYPES, type StoreEvent } from '../core/types.js';
+import { REQUEST_EVENT_TYPES, type RequestEvent, type StoreEvent } from '../core/types.js';
 import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
 
 /** One entry of a device's event log, as both drivers keep it. */
@@ -10,8 +10,17 @@ export interface LogEntry {
 
 export function isStoreEvent(v: unknown): v is StoreEvent {
   if (typeof v !== 'object' || v === null) return false;
-  const e = v as { type?: unknown; request?: unknown };
-  return STORE_EVENT_TYPES.includes(e.type as StoreEvent['type']) && typeof e.request === 'object' && e.request !== null;
+  const e = v as { type?: unknown; request?: unknown; deviceId?: unknown; notice?: unknown };
+  if (e.type === 'device.notice') {
+    const n = e.notice as { kind?: unknown; user?: unknown; left?: unknown; at?: unknown } | null | undefined;
+    return typeof e.deviceId === 'string' && typeof n === 'object' && n !== null && n.kind === 'recovery-code-used' && typeof n.user === 'string' && typeof n.left === 'number' && typeof n.at === 'number';
+  }
+  return REQUEST_EVENT_TYPES.includes(e.type as RequestEvent['type']) && typeof e.request === 'object' && e.request !== null;
+}
+
+/** Only the event's own fields (a logged or published one also carries `at` and `eventId`). */
+export function eventFields(v: StoreEvent): StoreEvent {
+  return v.type === 'device.notice' ? { type: v.type, deviceId: v.deviceId, notice: v.notice } : { type: v.type, request: v.request };
 }
 
 /** The event without an eventId it may already carry: the log gives it its own. */
@@ -40,7 +49,7 @@ export function parseEntry(json: string): LogEntry | null {
   if (!isStoreEvent(v)) return null;
   const { eventId, at } = v as { eventId?: unknown; at?: unknown };
   if (typeof eventId !== 'number' || typeof at !== 'number') return null;
-  return { event: { type: v.type, request: v.request, eventId } as LoggedEvent, at };
+  return { event: { ...eventFields(v), eventId }, at };
 }
 
 /**

@@ -1,8 +1,8 @@
-import type { RequestRecord, StoreEvent } from '../core/types.js';
+import { eventDeviceId, type RequestEvent, type RequestRecord, type StoreEvent } from '../core/types.js';
 import { entryBody, parseEntry, resolveRead, withoutId, type LogEntry } from './event-log.js';
 import { EVENT_LOG_IDLE_TTL_MS, type RedisKeys } from './keys.js';
 import type { ScriptedRedis } from './redis-scripts.js';
-import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
+import type { EventLogRead, LoggedEvent, LoggedRequestEvent } from '../core/ports/store.js';
 
 type Run = <T>(fn: (r: ScriptedRedis) => Promise<T>) => Promise<T>;
 
@@ -18,7 +18,7 @@ export class RedisEventLog {
   ) {}
 
   async append(event: StoreEvent, now: number, retentionMs: number): Promise<LoggedEvent> {
-    const deviceId = event.request.deviceId;
+    const deviceId = eventDeviceId(event);
     const id = await this.run((r) =>
       r.mailotpAppendEvent(
         this.keys.eventSeq(),
@@ -69,13 +69,13 @@ export class RedisEventLog {
    * record, so of several instances sweeping at once exactly one wins it, and a decision that lands
    * first wins over the sweep.
    */
-  async expire(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]> {
+  async expire(now: number, limit: number, retentionMs: number): Promise<LoggedRequestEvent[]> {
     const index = this.keys.requestExpiry();
     return this.run(async (r) => {
       const ids = await r.zrangebyscore(index, '-inf', Math.floor(now), 'LIMIT', 0, limit);
       if (ids.length === 0) return [];
       const raws = await r.mget(ids.map((id) => this.keys.request(id)));
-      const out: LoggedEvent[] = [];
+      const out: LoggedRequestEvent[] = [];
       const gone: string[] = [];
       for (const [i, id] of ids.entries()) {
         const raw = raws[i] ?? null;
@@ -87,7 +87,7 @@ export class RedisEventLog {
         }
         if (q.expiresAt > now) continue;
         const next: RequestRecord = { ...q, status: 'expired' };
-        const event: StoreEvent = { type: 'request.expired', request: next };
+        const event: RequestEvent = { type: 'request.expired', request: next };
         const eventId = Number(
           await r.mailotpExpireRequest(
             this.keys.request(id),

@@ -20,7 +20,7 @@ import {
   ttlMs,
   windowBucket,
 } from './keys.js';
-import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from '../core/ports/store.js';
+import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, LoggedRequestEvent, RequestCap, Store, Unsubscribe } from '../core/ports/store.js';
 import { RedisApprovals } from './redis-approvals.js';
 import { RedisAuditLog } from './redis-audit-log.js';
 import { RedisEventLog } from './redis-event-log.js';
@@ -497,7 +497,7 @@ export class RedisStore implements Store {
     return this.subscriber.subscribe(handler);
   }
 
-  async expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]> {
+  async expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedRequestEvent[]> {
     return this.events.expire(now, limit, retentionMs);
   }
 

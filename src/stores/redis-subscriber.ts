@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { StoreEvent } from '../core/types.js';
-import { isStoreEvent } from './event-log.js';
+import { eventFields, isStoreEvent } from './event-log.js';
 import type { Unsubscribe } from '../core/ports/store.js';
 
 function toError(err: unknown): Error {
@@ -66,7 +66,7 @@ export class RedisSubscriber {
     }
     // Logged events also carry `at`, which is the log's business only.
     const { eventId } = parsed as { eventId?: unknown };
-    const event = { type: parsed.type, request: parsed.request, ...(typeof eventId === 'number' ? { eventId } : {}) } as StoreEvent;
+    const event: StoreEvent = { ...eventFields(parsed), ...(typeof eventId === 'number' ? { eventId } : {}) };
     for (const h of [...this.handlers]) {
       try {
         h(event);

@@ -1,8 +1,8 @@
 import type Database from 'better-sqlite3';
-import type { RequestRecord, StoreEvent } from '../core/types.js';
+import { eventDeviceId, type RequestEvent, type RequestRecord, type StoreEvent } from '../core/types.js';
 import { resolveRead, withoutId, type LogEntry } from './event-log.js';
 import { EVENT_LOG_IDLE_TTL_MS } from './keys.js';
-import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
+import type { EventLogRead, LoggedEvent, LoggedRequestEvent } from '../core/ports/store.js';
 
 /**
  * AUTOINCREMENT, not a plain rowid, so that an id is never given out twice even after the newest
@@ -66,7 +66,7 @@ export class SqliteEventLog {
 
   /** Mirrors the Redis script: an expired log starts over, and trimming raises the floor. */
   append(event: StoreEvent, now: number, retentionMs: number): LoggedEvent {
-    const deviceId = event.request.deviceId;
+    const deviceId = eventDeviceId(event);
     const log = this.st.getLog.get(deviceId) as { floor: number; expires_at: number } | undefined;
     let floor = 0;
     if (log && log.expires_at > now) floor = log.floor;
@@ -86,7 +86,7 @@ export class SqliteEventLog {
     const log = this.st.getLog.get(deviceId) as { floor: number; expires_at: number } | undefined;
     if (!log || log.expires_at <= now) return { events: [], complete: afterId <= this.lastId() };
     const entries: LogEntry[] = (this.st.entries.all(deviceId) as EventRow[]).map((r) => ({
-      event: { ...(JSON.parse(r.data) as StoreEvent), eventId: r.id },
+      event: { ...(JSON.parse(r.data) as StoreEvent), eventId: r.id } as LoggedEvent,
       at: r.at,
     }));
     return resolveRead(entries, log.floor, this.lastId(), afterId, now, retentionMs);
@@ -98,13 +98,14 @@ export class SqliteEventLog {
   }
 
   /** Claims and logs; the caller's IMMEDIATE transaction makes the claim exclusive across processes. */
-  expire(now: number, limit: number, retentionMs: number): LoggedEvent[] {
-    const out: LoggedEvent[] = [];
+  expire(now: number, limit: number, retentionMs: number): LoggedRequestEvent[] {
+    const out: LoggedRequestEvent[] = [];
     for (const row of this.st.expiredPending.all(now, limit) as { data: string }[]) {
       const q = JSON.parse(row.data) as RequestRecord;
       const next: RequestRecord = { ...q, status: 'expired' };
       if (this.st.markExpired.run(JSON.stringify(next), q.id).changes !== 1) continue;
-      out.push(this.append({ type: 'request.expired', request: next }, now, retentionMs));
+      const event: RequestEvent = { type: 'request.expired', request: next };
+      out.push({ ...event, eventId: this.append(event, now, retentionMs).eventId });
     }
     return out;
   }

@@ -21,7 +21,7 @@ import {
 } from './keys.js';
 import { AUDIT_LOG_SCHEMA, SqliteAuditLog } from './sqlite-audit-log.js';
 import { EVENT_LOG_SCHEMA, SqliteEventLog } from './sqlite-event-log.js';
-import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, RequestCap, Store, Unsubscribe } from '../core/ports/store.js';
+import type { AuditEntry, AuditQuery, CreateRequestResult, DecideResult, EventLogRead, LoggedEvent, LoggedRequestEvent, RequestCap, Store, Unsubscribe } from '../core/ports/store.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:'. */
@@ -446,7 +446,7 @@ export class SqliteStore implements Store {
     }, true);
   }
 
-  async expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]> {
+  async expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedRequestEvent[]> {
     const events = await this.write(() => {
       this.maybePurge(now);
       return this.events.expire(now, limit, retentionMs);

@@ -71,8 +71,10 @@ describe('push fatigue: cool-down after a deny', () => {
       events.events.map((e) => e.type),
       ['request.opened', 'request.reported'],
     );
-    assert.equal(events.events[1]?.request.id, req.id);
-    assert.equal(events.events[1]?.request.status, 'denied');
+    const reported = events.events[1];
+    assert.ok(reported && reported.type === 'request.reported');
+    assert.equal(reported.request.id, req.id);
+    assert.equal(reported.request.status, 'denied');
 
     fx.clock.advance(16 * MINUTE);
     const r: LoginResult<TestSession> = await fx.timeOut(fx.authorizer.authorize(fx.attempt('alice', 'right', '10.0.0.1')));

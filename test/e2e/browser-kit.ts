@@ -38,6 +38,14 @@ export function portalContext(browser: Browser, port: number, opts: { viewport?:
   });
 }
 
+/** Opens the web app at /app holding this device's credentials, as a paired phone would. */
+export async function openPairedApp(page: Page, creds: { token: string; deviceId: string; user: string }): Promise<void> {
+  await page.goto('/app/');
+  await page.waitForFunction(() => 'mailotpDeviceStore' in globalThis);
+  await page.evaluate((c) => (globalThis as typeof globalThis & { mailotpDeviceStore: { save(c: unknown): Promise<void> } }).mailotpDeviceStore.save(c), creds);
+  await page.reload();
+}
+
 /** Fills the sign-in form and submits it. */
 export async function signIn(page: Page, user: string, password: string): Promise<void> {
   await page.goto('/');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { PHONE, portalContext, portalPassword, signIn, type PortalFixture } from './browser-kit.js';
+import { openPairedApp, PHONE, portalContext, portalPassword, signIn, type PortalFixture } from './browser-kit.js';
 import { deviceApi, ROOT, waitForRequest, type ApiRequest } from './harness.js';
 
 export type CodeRequest = ApiRequest & { code?: string; choices?: number[] };
@@ -35,9 +35,6 @@ export async function appOnPhone(fx: PortalFixture, user: string): Promise<{ pag
   const { token, deviceId } = JSON.parse(add.stdout) as { token: string; deviceId: string };
   const ctx = await portalContext(fx.browser, m.portal, { viewport: PHONE });
   const page = await ctx.newPage();
-  await page.goto('/app/');
-  await page.waitForFunction(() => 'mailotpDeviceStore' in globalThis);
-  await page.evaluate((creds) => (globalThis as typeof globalThis & { mailotpDeviceStore: { save(c: unknown): void } }).mailotpDeviceStore.save(creds), { token, deviceId, user });
-  await page.reload();
+  await openPairedApp(page, { token, deviceId, user });
   return { page, token };
 }

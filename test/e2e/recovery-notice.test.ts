@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { DeviceRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { DeviceNotice } from '../../src/core/ports/notifier.js';
@@ -15,7 +15,7 @@ import { loadOrCreateVapidKeys } from '../../src/push/vapid-keys.js';
 import { WebPushNotifier } from '../../src/push/webpush-notifier.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { decryptAes128gcm, PushServiceStandIn } from '../helpers/push-service-stand-in.js';
-import { launchChromium, PHONE, portalContext, portalPassword, signIn, signInWithPhone } from './browser-kit.js';
+import { launchChromium, openPairedApp, PHONE, portalContext, portalPassword, signIn, signInWithPhone } from './browser-kit.js';
 import { enrol, startMailotp, type MailotpProcess } from './harness.js';
 
 const SECRET = 'e2e-recovery-hook-secret-0123456789';
@@ -23,7 +23,16 @@ const SECRET = 'e2e-recovery-hook-secret-0123456789';
 /** What the service worker and the app page show, read in the page (this file compiles without the DOM library). */
 interface SwGlobals {
   navigator: { serviceWorker: { ready: Promise<{ getNotifications(): Promise<{ title: string; body: string }[]> }>; controller: unknown } };
-  mailotpDeviceStore: { save(c: { token: string; deviceId: string; user: string }): Promise<void> };
+}
+
+/** Password, then "Use another method", "Recovery code" and the code. */
+async function signInWithRecoveryCode(page: Page, user: string, code: string): Promise<void> {
+  await signIn(page, user, portalPassword(user));
+  await page.getByRole('button', { name: 'Use another method' }).click();
+  await page.getByRole('button', { name: 'Recovery code' }).click();
+  await page.getByLabel('Code', { exact: true }).fill(code);
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.waitForURL('**/settings');
 }
 
 describe('a used recovery code is pushed to the bound device: signed webhook from the real binary, Web Push shown by the app\'s service worker in Chromium', { timeout: 600_000 }, () => {
@@ -33,6 +42,8 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
   let hookServer: http.Server;
   const hooks: { headers: http.IncomingHttpHeaders; body: string }[] = [];
   const contexts: BrowserContext[] = [];
+  let token = '';
+  let codes: string[] = [];
 
   before(async () => {
     hookServer = http.createServer((req, res) => {
@@ -59,21 +70,16 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
   });
 
   it('signing in with a recovery code sends the device "recovery code used, N left"; the web app shows it as a notification and on its page', async () => {
-    const token = await enrol(m, 'nora');
+    token = await enrol(m, 'nora');
     const ctx = await portalContext(browser, m.portal);
     contexts.push(ctx);
     const page = await ctx.newPage();
     await signInWithPhone(page, m.portal, token, 'nora', portalPassword('nora'));
     await page.getByRole('button', { name: 'Generate recovery codes' }).click();
-    const codes = (await page.getByTestId('recovery-codes').getByRole('listitem').allTextContents()).map((c) => c.trim());
+    codes = (await page.getByTestId('recovery-codes').getByRole('listitem').allTextContents()).map((c) => c.trim());
     await page.getByRole('button', { name: 'Sign out' }).click();
 
-    await signIn(page, 'nora', portalPassword('nora'));
-    await page.getByRole('button', { name: 'Use another method' }).click();
-    await page.getByRole('button', { name: 'Recovery code' }).click();
-    await page.getByLabel('Code', { exact: true }).fill(codes[3]!);
-    await page.getByRole('button', { name: 'Verify' }).click();
-    await page.waitForURL('**/settings');
+    await signInWithRecoveryCode(page, 'nora', codes[3]!);
 
     // The webhook: one signed recovery.used for nora's device.
     const deadline = Date.now() + 15_000;
@@ -109,10 +115,7 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
       const origin = `https://localhost:${m.portal}`;
       await phoneCtx.grantPermissions(['notifications'], { origin });
       const phone = await phoneCtx.newPage();
-      await phone.goto('/app/');
-      await phone.waitForFunction(() => 'mailotpDeviceStore' in globalThis);
-      await phone.evaluate((creds) => (globalThis as typeof globalThis & SwGlobals).mailotpDeviceStore.save(creds), { token, deviceId: device.deviceId, user: 'nora' });
-      await phone.reload();
+      await openPairedApp(phone, { token, deviceId: device.deviceId, user: 'nora' });
       await phone.locator('#live', { hasText: /Live/ }).waitFor();
       // An active worker is enough: it posts the notice to every app window, controlled or not (a page
       // loaded while the worker was still installing stays uncontrolled until its next load).
@@ -142,5 +145,24 @@ describe('a used recovery code is pushed to the bound device: signed webhook fro
       await push.stop();
       rmSync(keyDir, { recursive: true, force: true });
     }
+  });
+
+  it('an open web app shows the notice from its event stream alone, without Web Push', async () => {
+    assert.ok(codes.length > 0, 'the first test generated the codes');
+    const device = (JSON.parse((await m.cli(['user', 'show', 'nora', '--json'])).stdout) as { device: { deviceId: string } }).device;
+    // No notification permission: nothing can arrive by push, only by the stream the page follows.
+    const phoneCtx = await portalContext(browser, m.portal, { viewport: PHONE });
+    contexts.push(phoneCtx);
+    const phone = await phoneCtx.newPage();
+    await openPairedApp(phone, { token, deviceId: device.deviceId, user: 'nora' });
+    await phone.locator('#live', { hasText: /Live/ }).waitFor();
+    assert.equal(await phone.getByTestId('device-notice').isVisible(), false, 'a fresh stream replays no old notice');
+
+    const ctx = await portalContext(browser, m.portal);
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    await signInWithRecoveryCode(page, 'nora', codes[5]!);
+    const text = 'A recovery code was used to sign in as nora; 8 left. If this was not you, change your password now.';
+    await phone.getByTestId('device-notice').filter({ hasText: text }).waitFor();
   });
 });

@@ -69,6 +69,32 @@ describe('device event stream', () => {
     viaQuery.close();
   });
 
+  test('events: a notice (a recovery code was used) reaches its device live and on a resume, and no other device', async () => {
+    const ivy = await bind(f, 'ivy');
+    const jon = await bind(f, 'jon');
+    const sse = await SseClient.open(target, ivy.token);
+    const other = await SseClient.open(target, jon.token);
+    await waitFor('the streams to start', () => sse.retry !== undefined && other.retry !== undefined);
+    const at = f.clock.now();
+    await f.requests.logNotice(ivy.device.deviceId, { kind: 'recovery-code-used', user: 'ivy', left: 9, at });
+    await waitFor('the live notice', () => sse.events.find((e) => e.event === 'notice'));
+    const live = sse.events.find((e) => e.event === 'notice');
+    assert.deepEqual(JSON.parse(live?.data ?? ''), { kind: 'recovery-code-used', user: 'ivy', left: 9, at: new Date(at).toISOString() });
+    const before = sse.lastEventId;
+    sse.close();
+
+    await f.requests.logNotice(ivy.device.deviceId, { kind: 'recovery-code-used', user: 'ivy', left: 8, at });
+    const again = await SseClient.open(target, ivy.token, { lastEventId: before });
+    await waitFor('the missed notice', () => again.events.find((e) => e.event === 'notice'));
+    assert.deepEqual(again.events.map((e) => [e.event, (JSON.parse(e.data) as { left?: number }).left]), [['notice', 8]]);
+    // jon's stream got nothing of ivy's (a request of his own shows it is live).
+    const r = await open(f, jon.device, '10.3.9.1');
+    await waitFor('jon\'s request', () => other.events.find((e) => e.data.includes(r.id)));
+    assert.deepEqual(other.events.map((e) => e.event), ['request']);
+    again.close();
+    other.close();
+  });
+
   test('events: a Last-Event-ID from before what the logs keep starts over with a reset and the pending list', async () => {
     const gina = await bind(f, 'gina');
     const old = await open(f, gina.device, '10.4.0.1');

@@ -115,6 +115,32 @@ export function eventLogContract(name: string, make: MakeStore): void {
         assert.deepEqual(seen, match);
       });
 
+      it('logs a device notice in that device\'s log among its request events, and publishes it', async () => {
+        const got: StoreEvent[] = [];
+        store.subscribe((e) => got.push(e));
+        const other = device('bob');
+        const r1 = request(clock, dev);
+        const a1 = await store.appendEvent(opened(r1), clock.now(), RETENTION);
+        const notice: StoreEvent = { type: 'device.notice', deviceId: dev.deviceId, notice: { kind: 'recovery-code-used', user: 'alice', left: 7, at: clock.now() } };
+        const n1 = await store.appendEvent(notice, clock.now(), RETENTION);
+        const a2 = await store.appendEvent(decided(r1), clock.now(), RETENTION);
+        assert.deepEqual(n1, { ...notice, eventId: n1.eventId });
+        assert.ok(a1.eventId < n1.eventId && n1.eventId < a2.eventId);
+        assert.deepEqual(await store.readEvents(dev.deviceId, 0, clock.now(), RETENTION), { events: [a1, n1, a2], complete: true });
+        assert.deepEqual(await store.readEvents(dev.deviceId, a1.eventId, clock.now(), RETENTION), { events: [n1, a2], complete: true });
+        assert.deepEqual(await store.readEvents(other.deviceId, 0, clock.now(), RETENTION), { events: [], complete: true });
+        // Published as appended (a networked subscription may miss the first: append until one comes).
+        const deadline = Date.now() + 5_000;
+        while (!got.some((e) => e.type === 'device.notice')) {
+          assert.ok(Date.now() < deadline, 'no published notice arrived');
+          await sleep(20);
+          if (!got.some((e) => e.type === 'device.notice')) await store.appendEvent(notice, clock.now(), RETENTION);
+        }
+        const seen = got.find((e) => e.type === 'device.notice');
+        const logged = (await store.readEvents(dev.deviceId, 0, clock.now(), RETENTION)).events.find((e) => e.eventId === seen?.eventId);
+        assert.deepEqual(seen, logged);
+      });
+
       it('drops events past the retention, and a reader from before them is told it missed some', async () => {
         const e1 = await store.appendEvent(opened(request(clock, dev)), clock.now(), RETENTION);
         clock.advance(RETENTION / 2);

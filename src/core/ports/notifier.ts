@@ -1,14 +1,6 @@
-import type { DeviceRecord, RequestRecord } from '../types.js';
+import type { DeviceNotice, DeviceRecord, RequestRecord } from '../types.js';
 
-/** Something the user's bound device should show that is not a request to answer. */
-export interface DeviceNotice {
-  /** A recovery code signed the user in on the portal: if that was not them, the account is in danger. */
-  kind: 'recovery-code-used';
-  user: string;
-  /** Unused recovery codes left. */
-  left: number;
-  at: number;
-}
+export type { DeviceNotice };
 
 /** 'skipped': nothing was sent, e.g. the device has no push token; so the caller does not log a push. */
 export type NotifyOutcome = void | 'skipped';

@@ -2,6 +2,7 @@ import type {
   ApprovalRecord,
   DeviceRecord,
   RequestRecord,
+  RequestEvent,
   StoreEvent,
   UserRecord,
   WebPushSubscription,
@@ -29,6 +30,7 @@ export interface RequestCap {
 
 /** An event as a device's event log keeps it: eventId orders it among all events of the store. */
 export type LoggedEvent = StoreEvent & { eventId: number };
+export type LoggedRequestEvent = RequestEvent & { eventId: number };
 
 export interface EventLogRead {
   /** The device's events with an id above the one asked for, in id order. */
@@ -118,7 +120,7 @@ export interface Store {
   /** Compare-and-set pending → expired of up to `limit` requests whose expiresAt <= now, each with a
    * request.expired event appended and published as by appendEvent, in the same atomic step. Every
    * request is claimed by exactly one caller, across instances. Returns those events. */
-  expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedEvent[]>;
+  expireRequests(now: number, limit: number, retentionMs: number): Promise<LoggedRequestEvent[]>;
 
   // per-device event logs: what an event stream replays after a reconnect (Last-Event-ID)
   /** Gives the event the next id (increasing across instances, in the order the appends commit),

@@ -329,8 +329,16 @@
     if (event === 'request' && obj && obj.id) pending.set(obj.id, obj);
     else if (event === 'settled' && obj && obj.id) pending.delete(obj.id);
     else if (event === 'reset') pending.clear();
+    else if (event === 'notice' && obj && obj.kind === 'recovery-code-used') return showNotice(t('recoveryUsedText', { user: String(obj.user), left: String(obj.left) }));
     else return;
     render();
+  }
+
+  /** A notice that needs no answer, from the event stream or the service worker (the same text twice shows once). */
+  function showNotice(text) {
+    const box = $('notice');
+    box.textContent = text;
+    box.hidden = false;
   }
 
   async function pollRequests() {
@@ -546,11 +554,7 @@
       // A Web Push "unbound" from the server (the phone was cleared): the worker forgot the token already.
       navigator.serviceWorker.addEventListener('message', (e) => {
         if (e.data && e.data.kind === 'unbound' && creds) void becomeUnbound();
-        if (e.data && e.data.kind === 'notice' && typeof e.data.text === 'string') {
-          const box = $('notice');
-          box.textContent = e.data.text;
-          box.hidden = false;
-        }
+        if (e.data && e.data.kind === 'notice' && typeof e.data.text === 'string') showNotice(e.data.text);
       });
     }
     creds = await deviceStore.load().catch(() => null);
