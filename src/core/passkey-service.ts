@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import { KEEP_MS, type MethodProvider } from './second-factor.js';
+import { updateRecord } from './value-update.js';
 import { hashToken } from './tokens.js';
 
 let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
@@ -93,8 +94,20 @@ export class PasskeyService implements MethodProvider {
     return raw ? (JSON.parse(raw) as UserRecord) : null;
   }
 
-  private async save(user: string, record: UserRecord): Promise<void> {
-    await this.store.setValue(this.key(user), JSON.stringify(record), KEEP_MS, this.clock.now());
+  /** Changes the user's record as it is now (compare-and-set): a concurrent change on any instance is never overwritten. */
+  private update(user: string, change: (current: UserRecord | null) => UserRecord | undefined): Promise<UserRecord | undefined> {
+    return updateRecord(this.store, this.key(user), KEEP_MS, () => this.clock.now(), change);
+  }
+
+  private static fresh(): UserRecord {
+    return { handle: randomBytes(32).toString('base64url'), passkeys: [] };
+  }
+
+  /** A new record with its handle, unless another request made one first (then that one). */
+  private async firstRecord(user: string): Promise<UserRecord> {
+    const fresh = PasskeyService.fresh();
+    if (await this.store.setValueIfAbsent(this.key(user), JSON.stringify(fresh), KEEP_MS, this.clock.now())) return fresh;
+    return (await this.record(user)) ?? fresh;
   }
 
   /** The user's passkeys, oldest first. */
@@ -125,8 +138,8 @@ export class PasskeyService implements MethodProvider {
 
   /** The options for navigator.credentials.create(); the user's passkeys are excluded (no second copy on one authenticator). */
   async registrationOptions(user: string, sessionId: string, rp: RelyingParty): Promise<PublicKeyCredentialCreationOptionsJSON> {
-    const record = (await this.record(user)) ?? { handle: randomBytes(32).toString('base64url'), passkeys: [] };
-    if (record.passkeys.length === 0) await this.save(user, record);
+    // The handle is kept from the first options on, so the passkey registered with it finds it again.
+    const record = (await this.record(user)) ?? (await this.firstRecord(user));
     const { generateRegistrationOptions } = await loadWebAuthn();
     const options = await generateRegistrationOptions({
       rpName: this.rpName,
@@ -157,7 +170,6 @@ export class PasskeyService implements MethodProvider {
     const cred = verified.registrationInfo.credential;
     const now = this.clock.now();
     if (!(await this.store.setValueIfAbsent(this.ownerKey(cred.id), user, KEEP_MS, now))) return this.refuse(user, 'registration', 'exists');
-    const record = (await this.record(user)) ?? { handle: randomBytes(32).toString('base64url'), passkeys: [] };
     const passkey: Passkey = {
       id: cred.id,
       publicKey: Buffer.from(cred.publicKey).toString('base64url'),
@@ -166,8 +178,10 @@ export class PasskeyService implements MethodProvider {
       name: cleanName(name),
       createdAt: now,
     };
-    // Two registrations at the same moment on two instances may both rewrite the list; one of them is lost (and can be made again).
-    await this.save(user, { ...record, passkeys: [...record.passkeys.filter((p) => p.id !== cred.id), passkey] });
+    await this.update(user, (current) => {
+      const record = current ?? PasskeyService.fresh();
+      return { ...record, passkeys: [...record.passkeys.filter((p) => p.id !== cred.id), passkey] };
+    });
     this.audit.info({ event: 'passkey.registered', user, passkey: passkey.name }, 'passkey registered');
     return 'ok';
   }
@@ -212,18 +226,28 @@ export class PasskeyService implements MethodProvider {
     const newCounter = verified.authenticationInfo.newCounter;
     if ((newCounter > 0 || passkey.counter > 0) && newCounter <= passkey.counter) return this.refuse(user, 'assertion', 'counter', undefined, passkey.name);
     const now = this.clock.now();
-    const fresh = (await this.record(user)) ?? record;
-    await this.save(user, { ...fresh, passkeys: fresh.passkeys.map((p) => (p.id === passkey.id ? { ...p, counter: newCounter, lastUsedAt: now } : p)) });
+    // Against the record as it is now: a passkey removed meanwhile stays removed (and refuses this
+    // sign-in), and of two assertions with the same counter (a cloned authenticator) one passes.
+    let why: 'unknown' | 'counter' | null = null;
+    await this.update(user, (current) => {
+      const stored = current?.passkeys.find((p) => p.id === passkey.id);
+      why = !current || !stored ? 'unknown' : (newCounter > 0 || stored.counter > 0) && newCounter <= stored.counter ? 'counter' : null;
+      if (why || !current) return undefined;
+      return { ...current, passkeys: current.passkeys.map((p) => (p.id === passkey.id ? { ...p, counter: newCounter, lastUsedAt: now } : p)) };
+    });
+    if (why) return this.refuse(user, 'assertion', why, undefined, passkey.name);
     this.audit.info({ event: 'passkey.used', user, passkey: passkey.name }, 'passkey used');
     return 'ok';
   }
 
   /** Removes one passkey by its credential id; false when the user has no such passkey. */
   async remove(user: string, id: string): Promise<boolean> {
-    const record = await this.record(user);
-    const passkey = record?.passkeys.find((p) => p.id === id);
-    if (!record || !passkey) return false;
-    await this.save(user, { ...record, passkeys: record.passkeys.filter((p) => p.id !== id) });
+    let passkey: Passkey | undefined;
+    await this.update(user, (current) => {
+      passkey = current?.passkeys.find((p) => p.id === id);
+      return current && passkey ? { ...current, passkeys: current.passkeys.filter((p) => p.id !== id) } : undefined;
+    });
+    if (!passkey) return false;
     await this.store.deleteValue(this.ownerKey(id), this.clock.now());
     this.audit.warn({ event: 'passkey.removed', user, passkey: passkey.name }, 'passkey removed');
     return true;

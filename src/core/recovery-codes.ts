@@ -4,6 +4,7 @@ import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
 import { KEEP_MS, type MethodProvider } from './second-factor.js';
 import { digestsEqual, hashToken } from './tokens.js';
+import { updateRecord } from './value-update.js';
 
 const COUNT = 10;
 /** No 0/o, 1/l/i: the codes are read off paper. 12 of 31 letters: about 59 bits each. */
@@ -70,11 +71,15 @@ export class RecoveryCodes implements MethodProvider {
     if (!found) return false;
     const now = this.clock.now();
     if (!(await this.store.setValueIfAbsent(`recovery-used:${user}:${hash}`, '1', KEEP_MS, now))) return false;
-    // Two codes used at once may both rewrite the list; a code that reappears stays refused by its claim.
-    const left = record.hashes.filter((h) => h !== hash);
-    await this.store.setValue(this.key(user), JSON.stringify({ ...record, hashes: left }), KEEP_MS, now);
-    this.audit.warn({ event: 'recovery.used', user, left: left.length }, 'recovery code used');
-    await this.onUsed?.(user, left.length).catch(() => undefined);
+    // Struck from the list as it is now: new codes generated (or a reset) since the read above void
+    // this one, and the old list is never written back over them.
+    const after = await updateRecord<RecoveryRecord>(this.store, this.key(user), KEEP_MS, () => this.clock.now(), (current) =>
+      current?.hashes.includes(hash) ? { ...current, hashes: current.hashes.filter((h) => h !== hash) } : undefined,
+    );
+    if (!after) return false;
+    const left = after.hashes.length;
+    this.audit.warn({ event: 'recovery.used', user, left }, 'recovery code used');
+    await this.onUsed?.(user, left).catch(() => undefined);
     return true;
   }
 

@@ -224,4 +224,16 @@ if raw and cjson.decode(raw).e > tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 return 1`,
   },
+  /** KEYS: value. ARGV: now, ttl, expected value, body. Sets the value only while the unexpired one is
+   * the expected one (compare-and-set); 1 when set. */
+  mailotpReplaceValue: {
+    numberOfKeys: 1,
+    lua: `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local body = cjson.decode(raw)
+if body.e <= tonumber(ARGV[1]) or body.v ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
+return 1`,
+  },
 } as const;

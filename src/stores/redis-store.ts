@@ -456,6 +456,13 @@ export class RedisStore implements Store {
     return this.run(async (r) => Number(await r.mailotpSetValueIfAbsent(this.keys.value(key), now, px, body)) === 1);
   }
 
+  async replaceValue(key: string, expected: string, value: string, ttl: number, now: number): Promise<boolean> {
+    checkTtl(ttl);
+    const body = JSON.stringify({ v: value, e: now + ttl });
+    const px = ttlMs(now + ttl, now, VALUE_GRACE_MS);
+    return this.run(async (r) => Number(await r.mailotpReplaceValue(this.keys.value(key), now, px, expected, body)) === 1);
+  }
+
   async getValue(key: string, now: number): Promise<string | null> {
     return this.run(async (r) => unexpired(await r.get(this.keys.value(key)), now));
   }

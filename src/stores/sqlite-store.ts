@@ -528,6 +528,16 @@ export class SqliteStore implements Store {
     });
   }
 
+  async replaceValue(key: string, expected: string, value: string, ttlMs: number, now: number): Promise<boolean> {
+    checkTtl(ttlMs);
+    return this.write(() => {
+      const row = this.st.getValue.get(key, now) as { value: string } | undefined;
+      if (row?.value !== expected) return false;
+      this.st.setValue.run(key, value, now + ttlMs);
+      return true;
+    });
+  }
+
   async getValue(key: string, now: number): Promise<string | null> {
     return this.read(() => (this.st.getValue.get(key, now) as { value: string } | undefined)?.value ?? null);
   }

@@ -10,6 +10,7 @@ import { RedisStore } from '../../src/stores/redis-store.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { SoftwareAuthenticator } from '../helpers/software-authenticator.js';
+import { interleaveBeforeNextWrite } from '../helpers/interleaving-store.js';
 
 const RP: RelyingParty = { id: 'mail.example.com', origin: 'https://mail.example.com' };
 const sid = () => randomBytes(32).toString('base64url');
@@ -142,6 +143,31 @@ function scenarios(label: string, open: () => Promise<Store>) {
       const q = sid();
       const reg = auth.create(await svc.registrationOptions('pia', q, RP), RP.origin);
       assert.equal(await svc.register('pia', q, reg, 'C', RP), 'ok');
+    });
+
+    it('a passkey removed while a sign-in with it is being checked stays removed; two registrations at once both stay', async () => {
+      const store = await open();
+      const { svc } = passkeys(store);
+      const auth = new SoftwareAuthenticator();
+      const a = await register(svc, auth, 'ria', 'A');
+      await register(svc, auth, 'ria', 'B');
+      const idA = a.id.toString('base64url');
+      // The sign-in has read the list and checked the signature when the removal lands, before it writes the counter.
+      const racing = passkeys(interleaveBeforeNextWrite(store, 'passkeys:ria', () => svc.remove('ria', idA))).svc;
+      const s = sid();
+      const options = await racing.authenticationOptions('ria', s, RP);
+      assert.equal(await racing.authenticate('ria', s, auth.get(options, RP.origin, a), RP), 'unknown');
+      assert.deepEqual((await svc.list('ria')).map((p) => p.name), ['B']);
+      const s2 = sid();
+      assert.equal(await svc.authenticate('ria', s2, auth.get(await svc.authenticationOptions('ria', s2, RP), RP.origin, a), RP), 'unknown');
+
+      // Registration C writes its list while registration D's lands first: both are kept.
+      const [sc, sd] = [sid(), sid()];
+      const [oc, od] = [await svc.registrationOptions('ria', sc, RP), await svc.registrationOptions('ria', sd, RP)];
+      const [rc, rd] = [auth.create(oc, RP.origin), auth.create(od, RP.origin)];
+      const racingReg = passkeys(interleaveBeforeNextWrite(store, 'passkeys:ria', () => svc.register('ria', sd, rd, 'D', RP))).svc;
+      assert.equal(await racingReg.register('ria', sc, rc, 'C', RP), 'ok');
+      assert.deepEqual((await svc.list('ria')).map((p) => p.name).sort(), ['B', 'C', 'D']);
     });
   });
 }

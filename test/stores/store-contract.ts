@@ -715,6 +715,23 @@ export function storeContract(name: string, make: MakeStore): void {
         assert.equal(won.filter(Boolean).length, 1);
       });
 
+      it('replaces a value only while it holds the expected one, unexpired; of concurrent replacers one wins', async () => {
+        assert.equal(await store.replaceValue('cas', 'a', 'b', MINUTE, clock.now()), false, 'nothing there');
+        await store.setValue('cas', 'a', MINUTE, clock.now());
+        assert.equal(await store.replaceValue('cas', 'x', 'b', MINUTE, clock.now()), false, 'not the expected value');
+        assert.equal(await store.getValue('cas', clock.now()), 'a');
+        assert.equal(await store.replaceValue('cas', 'a', 'b', 2 * MINUTE, clock.now()), true);
+        assert.equal(await store.getValue('cas', clock.now()), 'b');
+        clock.advance(MINUTE + 1);
+        assert.equal(await store.getValue('cas', clock.now()), 'b', 'the new ttl applies');
+        const won = await Promise.all(Array.from({ length: 10 }, (_, i) => store.replaceValue('cas', 'b', `n${i}`, MINUTE, clock.now())));
+        assert.equal(won.filter(Boolean).length, 1);
+        assert.equal(await store.getValue('cas', clock.now()), `n${won.indexOf(true)}`);
+        clock.advance(MINUTE + 1);
+        assert.equal(await store.replaceValue('cas', `n${won.indexOf(true)}`, 'c', MINUTE, clock.now()), false, 'expired');
+        assert.equal(await store.getValue('cas', clock.now()), null);
+      });
+
       it('keeps values with awkward keys apart', async () => {
         await store.setValue('a:b', '1', MINUTE, clock.now());
         await store.setValue('a%3Ab', '2', MINUTE, clock.now());

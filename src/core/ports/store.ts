@@ -154,6 +154,9 @@ export interface Store {
   setValue(key: string, value: string, ttlMs: number, now: number): Promise<void>;
   /** Sets the value only when the key holds no unexpired value; true when it was set. */
   setValueIfAbsent(key: string, value: string, ttlMs: number, now: number): Promise<boolean>;
+  /** Compare-and-set: replaces the value only while the key holds `expected` (unexpired); true when
+   * replaced. For records read, changed and written back, so that a concurrent change is not lost. */
+  replaceValue(key: string, expected: string, value: string, ttlMs: number, now: number): Promise<boolean>;
   /** The unexpired value, or null. */
   getValue(key: string, now: number): Promise<string | null>;
   /** Reads and deletes in one atomic step (single-use codes): only one caller across instances gets it. */
