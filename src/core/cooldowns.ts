@@ -1,5 +1,6 @@
 import type { Store } from './ports/store.js';
 import type { Clock } from './clock.js';
+import { updateValue } from './value-update.js';
 
 export type CooldownKind = 'deny' | 'report';
 
@@ -38,17 +39,18 @@ export class Cooldowns {
     const cooldown: Cooldown = { kind, until: now + ms };
     const value = JSON.stringify(cooldown);
     if (kind === 'report') await this.store.setValue(this.key(user, clientIp), value, ms, now);
-    else if (!(await this.store.setValueIfAbsent(this.key(user, clientIp), value, ms, now))) {
-      const current = await this.active(user, clientIp);
-      if (current?.kind !== 'report') await this.store.setValue(this.key(user, clientIp), value, ms, now);
-    }
+    // Compare-and-set: a report landing between the read and the write is not overwritten either.
+    else await updateValue(this.store, this.key(user, clientIp), ms, () => this.clock.now(), (raw) => (raw !== null && this.parse(raw).kind === 'report' ? undefined : value));
     return cooldown;
   }
 
   /** The cool-down in force for this user and address, or null. */
   async active(user: string, clientIp: string): Promise<Cooldown | null> {
     const raw = await this.store.getValue(this.key(user, clientIp), this.clock.now());
-    if (raw === null) return null;
+    return raw === null ? null : this.parse(raw);
+  }
+
+  private parse(raw: string): Cooldown {
     try {
       const v = JSON.parse(raw) as Partial<Cooldown>;
       if ((v.kind === 'deny' || v.kind === 'report') && typeof v.until === 'number') return { kind: v.kind, until: v.until };

@@ -2,6 +2,8 @@ import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { coreFixture, eventually, withDevice, type CoreFixture, type TestSession } from './core-fixture.js';
 import type { LoginResult } from '../../src/core/login-types.js';
+import { Cooldowns } from '../../src/core/cooldowns.js';
+import { interleave } from '../helpers/interleaving-store.js';
 
 const MINUTE = 60_000;
 let fx: CoreFixture | null = null;
@@ -89,6 +91,18 @@ describe('push fatigue: cool-down after a deny', () => {
     await fx.cooldowns.start('alice', '10.0.0.1', 'deny');
     fx.clock.advance(60 * MINUTE);
     assert.equal((await fx.cooldowns.active('alice', '10.0.0.1'))?.kind, 'report');
+  });
+
+  it('a deny landing while a report is written (on another instance) never overwrites it', async () => {
+    fx = coreFixture();
+    const f = fx;
+    await f.cooldowns.start('alice', '10.0.0.2', 'deny');
+    const key = `cooldown:alice:10.0.0.2`;
+    // The second deny has read the first deny's cool-down when the report lands, before it writes.
+    const racing = new Cooldowns(interleave(f.store, key, () => f.cooldowns.start('alice', '10.0.0.2', 'report'), 'after-read'), f.clock, { denyMs: 15 * MINUTE, reportMs: 24 * 60 * MINUTE });
+    await racing.start('alice', '10.0.0.2', 'deny');
+    f.clock.advance(60 * MINUTE);
+    assert.equal((await f.cooldowns.active('alice', '10.0.0.2'))?.kind, 'report');
   });
 
   it('denyCooldown 0 turns the cool-down off', async () => {

@@ -10,7 +10,7 @@ import { RedisStore } from '../../src/stores/redis-store.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { SoftwareAuthenticator } from '../helpers/software-authenticator.js';
-import { interleaveBeforeNextWrite } from '../helpers/interleaving-store.js';
+import { interleave } from '../helpers/interleaving-store.js';
 
 const RP: RelyingParty = { id: 'mail.example.com', origin: 'https://mail.example.com' };
 const sid = () => randomBytes(32).toString('base64url');
@@ -153,7 +153,7 @@ function scenarios(label: string, open: () => Promise<Store>) {
       await register(svc, auth, 'ria', 'B');
       const idA = a.id.toString('base64url');
       // The sign-in has read the list and checked the signature when the removal lands, before it writes the counter.
-      const racing = passkeys(interleaveBeforeNextWrite(store, 'passkeys:ria', () => svc.remove('ria', idA))).svc;
+      const racing = passkeys(interleave(store, 'passkeys:ria', () => svc.remove('ria', idA))).svc;
       const s = sid();
       const options = await racing.authenticationOptions('ria', s, RP);
       assert.equal(await racing.authenticate('ria', s, auth.get(options, RP.origin, a), RP), 'unknown');
@@ -165,7 +165,7 @@ function scenarios(label: string, open: () => Promise<Store>) {
       const [sc, sd] = [sid(), sid()];
       const [oc, od] = [await svc.registrationOptions('ria', sc, RP), await svc.registrationOptions('ria', sd, RP)];
       const [rc, rd] = [auth.create(oc, RP.origin), auth.create(od, RP.origin)];
-      const racingReg = passkeys(interleaveBeforeNextWrite(store, 'passkeys:ria', () => svc.register('ria', sd, rd, 'D', RP))).svc;
+      const racingReg = passkeys(interleave(store, 'passkeys:ria', () => svc.register('ria', sd, rd, 'D', RP))).svc;
       assert.equal(await racingReg.register('ria', sc, rc, 'C', RP), 'ok');
       assert.deepEqual((await svc.list('ria')).map((p) => p.name).sort(), ['B', 'C', 'D']);
     });

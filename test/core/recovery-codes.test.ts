@@ -5,7 +5,7 @@ import { RecoveryCodes } from '../../src/core/recovery-codes.js';
 import { SecondFactorService, type MethodProvider } from '../../src/core/second-factor.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import { interleaveBeforeNextWrite } from '../helpers/interleaving-store.js';
+import { interleave } from '../helpers/interleaving-store.js';
 
 describe('RecoveryCodes', () => {
   it('ten codes, each works once, stored only hashed; new ones void the old', async () => {
@@ -43,14 +43,14 @@ describe('RecoveryCodes', () => {
       const old = await plain.generate('alice');
       let fresh: string[] = [];
       // The use has read the old list when the new codes land, before it writes.
-      const racing = new RecoveryCodes(interleaveBeforeNextWrite(store, 'recovery:alice', async () => (fresh = await plain.generate('alice'))), clock, silentLogger());
+      const racing = new RecoveryCodes(interleave(store, 'recovery:alice', async () => (fresh = await plain.generate('alice'))), clock, silentLogger());
       assert.equal(await racing.use('alice', old[0]!), false, 'voided by the new codes');
       assert.equal(await plain.remaining('alice'), 10);
       assert.equal(await plain.use('alice', old[1]!), false, 'the old list is gone');
       assert.equal(await plain.use('alice', fresh[0]!), true);
 
       const again = await plain.generate('alice');
-      const resetting = new RecoveryCodes(interleaveBeforeNextWrite(store, 'recovery:alice', () => plain.reset('alice')), clock, silentLogger());
+      const resetting = new RecoveryCodes(interleave(store, 'recovery:alice', () => plain.reset('alice')), clock, silentLogger());
       assert.equal(await resetting.use('alice', again[0]!), false, 'voided by the reset');
       assert.equal(await plain.isSetUp('alice'), false);
       assert.equal(await plain.use('alice', again[1]!), false);
