@@ -1,6 +1,6 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadOrCreateKeyFile } from '../config/key-file.js';
-import webpush from 'web-push';
 import { MailotpError } from '../core/errors.js';
 
 /** The VAPID key pair (RFC 8292), base64url: the raw P-256 public point and the private scalar. */
@@ -37,6 +37,15 @@ export function readVapidKeys(file: string): VapidKeys {
   }
 }
 
+/** A new P-256 pair in web-push's format (what its generateVAPIDKeys gives), without loading web-push:
+ * every admin command reads this module, and only a running server sends pushes. */
+export function generateVapidKeys(): VapidKeys {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  // JWK coordinates and scalar of P-256 are always 32 bytes each.
+  const [x, y, d] = [jwk.x, jwk.y, jwk.d].map((v) => Buffer.from(v ?? '', 'base64url'));
+  return { publicKey: Buffer.concat([Buffer.from([4]), x!, y!]).toString('base64url'), privateKey: d!.toString('base64url') };
+}
+
 /**
  * The key pair in `file`, created there (mode 0600) on first start. Browsers tie a subscription to
  * the public key, so it must never change and every instance must read the same file (a shared
@@ -45,8 +54,7 @@ export function readVapidKeys(file: string): VapidKeys {
  */
 export function loadOrCreateVapidKeys(file: string): { keys: VapidKeys; created: boolean } {
   const { value, created } = loadOrCreateKeyFile(file, readVapidKeys, () => {
-    const k = webpush.generateVAPIDKeys();
-    const keys = { publicKey: k.publicKey, privateKey: k.privateKey };
+    const keys = generateVapidKeys();
     return { value: keys, text: `${JSON.stringify(keys, null, 2)}\n` };
   });
   return { keys: value, created };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createECDH } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
@@ -10,7 +11,8 @@ import { isMailotpError } from '../../src/core/errors.js';
 import type { DeviceRecord, RequestRecord } from '../../src/core/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PushSubscriptionGoneError } from '../../src/core/ports/notifier.js';
-import { loadOrCreateVapidKeys, type VapidKeys } from '../../src/push/vapid-keys.js';
+import { generateVapidKeys, loadOrCreateVapidKeys, type VapidKeys } from '../../src/push/vapid-keys.js';
+import webpush from 'web-push';
 import { WebPushNotifier, type WebPushPayload } from '../../src/push/webpush-notifier.js';
 import { SqliteStore } from '../../src/stores/sqlite-store.js';
 import { decryptAes128gcm, PushServiceStandIn, verifyVapid, type BrowserSubscription } from '../helpers/push-service-stand-in.js';
@@ -233,6 +235,16 @@ describe('VAPID key file', () => {
     assert.equal(second.created, false);
     assert.deepEqual(second.keys, first.keys);
     assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), first.keys);
+  });
+
+  it('makes pairs that web-push takes, whose private scalar belongs to the public point', () => {
+    for (let i = 0; i < 20; i++) {
+      const keys = generateVapidKeys();
+      assert.doesNotThrow(() => webpush.setVapidDetails('mailto:admin@example.com', keys.publicKey, keys.privateKey));
+      const ecdh = createECDH('prime256v1');
+      ecdh.setPrivateKey(Buffer.from(keys.privateKey, 'base64url'));
+      assert.equal(ecdh.getPublicKey('base64url'), keys.publicKey);
+    }
   });
 
   it('refuses a file that holds no key pair, naming the config key and never creating over it', () => {
