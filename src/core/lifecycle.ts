@@ -25,8 +25,11 @@ export class Lifecycle {
 
   private async closeAll(): Promise<void> {
     for (let c = this.closers.pop(); c; c = this.closers.pop()) {
+      const started = Date.now();
       try {
         await c.close();
+        // Where a slow shutdown spends its time, for an admin reading the log at debug.
+        this.logger.debug({ part: c.part, ms: Date.now() - started }, `closed ${c.part}`);
       } catch (err) {
         this.logger.error({ part: c.part, err: err instanceof Error ? err.message : String(err) }, `closing ${c.part} failed`);
       }

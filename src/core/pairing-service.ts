@@ -16,6 +16,8 @@ const CODE_DIGITS = 9;
 const CODES_PER_IP = 30;
 const CODE_WINDOW_MS = 10 * 60_000;
 const DEFAULT_DEVICE_NAME = 'Phone';
+/** How often a waiting desktop page's held request re-reads the link state (a lost event costs this much). */
+const LINK_RECHECK_MS = 2_000;
 const MAX_NAME = 64;
 
 export type Bound = { token: string; deviceId: string; user: string };
@@ -168,6 +170,40 @@ export class PairingService {
     return raw ? (raw as LinkState) : 'expired';
   }
 
+  /**
+   * Resolves when the QR pairing is no longer waiting (the phone answered, on any instance: the
+   * store's pub/sub carries it), after holdMs, or when the signal aborts; the caller reads the
+   * state again. The state is re-read now and then too, in case an event was lost in a reconnect.
+   */
+  waitWhileWaiting(linkId: string, holdMs: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(hold);
+        clearInterval(recheck);
+        signal.removeEventListener('abort', finish);
+        unsubscribe();
+        resolve();
+      };
+      const unsubscribe = this.store.subscribe((event) => {
+        if (event.type === 'pairing.link' && event.linkId === linkId) finish();
+      });
+      const check = () => {
+        this.linkState(linkId).then(
+          (state) => state !== 'waiting' && finish(),
+          () => undefined, // the store is down: the hold's end answers, and the page asks again
+        );
+      };
+      const hold = setTimeout(finish, holdMs);
+      const recheck = setInterval(check, LINK_RECHECK_MS);
+      signal.addEventListener('abort', finish, { once: true });
+      if (signal.aborted) finish();
+      else check();
+    });
+  }
+
   /** Gives up a QR pairing the desktop started (the page starts a new one or leaves). */
   async cancelLink(secret: string): Promise<void> {
     await this.store.deleteValue(this.linkKey(secret), this.clock.now());
@@ -193,6 +229,8 @@ export class PairingService {
   private async setLinkState(linkId: string, state: LinkState, expiresAt: number): Promise<void> {
     const now = this.clock.now();
     await this.store.setValue(`pair-link-state:${linkId}`, state, Math.max(1, expiresAt - now), now);
+    // The desktop page waiting for the answer may be held on another instance.
+    if (state !== 'waiting') await this.store.publish({ type: 'pairing.link', linkId }).catch(() => undefined);
   }
 }
 

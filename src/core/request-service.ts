@@ -355,7 +355,9 @@ export class RequestService {
   /** Calls handler for each request event published on any instance, until unsubscribed: a wake-up
    * for readers of the event logs (the device event stream), which stay the source of truth. */
   subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
-    return this.store.subscribe(handler);
+    return this.store.subscribe((event) => {
+      if (event.type !== 'pairing.link') handler(event);
+    });
   }
 
   /** Where a reader of the current state (the pending list read after this) continues in the logs. */
@@ -442,7 +444,7 @@ export class RequestService {
         }
       };
       const unsubscribe = this.store.subscribe((event) => {
-        if (event.type === 'device.notice' || event.type === 'request.opened') return;
+        if (event.type === 'device.notice' || event.type === 'pairing.link' || event.type === 'request.opened') return;
         if (event.request.id === requestId) fromStatus(event.request.status);
       });
       const check = () => {

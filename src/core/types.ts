@@ -103,6 +103,16 @@ export type StoreEvent = (RequestEvent | NoticeEvent) & {
   eventId?: number;
 };
 
+/** A QR pairing the desktop started has moved on (the phone answered): published, never logged,
+ * so that the desktop's page waiting on any instance reads the new state at once. */
+export interface PairingEvent {
+  type: 'pairing.link';
+  linkId: string;
+}
+
+/** What the store's pub/sub carries: the logged events, and the pairing ones. */
+export type PublishedEvent = StoreEvent | PairingEvent;
+
 /** The device whose event log holds the event. */
 export function eventDeviceId(event: StoreEvent): string {
   return event.type === 'device.notice' ? event.deviceId : event.request.deviceId;

@@ -13,6 +13,7 @@ import { registerAuthenticatorApp } from './app/register-app.js';
 import { DEVICE_API_BODY_LIMIT, errorName, jsonErrorHandler, registerDeviceApi, type DeviceApiHandle } from './device-api.js';
 import { registerPairingApi, type PairingApiDeps } from './pairing-api.js';
 import { registerPages, type PagesDeps } from './pages/register-pages.js';
+import { OpenConnections } from './open-connections.js';
 
 export interface PortalServerDeps {
   settings: Pick<PortalConfig, 'host' | 'port' | 'tls' | 'enabled'>;
@@ -36,6 +37,8 @@ export interface PortalServerDeps {
 
 /** A slow or silent TLS client must not hold a socket for long. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** While the portal closes, connections that carry no request are dropped this often. */
+const CLOSE_SWEEP_MS = 250;
 
 /**
  * The portal's HTTP(S) listener: web pages, pairing and device APIs, /healthz. The expiry sweep that
@@ -47,6 +50,7 @@ export class PortalServer {
   private readonly httpsServer: https.Server | null;
   private closing: Promise<void> | null = null;
   private stopping = false;
+  private readonly connections = new OpenConnections();
 
   constructor(private readonly deps: PortalServerDeps) {
     const { settings, tls: tlsProvider, logger } = deps;
@@ -80,10 +84,13 @@ export class PortalServer {
             socket.destroy();
           });
           httpsServer = server;
+          this.connections.watch(server, true);
           // https.Server is an http.Server as far as fastify is concerned.
           return server as unknown as http.Server;
         }
-        return http.createServer(handler);
+        const server = http.createServer(handler);
+        this.connections.watch(server, false);
+        return server;
       },
     });
     this.httpsServer = httpsServer;
@@ -155,7 +162,15 @@ export class PortalServer {
       this.stopping = true;
       // Also done by the device API's preClose hook; done here first so that nothing waits on them.
       this.api.closeStreams();
-      await this.app.close();
+      // Connections with no request in flight are closed now and until the close is done (see
+      // OpenConnections); those with one get their answer, with Connection: close (onSend).
+      this.connections.closeQuiet();
+      const sweep = setInterval(() => this.connections.closeQuiet(), CLOSE_SWEEP_MS);
+      try {
+        await this.app.close();
+      } finally {
+        clearInterval(sweep);
+      }
     })();
     return this.closing;
   }

@@ -1,4 +1,4 @@
-import { REQUEST_EVENT_TYPES, type RequestEvent, type StoreEvent } from '../core/types.js';
+import { REQUEST_EVENT_TYPES, type PublishedEvent, type RequestEvent, type StoreEvent } from '../core/types.js';
 import type { EventLogRead, LoggedEvent } from '../core/ports/store.js';
 
 /** One entry of a device's event log, as both drivers keep it. */
@@ -6,6 +6,12 @@ export interface LogEntry {
   event: LoggedEvent;
   /** When it was appended, by the appender's clock. */
   at: number;
+}
+
+/** A published event of any kind (a Redis message is checked with this before it is handed on). */
+export function isPublishedEvent(v: unknown): v is PublishedEvent {
+  if (typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'pairing.link') return typeof (v as { linkId?: unknown }).linkId === 'string';
+  return isStoreEvent(v);
 }
 
 export function isStoreEvent(v: unknown): v is StoreEvent {
@@ -19,7 +25,9 @@ export function isStoreEvent(v: unknown): v is StoreEvent {
 }
 
 /** Only the event's own fields (a logged or published one also carries `at` and `eventId`). */
-export function eventFields(v: StoreEvent): StoreEvent {
+export function eventFields<E extends PublishedEvent>(v: E): E;
+export function eventFields(v: PublishedEvent): PublishedEvent {
+  if (v.type === 'pairing.link') return { type: v.type, linkId: v.linkId };
   return v.type === 'device.notice' ? { type: v.type, deviceId: v.deviceId, notice: v.notice } : { type: v.type, request: v.request };
 }
 

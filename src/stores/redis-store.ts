@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import { MailotpError, isMailotpError } from '../core/errors.js';
-import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
+import type { ApprovalRecord, DeviceRecord, PublishedEvent, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
 import {
   COUNTER_GRACE_MS,
   DEFAULT_KEY_PREFIX,
@@ -495,11 +495,11 @@ export class RedisStore implements Store {
     return raw.map((item) => unexpired(item, now)).filter((v): v is string => v !== null);
   }
 
-  async publish(event: StoreEvent): Promise<void> {
+  async publish(event: PublishedEvent): Promise<void> {
     await this.run((r) => r.publish(this.channel, JSON.stringify(event)));
   }
 
-  subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
+  subscribe(handler: (event: PublishedEvent) => void): Unsubscribe {
     if (this.closed) return () => {};
     return this.subscriber.subscribe(handler);
   }

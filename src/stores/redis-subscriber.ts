@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { StoreEvent } from '../core/types.js';
-import { eventFields, isStoreEvent } from './event-log.js';
+import type { PublishedEvent } from '../core/types.js';
+import { eventFields, isPublishedEvent } from './event-log.js';
 import type { Unsubscribe } from '../core/ports/store.js';
 
 function toError(err: unknown): Error {
@@ -14,7 +14,7 @@ function toError(err: unknown): Error {
  * are lost (callers re-read state on demand, and the event logs keep what a stream must replay).
  */
 export class RedisSubscriber {
-  private readonly handlers = new Set<(event: StoreEvent) => void>();
+  private readonly handlers = new Set<(event: PublishedEvent) => void>();
   private sub: Redis | null = null;
 
   constructor(
@@ -23,9 +23,9 @@ export class RedisSubscriber {
     private readonly onError: ((err: Error) => void) | undefined,
   ) {}
 
-  subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
+  subscribe(handler: (event: PublishedEvent) => void): Unsubscribe {
     this.ensureConnection();
-    const h = (e: StoreEvent): void => handler(e);
+    const h = (e: PublishedEvent): void => handler(e);
     this.handlers.add(h);
     return () => {
       this.handlers.delete(h);
@@ -60,13 +60,13 @@ export class RedisSubscriber {
       this.onError?.(toError(err));
       return;
     }
-    if (!isStoreEvent(parsed)) {
+    if (!isPublishedEvent(parsed)) {
       this.onError?.(new Error('ignored a malformed store event'));
       return;
     }
     // Logged events also carry `at`, which is the log's business only.
     const { eventId } = parsed as { eventId?: unknown };
-    const event: StoreEvent = { ...eventFields(parsed), ...(typeof eventId === 'number' ? { eventId } : {}) };
+    const event: PublishedEvent = { ...eventFields(parsed), ...(typeof eventId === 'number' ? { eventId } : {}) };
     for (const h of [...this.handlers]) {
       try {
         h(event);

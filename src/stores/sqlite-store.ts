@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { MailotpError, isMailotpError } from '../core/errors.js';
-import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
+import type { ApprovalRecord, DeviceRecord, PublishedEvent, RequestRecord, StoreEvent, UserRecord, WebPushSubscription } from '../core/types.js';
 import { SCHEMA, prepareStatements, record, records, toUser, type Statements, type UserRow } from './sqlite-statements.js';
 import {
   APPROVAL_GRACE_MS,
@@ -105,7 +105,7 @@ function checkWindow(windowMs: number): void {
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
-  private readonly handlers = new Set<(event: StoreEvent) => void>();
+  private readonly handlers = new Set<(event: PublishedEvent) => void>();
   private readonly onError: ((err: Error) => void) | undefined;
   private lastPurge = Number.NEGATIVE_INFINITY;
   private closed = false;
@@ -571,12 +571,12 @@ export class SqliteStore implements Store {
 
 
   /** In-process only: one SQLite file serves one mailotp process. */
-  async publish(event: StoreEvent): Promise<void> {
+  async publish(event: PublishedEvent): Promise<void> {
     if (this.closed) throw unavailable(new Error('store is closed'));
     this.deliver(event);
   }
 
-  private deliver(event: StoreEvent): void {
+  private deliver(event: PublishedEvent): void {
     // A copy, as if it had crossed the wire, so that neither side sees the other's later mutations.
     const copy = structuredClone(event);
     for (const handler of this.handlers) {
@@ -592,9 +592,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
+  subscribe(handler: (event: PublishedEvent) => void): Unsubscribe {
     // Wrapped so that the same function subscribed twice gets two independent subscriptions.
-    const h = (e: StoreEvent): void => handler(e);
+    const h = (e: PublishedEvent): void => handler(e);
     this.handlers.add(h);
     return () => {
       this.handlers.delete(h);

@@ -1,36 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { RememberedBrowsers } from '../../src/core/remembered-browsers.js';
 import { hashToken } from '../../src/core/tokens.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { RedisStore } from '../../src/stores/redis-store.js';
-import { SqliteStore } from '../../src/stores/sqlite-store.js';
-import type { Store } from '../../src/core/ports/store.js';
-import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
+import { storeBackends } from '../helpers/store-backends.js';
 
 const DAY = 86_400_000;
 const FROM = { browser: 'Firefox', os: 'Windows', clientIp: '192.0.2.7' };
 
-let redis: RedisServerHandle;
-before(async () => {
-  redis = await startRedisServer();
-});
-after(async () => {
-  await redis.stop();
-});
-
-let seq = 0;
-const backends: [string, () => Store[]][] = [
-  ['SQLite', () => [new SqliteStore({ path: ':memory:' })]],
-  [
-    'Redis, two instances',
-    () => {
-      const keyPrefix = `rb-test-${process.pid}-${++seq}:`;
-      return [new RedisStore({ url: redis.url, keyPrefix }), new RedisStore({ url: redis.url, keyPrefix })];
-    },
-  ],
-];
+const backends = storeBackends('rb-test');
 
 for (const [name, open] of backends) {
   describe(`RememberedBrowsers on ${name}`, () => {

@@ -46,6 +46,34 @@ export async function openPairedApp(page: Page, creds: { token: string; deviceId
   await page.reload();
 }
 
+/** The session cookie of the page's browser context, as a Cookie header. */
+export async function cookieOf(page: Page): Promise<string> {
+  const c = (await page.context().cookies()).find((x) => x.name === '__Host-mailotp-session');
+  if (!c) throw new Error('the sign-in set no session cookie');
+  return `${c.name}=${c.value}`;
+}
+
+/** Resolves with the response, and says meanwhile whether it has come. */
+export function watched<T>(p: Promise<T>): { done: () => boolean; result: Promise<T> } {
+  let settled = false;
+  const result = p.finally(() => (settled = true));
+  return { done: () => settled, result };
+}
+
+/**
+ * Takes the page's session and sends its status request with `?wait=1` itself (the page goes to
+ * about:blank, and its own held request with it); checks that the request is still open 800 ms on.
+ */
+export async function heldStatus(page: Page, port: number, path: string): Promise<{ cookie: string; held: { done: () => boolean; result: Promise<Awaited<ReturnType<typeof raw>>> } }> {
+  const cookie = await cookieOf(page);
+  await page.goto('about:blank');
+  await new Promise((r) => setTimeout(r, 200));
+  const held = watched(raw(port, 'GET', `${path}?wait=1`, { cookie, accept: 'application/json' }));
+  await new Promise((r) => setTimeout(r, 800));
+  if (held.done()) throw new Error(`${path}?wait=1 was answered with nothing to wait for`);
+  return { cookie, held };
+}
+
 /** Fills the sign-in form and submits it. */
 export async function signIn(page: Page, user: string, password: string): Promise<void> {
   await page.goto('/');

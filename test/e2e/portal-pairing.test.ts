@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { pairingApi, signIn, signInWithPhone, startPortalFixture, portalPassword, type PortalFixture } from './browser-kit.js';
+import { heldStatus, pairingApi, raw, signIn, signInWithPhone, startPortalFixture, portalPassword, type PortalFixture } from './browser-kit.js';
 import { deviceApi, enrol, type MailotpProcess } from './harness.js';
 
 const pw = portalPassword;
@@ -12,9 +12,18 @@ describe('portal pairing and clearing in headless Chromium (real Dovecot, real b
   let m: MailotpProcess;
   const newPage = (opts: { locale?: string } = {}): Promise<Page> => fx.newPage(opts);
   const showJson = (user: string) => fx.showUser(user);
+  /** Signs the user in (no phone yet) and presses Bind a phone: the link's secret and the number shown. */
+  const startQrPairing = async (user: string): Promise<{ page: Page; secret: string; number: number }> => {
+    const page = await newPage();
+    await signIn(page, user, pw(user));
+    await page.waitForURL('**/settings');
+    await page.getByRole('button', { name: 'Bind a phone' }).click();
+    const secret = String(await page.getByTestId('pair-link').getAttribute('href')).split('#pair=')[1]!;
+    return { page, secret, number: Number(await page.getByTestId('match-number').textContent()) };
+  };
 
   before(async () => {
-    fx = await startPortalFixture(['cody', 'lina', 'wren', 'mona']);
+    fx = await startPortalFixture(['cody', 'lina', 'wren', 'mona', 'nico']);
     m = fx.m;
   });
   after(async () => {
@@ -72,13 +81,24 @@ describe('portal pairing and clearing in headless Chromium (real Dovecot, real b
     assert.equal((await pairingApi(m.portal, 'POST', `/link/${secret}`, { number })).status, 404, 'single-use');
   });
 
+  it('the waiting settings page learns of the phone\'s answer at once: its status request is held until the phone picks', async () => {
+    const { page, secret, number } = await startQrPairing('nico');
+    // Nothing answered: the status request stays open.
+    const { cookie, held } = await heldStatus(page, m.portal, '/settings/pair/status');
+    const quick = await raw(m.portal, 'GET', '/settings/pair/status', { cookie, accept: 'application/json' });
+    assert.deepEqual(JSON.parse(quick.text), { status: 'waiting' });
+    const second = await raw(m.portal, 'GET', '/settings/pair/status?wait=1', { cookie, accept: 'application/json' });
+    assert.deepEqual(JSON.parse(second.text), { status: 'waiting' }, 'a second held request of the session is answered at once');
+    assert.equal(held.done(), false);
+
+    assert.equal((await pairingApi(m.portal, 'POST', `/link/${secret}`, { number, name: 'Nico’s phone' })).status, 200);
+    const answer = await held.result;
+    assert.deepEqual({ status: answer.status, json: JSON.parse(answer.text) as unknown }, { status: 200, json: { status: 'bound', next: '/settings?done=bound' } });
+    assert.equal((await showJson('nico')).device !== null, true);
+  });
+
   it('voids a QR pairing when the phone picks the wrong number, and the page says so', async () => {
-    const page = await newPage();
-    await signIn(page, 'wren', pw('wren'));
-    await page.waitForURL('**/settings');
-    await page.getByRole('button', { name: 'Bind a phone' }).click();
-    const secret = String(await page.getByTestId('pair-link').getAttribute('href')).split('#pair=')[1]!;
-    const number = Number(await page.getByTestId('match-number').textContent());
+    const { page, secret, number } = await startQrPairing('wren');
     const { choices } = (await pairingApi(m.portal, 'GET', `/link/${secret}`)).json as { choices: number[] };
     const wrong = choices.find((c) => c !== number)!;
     const answer = await pairingApi(m.portal, 'POST', `/link/${secret}`, { number: wrong });

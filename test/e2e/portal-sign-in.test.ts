@@ -1,26 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { pickOnPhone, portalPassword, raw, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
+import { heldStatus, pickOnPhone, portalPassword, raw, signIn, startPortalFixture, type PortalFixture } from './browser-kit.js';
 import { deviceApi, enrol, waitForRequest, type MailotpProcess } from './harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const pw = portalPassword;
-
-/** The session cookie of the page's browser context, as a Cookie header. */
-async function cookieOf(page: Page): Promise<string> {
-  const c = (await page.context().cookies()).find((x) => x.name === '__Host-mailotp-session');
-  assert.ok(c, 'the sign-in set a session cookie');
-  return `${c.name}=${c.value}`;
-}
-
-/** Resolves with the response, and says meanwhile whether it has come. */
-function watched<T>(p: Promise<T>): { done: () => boolean; result: Promise<T> } {
-  let settled = false;
-  const result = p.finally(() => (settled = true));
-  return { done: () => settled, result };
-}
 
 // A Chromium per file on a shared machine: the file may take longer than one test's limit.
 describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { timeout: 600_000 }, () => {
@@ -142,14 +128,8 @@ describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { ti
     const page = await newPage();
     await signIn(page, 'gus', pw('gus'));
     const shown = Number(await page.getByTestId('match-number').textContent());
-    const cookie = await cookieOf(page);
-    // The page's own held request goes with it; from here the requests below are the only ones.
-    await page.goto('about:blank');
-    await sleep(200);
-
-    const held = watched(raw(m.portal, 'GET', '/signin/status?wait=1', { cookie, accept: 'application/json' }));
-    await sleep(800);
-    assert.equal(held.done(), false, 'nothing decided: the status request is still open');
+    // Nothing decided: the status request stays open.
+    const { cookie, held } = await heldStatus(page, m.portal, '/signin/status');
     // Without ?wait=1, and a second held request of the same session: answered at once, as a poll.
     const quick = await raw(m.portal, 'GET', '/signin/status', { cookie, accept: 'application/json' });
     assert.deepEqual({ status: quick.status, json: JSON.parse(quick.text) as unknown }, { status: 200, json: { status: 'pending' } });
@@ -179,12 +159,8 @@ describe('portal sign-in in headless Chromium (real Dovecot, real binary)', { ti
     const page = await newPage();
     await signIn(page, 'hal', pw('hal'));
     await page.getByTestId('match-number').waitFor();
-    const cookie = await cookieOf(page);
-    await page.goto('about:blank');
     await waitForRequest(m.portal, token, (r) => r.type === 'login');
-    const held = watched(raw(m.portal, 'GET', '/signin/status?wait=1', { cookie, accept: 'application/json' }));
-    await sleep(500);
-    assert.equal(held.done(), false);
+    const { held } = await heldStatus(page, m.portal, '/signin/status');
     // The held request would otherwise stay open for 25 s; shutdown must not wait for it.
     const code = await Promise.race([m.stop(), sleep(15_000).then(() => 'still running 15 s after SIGTERM')]);
     assert.equal(code, 0);

@@ -1,6 +1,9 @@
 import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { testCerts } from '../helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../helpers/dovecot.js';
 import { decide, enrol, startMailotp, waitForRequest } from './harness.js';
 import { rawConnect } from './raw-client.js';
@@ -112,6 +115,27 @@ describe('SIGTERM: goodbyes at once, spliced sessions drain, exit 0', () => {
     } finally {
       for (const c of conns) c.socket.destroy();
       await m.stop();
+    }
+  });
+
+  it('a portal connection whose TLS handshake ends after SIGTERM (a browser preconnect) does not hold up the exit', async () => {
+    const m = await startMailotp({ dovecot });
+    // Accepted before the SIGTERM, its handshake still to come: Node hands it to the HTTP server
+    // only after close() has dropped the idle connections, and times no request-less one out then.
+    const tcp = net.connect({ host: '127.0.0.1', port: m.portal });
+    await once(tcp, 'connect');
+    await new Promise((r) => setTimeout(r, 100));
+    const exited = m.stop();
+    await m.waitForLog((e) => e.msg === 'shutting down');
+    const secure = tls.connect({ socket: tcp, ca: testCerts().ca, servername: 'localhost' });
+    try {
+      await once(secure, 'secureConnect');
+      // Sends no request, like a preconnected browser socket; the exit must not wait for it.
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running 8 s after SIGTERM'), 8_000))]);
+      assert.equal(code, 0);
+    } finally {
+      secure.destroy();
+      await exited;
     }
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
-import type { RequestRecord, StoreEvent } from '../../src/core/types.js';
+import type { PublishedEvent, RequestRecord, StoreEvent } from '../../src/core/types.js';
 import { createStore } from '../../src/stores/create-store.js';
 import { RedisStore } from '../../src/stores/redis-store.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
@@ -71,8 +71,8 @@ describe('RedisStore across instances', () => {
 
   it('delivers events published by one instance to subscribers of another', async () => {
     const [a, b] = pair();
-    const gotA: StoreEvent[] = [];
-    const gotB: StoreEvent[] = [];
+    const gotA: PublishedEvent[] = [];
+    const gotB: PublishedEvent[] = [];
     a.subscribe((e) => gotA.push(e));
     b.subscribe((e) => gotB.push(e));
     const ev: StoreEvent = { type: 'request.opened', request: req(new FakeClock()) };
@@ -84,8 +84,8 @@ describe('RedisStore across instances', () => {
   it('does not deliver events across key prefixes', async () => {
     const [a] = pair();
     const [other] = pair();
-    const gotA: StoreEvent[] = [];
-    const gotOther: StoreEvent[] = [];
+    const gotA: PublishedEvent[] = [];
+    const gotOther: PublishedEvent[] = [];
     a.subscribe((e) => gotA.push(e));
     other.subscribe((e) => gotOther.push(e));
     const ev: StoreEvent = { type: 'request.opened', request: req(new FakeClock()) };
@@ -191,7 +191,7 @@ describe('RedisStore when Redis goes away', () => {
     const publisher = new RedisStore({ url: own.url, keyPrefix: prefix, onError: (e) => errors.push(e) });
     open.push(store, publisher);
     const clock = new FakeClock();
-    const got: StoreEvent[] = [];
+    const got: PublishedEvent[] = [];
     store.subscribe((e) => got.push(e));
     const ev = (): StoreEvent => ({ type: 'request.opened', request: req(clock) });
     await publishUntil(publisher, ev, () => got.length > 0);

@@ -5,7 +5,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { isMailotpError } from '../../src/core/errors.js';
-import type { ApprovalRecord, DeviceRecord, RequestRecord, StoreEvent } from '../../src/core/types.js';
+import type { ApprovalRecord, DeviceRecord, PublishedEvent, RequestRecord, StoreEvent } from '../../src/core/types.js';
 import type { Store } from '../../src/core/ports/store.js';
 
 export type MakeStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
@@ -760,8 +760,8 @@ export function storeContract(name: string, make: MakeStore): void {
 
     describe('events', () => {
       it('delivers to every subscriber until it unsubscribes', async () => {
-        const a: StoreEvent[] = [];
-        const b: StoreEvent[] = [];
+        const a: PublishedEvent[] = [];
+        const b: PublishedEvent[] = [];
         const unsubA = store.subscribe((e) => a.push(e));
         store.subscribe((e) => b.push(e));
         const dev = device('alice');
@@ -781,7 +781,7 @@ export function storeContract(name: string, make: MakeStore): void {
       });
 
       it('never runs subscribers inside publish, and a throwing subscriber harms no one', async () => {
-        const got: StoreEvent[] = [];
+        const got: PublishedEvent[] = [];
         let throws = 0;
         store.subscribe(() => {
           throws++;

@@ -2,6 +2,7 @@ import type {
   ApprovalRecord,
   DeviceRecord,
   RequestRecord,
+  PublishedEvent,
   RequestEvent,
   StoreEvent,
   UserRecord,
@@ -170,8 +171,8 @@ export interface Store {
   readList(key: string, now: number): Promise<string[]>;
 
   // events to every instance (Redis pub/sub; in-process for SQLite)
-  publish(event: StoreEvent): Promise<void>;
-  subscribe(handler: (event: StoreEvent) => void): Unsubscribe;
+  publish(event: PublishedEvent): Promise<void>;
+  subscribe(handler: (event: PublishedEvent) => void): Unsubscribe;
 
   /** Rejects with MAILOTP_ERR_STORE_UNAVAILABLE when the backend cannot be reached. */
   ping(): Promise<void>;

@@ -14,6 +14,7 @@ import { registerRememberedBrowserRoutes, rememberThisBrowser } from './remember
 import { registerSecondStepRoutes } from './second-step-routes.js';
 import { registerSettingsRoutes } from './settings-routes.js';
 import { registerSignInRoutes } from './sign-in-routes.js';
+import { DecisionWaits } from './decision-waits.js';
 import { messagePage } from './sign-in-views.js';
 
 export type { PagesDeps } from './page-support.js';
@@ -113,10 +114,16 @@ export function registerPages(app: FastifyInstance, given: PagesDeps): void {
     });
     // First: its hook on GET /settings sends a finished sign-in back to the webmail.
     registerForwardAuthRoutes(pages, deps);
-    registerSignInRoutes(pages, deps);
+    // The held status requests of the sign-in and pairing pages: one per session, bounded per instance.
+    const waits = new DecisionWaits();
+    pages.addHook('preClose', (done) => {
+      waits.abortAll();
+      done();
+    });
+    registerSignInRoutes(pages, deps, waits);
     registerSecondStepRoutes(pages, deps);
     registerPushCodeRoutes(pages, deps);
-    registerSettingsRoutes(pages, deps);
+    registerSettingsRoutes(pages, deps, waits);
     registerPasskeyRoutes(pages, deps);
     registerRememberedBrowserRoutes(pages, deps);
   });

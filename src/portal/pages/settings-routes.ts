@@ -7,6 +7,7 @@ import { browsersModel } from './remembered-browser-routes.js';
 import { browserName, clearSessionCookie, contextOf, field, seeOther, sendPage, sessionOf, type PagesDeps, type Signed } from './page-support.js';
 import { clearConfirmPage, newKeyConfirmPage, settingsPage, type SettingsModel } from './settings-views.js';
 import type { TextKey } from './texts.js';
+import { DECISION_WAIT_MS, holdResponse, wantsWait, type DecisionWaits } from './decision-waits.js';
 
 /** `?done=` after a redirect: only these words, each with its text. */
 const DONE: Record<string, TextKey> = { bound: 'bound', cleared: 'cleared', saved: 'saved', revoked: 'revoked', totp: 'totpActivated', 'totp-removed': 'totpRemoved', passkey: 'passkeyRegistered', 'passkey-removed': 'passkeyRemoved', 'browser-revoked': 'browserRevoked', 'browsers-revoked': 'browsersRevoked' };
@@ -18,7 +19,7 @@ async function qrcode(): Promise<typeof import('qrcode')> {
   return (await import('qrcode')).default;
 }
 
-export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): void {
+export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps, waits: DecisionWaits): void {
   const { core } = deps;
 
   /** The signed-in session, or null after answering (a redirect to sign-in, or 401 for the page's fetch()). */
@@ -157,7 +158,18 @@ export function registerSettingsRoutes(app: FastifyInstance, deps: PagesDeps): v
     const s = await signedIn(request, reply, true);
     if (!s) return reply;
     const { t } = contextOf(request, reply);
-    const state = (await followPairing(s)) ?? 'expired';
+    let state = (await followPairing(s)) ?? 'expired';
+    // `?wait=1` (the settings page's portal.js): held until the phone answers, on any instance, or DECISION_WAIT_MS.
+    const linkId = s.session.pair?.linkId;
+    if (state === 'waiting' && linkId && wantsWait(request.query)) {
+      const held = await holdResponse(waits, s.sid, request, reply, (signal) => core.pairing.waitWhileWaiting(linkId, DECISION_WAIT_MS, signal));
+      if (held === 'done') {
+        // Read again: the session may have moved on meanwhile (another tab, a new pairing).
+        const again = await sessionOf(deps, request);
+        if (!again) return { status: 'expired', message: t(LINK_ERRORS.expired) };
+        state = (await followPairing(again)) ?? 'expired';
+      }
+    }
     if (state === 'waiting') return { status: 'waiting' };
     if (state === 'bound') return { status: 'bound', next: '/settings?done=bound' };
     return { status: state, message: t(LINK_ERRORS[state]) };

@@ -171,7 +171,7 @@ function pairingBox(ctx: PageContext, p: NonNullable<SettingsModel['pair']>): Sa
 <img class="qr" src="${p.qr}" alt="${t('qrAlt')}" width="240" height="240">
 <p class="link"><span class="label">${t('pairLinkLabel')}:</span> <a data-testid="pair-link" href="${p.url}">${p.url}</a></p>
 </div>
-<p class="notice" role="status" aria-live="polite" data-follow="/settings/pair/status">${t('pairWaiting', { time: new Intl.DateTimeFormat(ctx.lang, { timeStyle: 'short' }).format(p.expiresAt) })}</p>
+<p class="notice" role="status" aria-live="polite" data-follow="/settings/pair/status?wait=1">${t('pairWaiting', { time: new Intl.DateTimeFormat(ctx.lang, { timeStyle: 'short' }).format(p.expiresAt) })}</p>
 <p class="actions" data-when-done hidden><a href="/settings" class="button">${t('startAgain')}</a></p>
 ${postButton(ctx, '/settings/pair/cancel', 'cancel')}
 </div>`;

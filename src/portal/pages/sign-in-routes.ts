@@ -17,24 +17,16 @@ import { openPhoneStep } from './second-step-routes.js';
 import { passkeyStepPage } from './passkey-views.js';
 import { approvePage, codePage, pushCodePage, signInPage } from './sign-in-views.js';
 import type { TextKey } from './texts.js';
-import { DECISION_WAIT_MS, DecisionWaits } from './decision-waits.js';
+import { DECISION_WAIT_MS, holdResponse, wantsWait, type DecisionWaits } from './decision-waits.js';
 
 /** Control characters never belong in a user name (and would reach the upstream's LOGIN). */
 const USER_NAME = /^[^\x00-\x20\x7f]{1,255}$/;
 
-const wantsWait = (query: unknown): boolean =>
-  typeof query === 'object' && query !== null && (query as Record<string, unknown>).wait === '1';
-
 type Step = { status: 'pending' | 'approved' | 'denied' | 'expired' };
 
 /** `/`, `/signin`, `/signin/status`, `/signin/cancel`, `/signout`. */
-export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): void {
+export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps, waits: DecisionWaits): void {
   const { core } = deps;
-  const waits = new DecisionWaits();
-  app.addHook('preClose', (done) => {
-    waits.abortAll();
-    done();
-  });
 
   /**
    * Where a session in its second step stands; a refused one is ended. An approved one is promoted
@@ -138,23 +130,10 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps): voi
     if ((s.session.method ?? 'phone') !== 'phone') return { status: 'pending' };
     let step = await advance(s, request, reply, false);
     const requestId = s.session.login?.requestId;
-    const wait = step.status === 'pending' && requestId && wantsWait(request.query) ? waits.begin(s.sid) : null;
-    if (wait && requestId) {
-      // 'close' also comes after a response that was sent; only before it does it mean the browser left.
-      const gone = () => {
-        if (!reply.raw.writableEnded) wait.abort();
-      };
-      reply.raw.once('close', gone);
-      // Gone already, while the request was being read: nobody to wait for.
-      if (request.raw.socket.destroyed) wait.abort();
-      try {
-        await core.requests.waitForDecision(requestId, DECISION_WAIT_MS, wait.signal);
-      } finally {
-        reply.raw.removeListener('close', gone);
-        wait.end();
-      }
+    const held = step.status === 'pending' && requestId && wantsWait(request.query) ? await holdResponse(waits, s.sid, request, reply, (signal) => core.requests.waitForDecision(requestId, DECISION_WAIT_MS, signal)) : 'refused';
+    if (held !== 'refused') {
       // Shutdown, or the browser left: the page asks again (and finds this instance or another).
-      if (wait.signal.aborted) return { status: 'pending' };
+      if (held === 'aborted') return { status: 'pending' };
       // Read again: meanwhile the sign-in may have been cancelled, or have run out.
       s = await sessionOf(deps, request);
       if (s?.session.stage === 'signed-in') return { status: 'approved', next: '/settings' };
