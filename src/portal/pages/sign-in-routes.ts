@@ -130,7 +130,10 @@ export function registerSignInRoutes(app: FastifyInstance, deps: PagesDeps, wait
     if ((s.session.method ?? 'phone') !== 'phone') return { status: 'pending' };
     let step = await advance(s, request, reply, false);
     const requestId = s.session.login?.requestId;
-    const held = step.status === 'pending' && requestId && wantsWait(request.query) ? await holdResponse(waits, s.sid, request, reply, (signal) => core.requests.waitForDecision(requestId, DECISION_WAIT_MS, signal)) : 'refused';
+    const held =
+      step.status === 'pending' && requestId && wantsWait(request.query)
+        ? await holdResponse(waits, s.sid, request, reply, (signal) => core.requests.waitForDecision(requestId, DECISION_WAIT_MS, signal))
+        : 'refused';
     if (held !== 'refused') {
       // Shutdown, or the browser left: the page asks again (and finds this instance or another).
       if (held === 'aborted') return { status: 'pending' };
