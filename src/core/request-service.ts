@@ -352,8 +352,9 @@ export class RequestService {
     return this.store.readEvents(deviceId, afterId, this.clock.now(), this.eventRetentionMs);
   }
 
-  /** Calls handler for each request event published on any instance, until unsubscribed: a wake-up
-   * for readers of the event logs (the device event stream), which stay the source of truth. */
+  /** Calls handler for each logged event (a request's, or a device notice) published on any
+   * instance, until unsubscribed: a wake-up for readers of the event logs (the device event
+   * stream), which stay the source of truth. */
   subscribe(handler: (event: StoreEvent) => void): Unsubscribe {
     return this.store.subscribe((event) => {
       if (event.type !== 'pairing.link') handler(event);
