@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, randomInt } 
 import type { Logger } from '../log/logger.js';
 import type { Notifier } from './ports/notifier.js';
 import type { Store } from './ports/store.js';
-import type { Clock } from './clock.js';
+import { deadline, systemScheduler, type Clock } from './clock.js';
 import type { DeviceService } from './device-service.js';
 import { numberChoices } from './request-service.js';
 import type { DeviceRecord } from './types.js';
@@ -181,9 +181,8 @@ export class PairingService {
       const finish = () => {
         if (done) return;
         done = true;
-        clearTimeout(hold);
-        clearInterval(recheck);
-        signal.removeEventListener('abort', finish);
+        hold.clear();
+        recheck.clear();
         unsubscribe();
         resolve();
       };
@@ -196,11 +195,14 @@ export class PairingService {
           () => undefined, // the store is down: the hold's end answers, and the page asks again
         );
       };
-      const hold = setTimeout(finish, holdMs);
-      const recheck = setInterval(check, LINK_RECHECK_MS);
-      signal.addEventListener('abort', finish, { once: true });
-      if (signal.aborted) finish();
-      else check();
+      // The hold ends at holdMs or with the signal (the browser left, or shutdown).
+      const hold = deadline(systemScheduler, holdMs, signal);
+      const recheck = systemScheduler.setInterval(check, LINK_RECHECK_MS);
+      if (hold.signal.aborted) finish();
+      else {
+        hold.signal.addEventListener('abort', finish, { once: true });
+        check();
+      }
     });
   }
 

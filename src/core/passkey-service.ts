@@ -224,10 +224,10 @@ export class PasskeyService implements MethodProvider {
     }
     if (!verified.verified) return this.refuse(user, 'assertion', 'refused', undefined, passkey.name);
     const newCounter = verified.authenticationInfo.newCounter;
-    if ((newCounter > 0 || passkey.counter > 0) && newCounter <= passkey.counter) return this.refuse(user, 'assertion', 'counter', undefined, passkey.name);
     const now = this.clock.now();
-    // Against the record as it is now: a passkey removed meanwhile stays removed (and refuses this
-    // sign-in), and of two assertions with the same counter (a cloned authenticator) one passes.
+    // Against the record as it is now: a counter that did not grow past the stored one is refused
+    // (a cloned authenticator; of two assertions with the same counter one passes), and a passkey
+    // removed meanwhile stays removed (and refuses this sign-in).
     let why: 'unknown' | 'counter' | null = null;
     await this.update(user, (current) => {
       const stored = current?.passkeys.find((p) => p.id === passkey.id);

@@ -15,9 +15,10 @@ export interface DecisionWait {
 }
 
 /**
- * The pages' waits for the phone (its decision on a sign-in, its answer to a QR pairing). Each holds a response open until the request
- * is decided (on any instance: the store's events carry it) so the page moves on when the user taps,
- * not at its next poll. Bounded per session and per instance; all are ended at shutdown.
+ * The pages' waits for the phone: its decision on a sign-in, its answer to a QR pairing. Each holds
+ * a response open until the phone has answered (on any instance: the store's events carry it) so
+ * the page moves on when the user taps, not at its next poll. Bounded per session and per
+ * instance; all are ended at shutdown.
  */
 export class DecisionWaits {
   private readonly open = new Set<AbortController>();
