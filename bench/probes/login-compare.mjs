@@ -4,6 +4,7 @@
 // mailotp from that build: a before/after comparison where machine noise hits both alike.
 // mailotp runs on SQLite with a plain upstream and a tap given, so every login takes the approved path;
 // the preload beside this file reports each mailotp's event-loop delay and SQLite statements.
+// PROBE_STORE=redis: every mailotp on Redis instead (one redis-server of the probe's own, a key prefix each).
 // Usage: node bench/probes/login-compare.mjs [ROUNDS=6] [LOGINS=40] [SECONDS=3] [PARALLEL=50] [BEFORE_ROOT]
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,8 @@ const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-pass-1' }], maxConnections: 1000, clientsPerMailProcess: 500 });
 const stops = [() => dovecot.stop()];
+const redis = process.env.PROBE_STORE === 'redis' ? await (await import(`${here}dist/test/helpers/redis-server.js`)).startRedisServer() : null;
+if (redis) stops.push(() => redis.stop());
 
 /** mailotp from the build under `root`, approved path, preload loaded. */
 async function mailotp(root) {
@@ -35,6 +38,7 @@ async function mailotp(root) {
       dovecot,
       upstreamTls: 'none',
       logLevel: 'info',
+      ...(redis ? { store: { driver: 'redis', url: redis.url, keyPrefix: `probe${stops.length}:` } } : {}),
       daemonOtp: { holdTime: '30s' },
       limits: { failedLoginsPerUser: 100000, failedLoginsPerIp: 100000, maxConnections: 2000, maxConnectionsPerIp: 2000 },
     });

@@ -230,9 +230,7 @@ export class RedisStore implements Store {
 
   async getDeviceByUser(user: string): Promise<DeviceRecord | null> {
     return this.run(async (r) => {
-      const id = await r.get(this.keys.deviceOf(user));
-      if (id === null) return null;
-      const device = parse<DeviceRecord>(await r.get(this.keys.device(id)));
+      const device = parse<DeviceRecord>((await r.mailotpDeviceOfUser(this.keys.deviceOf(user), this.keys.deviceBase)) as string | null);
       return device && device.user === user ? device : null;
     });
   }
