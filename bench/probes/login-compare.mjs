@@ -4,7 +4,9 @@
 // mailotp from that build: a before/after comparison where machine noise hits both alike.
 // mailotp runs on SQLite with a plain upstream and a tap given, so every login takes the approved path;
 // the preload beside this file reports each mailotp's event-loop delay and SQLite statements.
-// PROBE_STORE=redis: every mailotp on Redis instead (one redis-server of the probe's own, a key prefix each).
+// PROBE_STORE=redis: every mailotp on Redis instead (one redis-server of the probe's own, a key prefix each);
+// PROBE_REDIS_DELAY_MS=D puts Redis D ms away each way (a relay in this process that holds every chunk D ms),
+// as on a network.
 // Usage: node bench/probes/login-compare.mjs [ROUNDS=6] [LOGINS=40] [SECONDS=3] [PARALLEL=50] [BEFORE_ROOT]
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +23,26 @@ const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-p
 const stops = [() => dovecot.stop()];
 const redis = process.env.PROBE_STORE === 'redis' ? await (await import(`${here}dist/test/helpers/redis-server.js`)).startRedisServer() : null;
 if (redis) stops.push(() => redis.stop());
+const redisUrl = redis && process.env.PROBE_REDIS_DELAY_MS ? await delayingRelay(redis.port, Number(process.env.PROBE_REDIS_DELAY_MS)) : redis?.url;
+
+/** A TCP relay to 127.0.0.1:port that passes every chunk on after delayMs, both ways; its redis:// URL. */
+async function delayingRelay(port, delayMs) {
+  const net = await import('node:net');
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(port, '127.0.0.1');
+    const relay = (from, to) => from.on('data', (chunk) => setTimeout(() => to.destroyed || to.write(chunk), delayMs));
+    relay(inbound, outbound);
+    relay(outbound, inbound);
+    for (const [a, b] of [[inbound, outbound], [outbound, inbound]]) {
+      a.setNoDelay(true);
+      a.on('error', () => b.destroy());
+      a.on('close', () => setTimeout(() => b.destroy(), delayMs));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  stops.unshift(() => new Promise((resolve) => server.close(resolve)));
+  return `redis://127.0.0.1:${server.address().port}`;
+}
 
 /** mailotp from the build under `root`, approved path, preload loaded. */
 async function mailotp(root) {
@@ -38,7 +60,7 @@ async function mailotp(root) {
       dovecot,
       upstreamTls: 'none',
       logLevel: 'info',
-      ...(redis ? { store: { driver: 'redis', url: redis.url, keyPrefix: `probe${stops.length}:` } } : {}),
+      ...(redis ? { store: { driver: 'redis', url: redisUrl, keyPrefix: `probe${stops.length}:` } } : {}),
       daemonOtp: { holdTime: '30s' },
       limits: { failedLoginsPerUser: 100000, failedLoginsPerIp: 100000, maxConnections: 2000, maxConnectionsPerIp: 2000 },
     });
