@@ -23,6 +23,7 @@ const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-p
 const stops = [() => dovecot.stop()];
 const redis = process.env.PROBE_STORE === 'redis' ? await (await import(`${here}dist/test/helpers/redis-server.js`)).startRedisServer() : null;
 if (redis) stops.push(() => redis.stop());
+let redisPrefixes = 0; // one key prefix per mailotp on the shared Redis
 const redisUrl = redis && process.env.PROBE_REDIS_DELAY_MS ? await delayingRelay(redis.port, Number(process.env.PROBE_REDIS_DELAY_MS)) : redis?.url;
 
 /** A TCP relay to 127.0.0.1:port that passes every chunk on after delayMs, both ways; its redis:// URL. */
@@ -60,7 +61,7 @@ async function mailotp(root) {
       dovecot,
       upstreamTls: 'none',
       logLevel: 'info',
-      ...(redis ? { store: { driver: 'redis', url: redisUrl, keyPrefix: `probe${stops.length}:` } } : {}),
+      ...(redis ? { store: { driver: 'redis', url: redisUrl, keyPrefix: `probe${++redisPrefixes}:` } } : {}),
       daemonOtp: { holdTime: '30s' },
       limits: { failedLoginsPerUser: 100000, failedLoginsPerIp: 100000, maxConnections: 2000, maxConnectionsPerIp: 2000 },
     });
