@@ -17,7 +17,7 @@ import { testCerts } from '../test/helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
 import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
 import { startSmtpSink } from '../test/helpers/smtp-sink.js';
-import { pct, RawImap } from './raw-imap.js';
+import { pct, RawImap, timeLogin } from './raw-imap.js';
 import { pop3RetrThroughput } from './pop3-bench.js';
 import { smtpMessagesPerSecond } from './smtp-bench.js';
 
@@ -39,24 +39,14 @@ interface LoginPath {
   port: number;
 }
 
-async function timeLogin(port: number): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const c = await RawImap.open(port);
-  await c.cmd('a', `LOGIN ${USER} ${PASS}`);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  c.sock.write('z LOGOUT\r\n');
-  c.close();
-  return ms;
-}
-
 /** WARMUP untimed, then LOGINS timed sequential logins per path, one path after the other in turn. */
 async function loginLatencies(paths: LoginPath[]): Promise<Record<string, { p50: number; p99: number }>> {
   const times: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p.name, []]));
   for (let i = 0; i < WARMUP + LOGINS; i++) {
     for (let k = 0; k < paths.length; k++) {
       const p = paths[(i + k) % paths.length]!;
-      const ms = await timeLogin(p.port);
-      if (i >= WARMUP) times[p.name]!.push(ms);
+      const { greeting, login } = await timeLogin(p.port, USER, PASS);
+      if (i >= WARMUP) times[p.name]!.push(greeting + login);
     }
   }
   return Object.fromEntries(

@@ -67,6 +67,18 @@ export class RawImap {
   }
 }
 
+/** One login, timed from connect to the greeting and from there to the LOGIN's OK (ms), then LOGOUT. */
+export async function timeLogin(port: number, user: string, pass: string, opts: { plain?: boolean } = {}): Promise<{ greeting: number; login: number }> {
+  const t0 = process.hrtime.bigint();
+  const c = await RawImap.open(port, undefined, opts);
+  const t1 = process.hrtime.bigint();
+  await c.cmd('a', `LOGIN ${user} ${pass}`);
+  const t2 = process.hrtime.bigint();
+  c.sock.write('z LOGOUT\r\n');
+  c.close();
+  return { greeting: Number(t1 - t0) / 1e6, login: Number(t2 - t1) / 1e6 };
+}
+
 export function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }

@@ -26,7 +26,7 @@ import { testCerts } from '../test/helpers/certs.js';
 import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
 import { startRedisServer } from '../test/helpers/redis-server.js';
 import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
-import { pct, RawImap } from './raw-imap.js';
+import { pct, RawImap, timeLogin } from './raw-imap.js';
 import { rssKiB, startNginxMail, startTlsPipe } from './scale-targets.js';
 
 const args = process.argv.slice(2);
@@ -111,18 +111,6 @@ interface RoundTarget {
   plain?: boolean;
 }
 
-/** One login, timed from connect to the greeting and from there to the LOGIN's OK, then LOGOUT. */
-async function loginTime(t: RoundTarget): Promise<{ greeting: number; login: number }> {
-  const t0 = process.hrtime.bigint();
-  const c = await RawImap.open(t.port, undefined, { plain: t.plain === true });
-  const t1 = process.hrtime.bigint();
-  await c.cmd('a', `LOGIN ${USER} ${PASS}`);
-  const t2 = process.hrtime.bigint();
-  c.sock.write('z LOGOUT\r\n');
-  c.close();
-  return { greeting: Number(t1 - t0) / 1e6, login: Number(t2 - t1) / 1e6 };
-}
-
 /** One FETCH of every message on a fresh session (after a warm-up FETCH), MB/s received. */
 async function fetchOnce(port: number): Promise<number> {
   const c = await login(port);
@@ -173,9 +161,9 @@ async function rounds(targets: RoundTarget[], count: number, what = 'round'): Pr
   const out: Record<string, RoundFigures> = Object.fromEntries(
     targets.map((t) => [t.name, { login: [], toGreeting: [], greetingToOk: [], fetch: [], perSecond: [] }]),
   );
-  const timeLogin = async (t: RoundTarget) => {
+  const timeInRound = async (t: RoundTarget) => {
     const f = out[t.name]!;
-    const { greeting, login } = await loginTime(t);
+    const { greeting, login } = await timeLogin(t.port, USER, PASS, { plain: t.plain === true });
     f.login.push(greeting + login);
     f.toGreeting.push(greeting);
     f.greetingToOk.push(login);
@@ -187,12 +175,12 @@ async function rounds(targets: RoundTarget[], count: number, what = 'round'): Pr
       // One login per target in turn: a moment of machine noise (another VM on the host, a
       // daemon waking) delays a few logins of every target instead of filling one target's p99.
       await sleep(SETTLE_MS);
-      for (let i = 0; i < LOGINS; i++) for (const t of order) await timeLogin(t);
+      for (let i = 0; i < LOGINS; i++) for (const t of order) await timeInRound(t);
     }
     for (const t of order) {
       if (t.plain && LOGIN_ORDER === 'interleaved') continue;
       await sleep(SETTLE_MS);
-      if (LOGIN_ORDER === 'turns') for (let i = 0; i < LOGINS; i++) await timeLogin(t);
+      if (LOGIN_ORDER === 'turns') for (let i = 0; i < LOGINS; i++) await timeInRound(t);
       if (t.plain) continue;
       const f = out[t.name]!;
       f.fetch.push(await fetchOnce(t.port));
