@@ -28,7 +28,8 @@ export async function sequentialLogins(port, n) {
 /** which: 'mailotp' | 'pipe'; nodeOptions: extra flags for the child (e.g. --heapsnapshot-signal=SIGUSR2). */
 export async function startTarget(which, sessions, nodeOptions = '') {
   const dovecot = await startDovecot({ users: [{ user: 'bench', password: 'bench-pass-1' }], maxConnections: sessions + 200, clientsPerMailProcess: 500 });
-  process.env.NODE_OPTIONS = `--expose-gc --require ${PRELOAD} ${nodeOptions}`;
+  // PROBE_PRELOAD=0: without the preload (its statement timer is code of its own in the process).
+  process.env.NODE_OPTIONS = `--expose-gc ${process.env.PROBE_PRELOAD === '0' ? '' : `--require ${PRELOAD}`} ${nodeOptions}`;
   // PROBE_CHILD_ENV="NAME=VALUE ..." (e.g. LD_PRELOAD=libjemalloc.so.2): set for the target process only.
   const childEnv = (process.env.PROBE_CHILD_ENV ?? '').split(' ').filter(Boolean).map((kv) => kv.split('='));
   for (const [k, v] of childEnv) process.env[k] = v;

@@ -106,6 +106,8 @@ class Splice {
     if ((this.seen & BOTH_CLOSED) !== BOTH_CLOSED) return;
     clearTimeout(this.idleTimer);
     clearTimeout(this.graceTimer);
+    unwire(this.client as Side);
+    unwire(this.upstream as Side);
     this.log?.debug(this.result, 'splice finished');
     this.resolve(this.result);
   }
@@ -143,7 +145,9 @@ function onDrain(this: Side): void {
 }
 
 function onError(this: Side, err: NodeJS.ErrnoException): void {
-  const sp = this[kSplice]!;
+  // Stays after unwire(), so that a late error is never uncaught.
+  const sp = this[kSplice];
+  if (!sp) return;
   sp.log?.debug({ side: sp.name(this), code: err.code, err: err.message }, 'splice: stream error');
   endOther(sp.other(this));
   sp.shutdown(`${sp.name(this)} error`);
@@ -170,6 +174,20 @@ function wire(sp: Splice, side: Side): void {
   side.on('close', onClose);
   // A side that was gone before we started never emits 'close' again.
   if (side.closed) process.nextTick(closedAlready, sp, side);
+}
+
+/**
+ * Both sides are closed: the sockets let go of the splice. A closed TLS socket is not freed by the
+ * young-generation collector (only a full collection frees it, docs/benchmarks.md), and whatever
+ * it still references (this splice, the other socket, the session's promise) is copied and
+ * promoted with it at every scavenge until then.
+ */
+function unwire(side: Side): void {
+  side[kSplice] = undefined;
+  side.removeListener('data', onData);
+  side.removeListener('drain', onDrain);
+  side.removeListener('end', onEnd);
+  side.removeListener('close', onClose);
 }
 
 function closedAlready(sp: Splice, side: Duplex): void {

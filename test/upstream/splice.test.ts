@@ -126,6 +126,28 @@ describe('splice', () => {
     assert.equal(r.app.destroyed, true);
   });
 
+  test('once both sides are closed, neither socket holds on to the splice', async () => {
+    const r = await rig();
+    const events = ['data', 'drain', 'end', 'close'] as const;
+    const before = [r.clientSide, r.upstreamSide].map((side) => events.map((e) => side.listenerCount(e)));
+    const spliced = splice(r.clientSide, r.upstreamSide);
+    r.server.on('data', () => undefined);
+    r.app.on('data', () => undefined);
+    r.app.end('a9 LOGOUT\r\n');
+    await new Promise((resolve) => r.server.once('end', resolve));
+    r.server.end('a9 OK\r\n');
+    await spliced;
+    // A closed socket can outlive its session in the heap (a TLS socket until a full collection):
+    // none of the splice's listeners may keep the splice, the other side and the session with it.
+    for (const [i, side] of [r.clientSide, r.upstreamSide].entries()) {
+      assert.deepEqual(events.map((e) => side.listenerCount(e)), before[i], 'the splice left listeners behind');
+      const held = Object.getOwnPropertySymbols(side).filter((k) => k.description === 'mailotp.splice' && Reflect.get(side, k) !== undefined);
+      assert.deepEqual(held, [], 'the socket still refers to the splice');
+      // A late error on a socket the splice let go of is still never uncaught.
+      side.emit('error', new Error('late'));
+    }
+  });
+
   test('a client reset closes the upstream connection', { timeout: 10_000 }, async () => {
     const r = await rig(false);
     const spliced = splice(r.clientSide, r.upstreamSide);
