@@ -6,12 +6,12 @@
 const fs = require('node:fs');
 const v8 = require('node:v8');
 const path = require('node:path');
-const { monitorEventLoopDelay, createHistogram } = require('node:perf_hooks');
+const { monitorEventLoopDelay, createHistogram, performance } = require('node:perf_hooks');
 
 const loop = monitorEventLoopDelay({ resolution: 1 });
 loop.enable();
 const sqlite = createHistogram();
-let sqliteNs = 0n;
+let sqliteMs = 0;
 let sqliteCalls = 0;
 let slow = {};
 // Statements run per source text (first 60 characters), to count what one login costs.
@@ -22,17 +22,19 @@ try {
   for (const m of ['run', 'get', 'all']) {
     const orig = proto[m];
     proto[m] = function timed(...a) {
-      const t = process.hrtime.bigint();
+      // Doubles, not hrtime.bigint(): BigInt arithmetic here deoptimised the wrapper at every call
+      // site again and again, compiler work in the measured process (bench/probes/jit-settle.mjs).
+      const t = performance.now();
       try {
         return orig.apply(this, a);
       } finally {
-        const d = process.hrtime.bigint() - t;
-        sqliteNs += d;
+        const d = performance.now() - t;
+        sqliteMs += d;
         sqliteCalls++;
         const key = this.source.replace(/\s+/g, ' ').slice(0, 60);
         counts[key] = (counts[key] ?? 0) + 1;
-        sqlite.record(d > 0n ? d : 1n);
-        if (d > 2_000_000n) slow[this.source.slice(0, 80)] = (slow[this.source.slice(0, 80)] ?? 0) + 1;
+        sqlite.record(Math.max(1, Math.round(d * 1e6)));
+        if (d > 2) slow[this.source.slice(0, 80)] = (slow[this.source.slice(0, 80)] ?? 0) + 1;
       }
     };
   }
@@ -44,7 +46,7 @@ try {
 // so a probe can tell which slow logins overlapped one (bench/probes/tail-attrib.mjs).
 let events = [];
 if (process.env.PROBE_EVENTS === '1') {
-  const { PerformanceObserver, performance } = require('node:perf_hooks');
+  const { PerformanceObserver } = require('node:perf_hooks');
   const kinds = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-cb', 16: 'minor-mc' };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
@@ -72,7 +74,7 @@ process.on('SIGWINCH', () => {
       loopP99Ms: loop.percentile(99) / 1e6,
       loopMaxMs: loop.max / 1e6,
       sqliteCalls,
-      sqliteMs: Number(sqliteNs) / 1e6,
+      sqliteMs,
       sqliteP99Ms: sqlite.percentile(99) / 1e6,
       sqliteMaxMs: sqlite.max / 1e6,
       slow,
@@ -82,7 +84,7 @@ process.on('SIGWINCH', () => {
     events = [];
     loop.reset();
     sqlite.reset();
-    sqliteNs = 0n;
+    sqliteMs = 0;
     sqliteCalls = 0;
     slow = {};
     counts = {};
