@@ -4,23 +4,13 @@
 // what the old generation grew by over both. Every login is over by then, so what is kept is held by
 // something other than a login in flight (a closed TLS socket is, until a full collection).
 // Usage (after npm run build): node bench/probes/minor-survivors.mjs [BATCHES=6] [LOGINS=100] [WAIT_MS=0]
-import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { sequentialLogins, startTarget } from './probe-kit.mjs';
+import { sequentialLogins, signalForFile, startTarget } from './probe-kit.mjs';
 
 const [batches, logins, waitMs] = [6, 100, 0].map((d, i) => Number(process.argv[2 + i] ?? d));
 process.env.PROBE_PRELOAD ??= '0';
 const t = await startTarget('mailotp', 100, `--require ${fileURLToPath(new URL('./minor-gc.cjs', import.meta.url))}`);
-async function minorGcs() {
-  const f = `minor-${t.pid}.json`;
-  rmSync(f, { force: true });
-  process.kill(t.pid, 'SIGUSR2');
-  while (!existsSync(f)) await new Promise((r) => setTimeout(r, 20));
-  await new Promise((r) => setTimeout(r, 20));
-  const out = JSON.parse(readFileSync(f, 'utf8'));
-  rmSync(f, { force: true });
-  return out;
-}
+const minorGcs = () => signalForFile(t.pid, 'SIGUSR2', `minor-${t.pid}.json`);
 await sequentialLogins(t.port, 300);
 const kept = [];
 const promoted = [];

@@ -62,14 +62,16 @@ export async function startTarget(which, sessions, nodeOptions = '') {
 
 export const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
-/** The preload's report (the child's working directory is ours). */
-export async function report(pid) {
-  const f = `probe-${pid}.json`;
-  rmSync(f, { force: true });
-  process.kill(pid, 'SIGWINCH');
-  while (!existsSync(f)) await new Promise((r) => setTimeout(r, 50));
+/** Sends `signal` to a child whose preload answers it by writing `file` (JSON) into the child's working directory, which is ours. */
+export async function signalForFile(pid, signal, file) {
+  rmSync(file, { force: true });
+  process.kill(pid, signal);
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 50));
-  const out = JSON.parse(readFileSync(f, 'utf8'));
-  rmSync(f, { force: true });
+  const out = JSON.parse(readFileSync(file, 'utf8'));
+  rmSync(file, { force: true });
   return out;
 }
+
+/** The preload's report. */
+export const report = (pid) => signalForFile(pid, 'SIGWINCH', `probe-${pid}.json`);
