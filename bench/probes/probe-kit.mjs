@@ -66,7 +66,12 @@ export const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/
 export async function signalForFile(pid, signal, file) {
   rmSync(file, { force: true });
   process.kill(pid, signal);
-  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 20));
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(file)) {
+    // With PROBE_PRELOAD=0 nothing answers SIGWINCH: say so instead of waiting for ever.
+    if (Date.now() > deadline) throw new Error(`no ${file} from process ${pid} within 10 s after ${signal} (is its preload loaded?)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await new Promise((r) => setTimeout(r, 50));
   const out = JSON.parse(readFileSync(file, 'utf8'));
   rmSync(file, { force: true });
