@@ -12,7 +12,9 @@
  * Options: --sessions N (10000), --rounds N (8), --warmup N (1 untimed round first), --logins N (100 per
  * round and target), --parallel N (50), --seconds S (3 per round and target), --settle MS (2000, pause
  * before the sequential logins and before each target's FETCH and burst), --login-order
- * interleaved|turns (interleaved; turns: each target's logins back to back, as before 2026-12-02),
+ * shuffled|interleaved|turns (shuffled: one login per target in turn, the order of each turn drawn
+ * afresh, so that no target always follows the same one; interleaved: the same order every turn, as
+ * before 2026-12-03 (fifth section); turns: each target's logins back to back, as before 2026-12-02),
  * --taps N (40), --messages N (40), --size BYTES (1 MiB), --only LIST (comma-separated parts:
  * rounds,taps,memory), --variant "NODE OPTIONS" (rounds: one more SQLite mailotp started with these
  * Node/V8 options, e.g. "--single-threaded-gc", as a target of its own beside the default one).
@@ -48,8 +50,8 @@ const SECONDS = opt('seconds', 3);
 // burst of parallel logins winding down (Dovecot ending 750 sessions, the client's garbage).
 const SETTLE_MS = opt('settle', 2000);
 const orderAt = args.indexOf('--login-order');
-const LOGIN_ORDER = orderAt >= 0 ? args[orderAt + 1] : 'interleaved';
-if (LOGIN_ORDER !== 'interleaved' && LOGIN_ORDER !== 'turns') throw new Error(`--login-order: interleaved or turns, not ${LOGIN_ORDER}`);
+const LOGIN_ORDER = orderAt >= 0 ? (args[orderAt + 1] ?? '') : 'shuffled';
+if (LOGIN_ORDER !== 'interleaved' && LOGIN_ORDER !== 'shuffled' && LOGIN_ORDER !== 'turns') throw new Error(`--login-order: interleaved, shuffled or turns, not ${LOGIN_ORDER}`);
 const TAPS = opt('taps', 40);
 const MESSAGES = opt('messages', 40);
 const SIZE = opt('size', 1024 * 1024);
@@ -150,35 +152,69 @@ interface RoundFigures {
   /** Of which: connect (and TLS handshake) to the greeting, and greeting to OK. */
   toGreeting: number[];
   greetingToOk: number[];
+  /** How long the login just before each one took, ms (null: the first after a pause). */
+  afterMs: (number | null)[];
   fetch: number[];
   perSecond: number[];
 }
 
+/** mulberry32: the same sequence for the same seed, so that two runs draw the same orders. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher–Yates on a copy. */
+function shuffle<T>(xs: readonly T[], random: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
+/** p50, p99 and their ratio of sorted login times, as table cells. */
+const spread = (sorted: number[]) => [pct(sorted, 50).toFixed(1), pct(sorted, 99).toFixed(1), `${(pct(sorted, 99) / pct(sorted, 50)).toFixed(2)}x`];
 
 /** The interleaved rounds: each round visits every target, starting one further along each time. */
 async function rounds(targets: RoundTarget[], count: number, what = 'round'): Promise<Record<string, RoundFigures>> {
   const out: Record<string, RoundFigures> = Object.fromEntries(
-    targets.map((t) => [t.name, { login: [], toGreeting: [], greetingToOk: [], fetch: [], perSecond: [] }]),
+    targets.map((t) => [t.name, { login: [], toGreeting: [], greetingToOk: [], afterMs: [], fetch: [], perSecond: [] }]),
   );
+  let previous: number | null = null;
   const timeInRound = async (t: RoundTarget) => {
     const f = out[t.name]!;
     const { greeting, login } = await timeLogin(t.port, USER, PASS, { plain: t.plain === true });
     f.login.push(greeting + login);
     f.toGreeting.push(greeting);
     f.greetingToOk.push(login);
+    f.afterMs.push(previous);
+    previous = greeting + login;
   };
+  // Seeded: every run with the same --rounds draws the same orders.
+  const random = seededRandom(count);
   for (let r = 0; r < count; r++) {
     const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
     log(`${what} ${r + 1}/${count}: ${order.map((t) => t.name).join(', ')}`);
-    if (LOGIN_ORDER === 'interleaved') {
+    if (LOGIN_ORDER !== 'turns') {
       // One login per target in turn: a moment of machine noise (another VM on the host, a
       // daemon waking) delays a few logins of every target instead of filling one target's p99.
+      // shuffled: the turn's order is drawn afresh each time, so that no target always follows
+      // the same one (after the pipe's and nginx's ~40 ms wait for a delayed ACK the cores sat idle).
       await sleep(SETTLE_MS);
-      for (let i = 0; i < LOGINS; i++) for (const t of order) await timeInRound(t);
+      previous = null;
+      for (let i = 0; i < LOGINS; i++) for (const t of LOGIN_ORDER === 'shuffled' ? shuffle(order, random) : order) await timeInRound(t);
     }
     for (const t of order) {
-      if (t.plain && LOGIN_ORDER === 'interleaved') continue;
+      if (t.plain && LOGIN_ORDER !== 'turns') continue;
       await sleep(SETTLE_MS);
       if (LOGIN_ORDER === 'turns') for (let i = 0; i < LOGINS; i++) await timeInRound(t);
       if (t.plain) continue;
@@ -400,15 +436,27 @@ export async function scaleBench(): Promise<void> {
         const logins = r[n]!.login;
         const first = logins.filter((_, i) => i % LOGINS === 0).sort((x, y) => x - y);
         const rest = logins.filter((_, i) => i % LOGINS !== 0).sort((x, y) => x - y);
-        return [n, median(first).toFixed(1), pct(rest, 50).toFixed(1), pct(rest, 99).toFixed(1), `${(pct(rest, 99) / pct(rest, 50)).toFixed(2)}x`];
+        return [n, median(first).toFixed(1), ...spread(rest)];
+      });
+      // Split by the login just before: the pipe's and nginx's wait ~40 ms for a delayed ACK before
+      // their greeting (Nagle), and the cores sit idle meanwhile; the login after one starts cold.
+      const LONG_MS = 20;
+      const byBefore = targets.map(({ name: n }) => {
+        const f = r[n]!;
+        const afterLong = f.login.filter((_, i) => (f.afterMs[i] ?? 0) >= LONG_MS).sort((x, y) => x - y);
+        const afterShort = f.login.filter((_, i) => f.afterMs[i] !== null && f.afterMs[i]! < LONG_MS).sort((x, y) => x - y);
+        const cells = (xs: number[]) => (xs.length === 0 ? ['0', '-', '-', '-'] : [String(xs.length), ...spread(xs)]);
+        return [n, ...cells(afterLong), ...cells(afterShort)];
       });
       report.push(
-        `${ROUNDS} interleaved rounds after ${WARMUP} untimed; per round and target: ${LOGINS} sequential logins (${LOGIN_ORDER === 'interleaved' ? 'one per target in turn' : 'each target\'s back to back'}), one FETCH 1:${MESSAGES} BODY.PEEK[] of ${SIZE} B messages, ${SECONDS} s of logins by ${PARALLEL} parallel clients`,
+        `${ROUNDS} interleaved rounds after ${WARMUP} untimed; per round and target: ${LOGINS} sequential logins (${{ interleaved: 'one per target in turn', shuffled: 'one per target in turn, the order drawn afresh each turn', turns: "each target's back to back" }[LOGIN_ORDER]}), one FETCH 1:${MESSAGES} BODY.PEEK[] of ${SIZE} B messages, ${SECONDS} s of logins by ${PARALLEL} parallel clients`,
         table(['path', 'login p50 ms', 'login p99 ms', 'p99/p50', 'FETCH MB/s (median)', 'vs nginx', 'logins/s'], rows),
         'the same logins split: the first of each round (after the target sat idle), and the others',
         table(['path', 'first of a round, median ms', 'others p50 ms', 'others p99 ms', 'others p99/p50'], split),
         'the same logins by phase: connect to greeting, and LOGIN to OK',
         table(['path', 'to greeting p50 ms', 'p99 ms', 'LOGIN to OK p50 ms', 'p99 ms', 'p99 - p50 ms'], phases),
+        `the same logins by the login just before: one of ${LONG_MS} ms or more (the pipe's and nginx's, whose ~40 ms wait for a delayed ACK leaves the cores idle) or a shorter one`,
+        table(['path', `after >= ${LONG_MS} ms: logins`, 'p50 ms', 'p99 ms', 'p99/p50', `after < ${LONG_MS} ms: logins`, 'p50 ms', 'p99 ms', 'p99/p50'], byBefore),
       );
     }
     if (PARTS.has('taps')) {
