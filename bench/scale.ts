@@ -216,6 +216,7 @@ async function rounds(targets: RoundTarget[], count: number, what = 'round'): Pr
     for (const t of order) {
       if (t.plain && LOGIN_ORDER !== 'turns') continue;
       await sleep(SETTLE_MS);
+      previous = null;
       if (LOGIN_ORDER === 'turns') for (let i = 0; i < LOGINS; i++) await timeInRound(t);
       if (t.plain) continue;
       const f = out[t.name]!;
