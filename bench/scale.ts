@@ -29,6 +29,7 @@ import { startDovecot, type DovecotHandle } from '../test/helpers/dovecot.js';
 import { startRedisServer } from '../test/helpers/redis-server.js';
 import { decide, enrol, startMailotp, waitForRequest, type MailotpProcess } from '../test/e2e/harness.js';
 import { pct, RawImap, timeLogin } from './raw-imap.js';
+import { seededRandom, shuffle } from './sampling.js';
 import { rssKiB, startNginxMail, startTlsPipe } from './scale-targets.js';
 
 const args = process.argv.slice(2);
@@ -156,28 +157,6 @@ interface RoundFigures {
   afterMs: (number | null)[];
   fetch: number[];
   perSecond: number[];
-}
-
-/** mulberry32: the same sequence for the same seed, so that two runs draw the same orders. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher–Yates on a copy. */
-function shuffle<T>(xs: readonly T[], random: () => number): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
