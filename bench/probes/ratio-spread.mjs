@@ -1,8 +1,9 @@
 // How far a run's login p99/p50 moves by sampling alone, and whether the slowest logins are the
 // machine's or one path's. The logins of a run (bench/last-run.json from `npm run bench`, or
 // bench/last-scale-run.json from the scale rounds: every path's timed sequential logins, index i of
-// each path in the same turn) are drawn again with replacement, as many as one run times (200: the default run before 2026-12-03, sixth section;
-// 800: the scale rounds; 1,000: the default run now), DRAWS times with a fixed seed. Per target:
+// each path in the same turn) are drawn again with replacement, as many as one run times (200: the
+// default run before 2026-12-03, sixth section; 800: the scale rounds; 1,000: the default run now),
+// DRAWS times with a fixed seed. Per target:
 // the run's own ratio, the 5th, 50th and 95th percentile of the drawn ratios, and the share of draws
 // over 2x: how often a run of that size would read over #12's 2x if the machine behaved exactly as
 // it did during that run. Second table: of each path's slowest 1% logins, how many fell in a turn
@@ -52,6 +53,10 @@ const slow10 = Object.fromEntries(Object.entries(paths).map(([name, xs]) => [nam
 const nearOtherSlow = (name, i) =>
   Object.entries(slow10).some(([other, set]) => other !== name && (set.has(i - 1) || set.has(i) || set.has(i + 1)));
 console.log('');
+if (run.loginOrder === 'turns') {
+  console.log('(--login-order turns: each target took its logins back to back, so index i is not the same moment for all; no turn table)');
+  process.exit(0);
+}
 console.log("| path | slowest 1%: logins | of them in a turn (+-1) with another path's slowest 10% | all logins: the same share |");
 console.log('|---|---|---|---|');
 for (const [name, logins] of Object.entries(paths)) {
