@@ -23,7 +23,11 @@ const sizes = (process.argv[3] ?? '200,800,1000').split(',').map(Number);
 const draws = Number(process.argv[4] ?? 2000);
 const run = JSON.parse(readFileSync(file, 'utf8'));
 /** path -> its timed logins in turn order: the default run's loginTimes, the scale run's rounds. */
-const paths = run.loginTimes ?? Object.fromEntries(Object.entries(run.rounds).map(([name, f]) => [name, f.login]));
+const paths = run.loginTimes ?? (run.rounds && Object.fromEntries(Object.entries(run.rounds).map(([name, f]) => [name, f.login])));
+if (!paths) {
+  console.error(`${file}: no login times in it (a default run before 2026-12-03, sixth section, kept none); run npm run bench again`);
+  process.exit(2);
+}
 const ratio = (xs) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return pct(sorted, 99) / pct(sorted, 50);
